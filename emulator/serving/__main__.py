@@ -1,0 +1,58 @@
+"""``serve`` entry point: ``python -m emulator.serving [serve] [--framework pytorch|xgboost]``."""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import sys
+
+
+def die_with_parent():
+    """Ask Linux to SIGTERM this process when its parent dies, so no copy outlives the emulator."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="serve", description="SageMaker-compatible model server")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve"])
+    parser.add_argument("--framework", choices=["pytorch", "xgboost"], default=None)
+    args = parser.parse_args(argv)
+
+    from .environment import read_environment
+    from .requirements import RequirementsError, install_requirements
+
+    env = read_environment(args.framework)
+    os.environ["SMEMU_FRAMEWORK"] = env.framework  # uvicorn workers re-read the environment
+    try:
+        site = install_requirements(env.code_dir, env.requirements_cache)
+    except RequirementsError as exc:
+        print(f"smemu-serving: {exc}", file=sys.stderr, flush=True)
+        return 1
+    if site is not None:
+        sys.path.insert(0, str(site))
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+
+    import uvicorn
+
+    options = dict(
+        host=env.host, port=env.port, log_level="warning", access_log=False, lifespan="on",
+        # Longer than any client pool's idle timeout, so a pooled connection is never closed mid-send.
+        timeout_keep_alive=75,
+    )
+    if env.workers > 1:
+        uvicorn.run("emulator.serving.server:create_app", factory=True, workers=env.workers, **options)
+    else:
+        from .server import ServingApp
+
+        uvicorn.run(ServingApp(env), **options)
+    return 0
+
+
+if __name__ == "__main__":
+    die_with_parent()
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The HTTP side of the serving toolkit: a raw ASGI app on uvicorn.
+
+``/ping`` answers only once the model is loaded (the model loads during ASGI start-up, before the
+socket accepts), and 500 with the reason when loading failed. This follows the documented intent
+rather than TorchServe, whose ping says 200 even when the model did not load.
+"""
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from .environment import ServingEnvironment, read_environment
+from .handler import Response
+
+MAX_BODY = 6 * 1024 * 1024  # SageMaker's 6 MB invocation limit, plus room for headers below
+
+
+def make_handler(env: ServingEnvironment):
+    if env.framework == "xgboost":
+        from . import xgboost
+
+        return xgboost.make_handler(env)
+    from . import pytorch
+
+    return pytorch.make_handler(env)
+
+
+class ServingApp:
+    def __init__(self, env: ServingEnvironment):
+        self.env = env
+        self.handler = make_handler(env)
+        # One inference thread: handlers need not be thread-safe, and /ping stays responsive.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method, path = scope["method"], scope["path"]
+        if path == "/ping" and method == "GET":
+            await self._send(send, self.handler.ping())
+        elif path == "/invocations" and method == "POST":
+            body = await self._read_body(receive)
+            if body is None:
+                await self._send(send, Response(413, b"Request body exceeds 6 MB", "text/plain"))
+                return
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            loop = asyncio.get_running_loop()
+            response = await loop.run_in_executor(self.executor, self.handler.invoke, body, headers)
+            await self._send(send, response)
+        elif path == "/execution-parameters" and method == "GET" and hasattr(self.handler, "execution_parameters"):
+            await self._send(send, self.handler.execution_parameters())
+        else:
+            await self._send(send, Response(404, b"{}", "application/json"))
+
+    async def _lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await asyncio.get_running_loop().run_in_executor(self.executor, self.handler.load)
+                print(f"smemu-serving: ready on port {self.env.port}", flush=True)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.executor.shutdown(wait=False)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    @staticmethod
+    async def _read_body(receive) -> bytes | None:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY + 1024:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    @staticmethod
+    async def _send(send, response: Response):
+        headers = [(b"content-length", str(len(response.body)).encode())]
+        if response.content_type:
+            headers.append((b"content-type", response.content_type.encode("latin-1")))
+        for key, value in (response.headers or {}).items():
+            headers.append((key.lower().encode("latin-1"), str(value).encode("latin-1")))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def create_app() -> ServingApp:
+    """Factory for uvicorn workers: each worker loads its own model, as on SageMaker."""
+    return ServingApp(read_environment())

@@ -1,0 +1,109 @@
+"""The emulator's ASGI application: one listener for the control plane and the runtime.
+
+Runtime calls (``POST …/endpoints/{name}/invocations`` without ``X-Amz-Target``) take a raw ASGI
+path; everything else goes to a small FastAPI app (control plane and ``/_smemu/*``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import uuid
+
+from fastapi import FastAPI, Request, Response
+
+from .api.control import JSON_TYPE, ControlApi
+from .api.runtime import RuntimeApi, invocation_target
+from .config import Settings
+from .control.lifecycle import EndpointLifecycle
+from .control.service import ControlPlane
+from .control.store import Store
+from .router.forward import Forwarder
+from .router.invoke import InvocationRouter
+from .runtime.fleet import FleetRegistry
+from .runtime.modeldata import ModelDataStore
+from .runtime.process import ProcessRuntime
+
+log = logging.getLogger("smemu")
+
+
+def make_runtime(settings: Settings):
+    if settings.runtime == "docker":
+        raise SystemExit("smemu: the Docker runtime is not available yet; use --runtime process (or auto).")
+    # auto: the process runtime, the only one built so far.
+    return ProcessRuntime(settings.state_dir, settings.stop_grace)
+
+
+class Emulator:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(settings.database_path)
+        self.registry = FleetRegistry()
+        self.runtime = make_runtime(settings)
+        shutil.rmtree(settings.state_dir / "copies", ignore_errors=True)  # per-copy dirs of a previous run
+        self.model_data = ModelDataStore(settings.state_dir / "model-cache", settings.region)
+        self.lifecycle = EndpointLifecycle(self.store, self.runtime, self.model_data, self.registry, settings)
+        self.control = ControlPlane(self.store, self.lifecycle, settings.account_id)
+        self.control_api = ControlApi(self.control, settings.region)
+        self.forwarder = Forwarder()
+        self.router = InvocationRouter(self.registry, self.forwarder, settings.account_id, settings.invocation_timeout)
+        self.runtime_api = RuntimeApi(self.router, settings.region)
+        self.web = self._web_app()
+
+    def _web_app(self) -> FastAPI:
+        web = FastAPI(title="smemu", docs_url=None, redoc_url=None, openapi_url=None)
+
+        @web.get("/_smemu/health")
+        async def health():
+            return {"status": "ok", "runtime": self.runtime.name}
+
+        @web.get("/_smemu/endpoints/{name}/copies")
+        async def copies(name: str):
+            fleet = self.registry.get(name)
+            if fleet is None:
+                return Response(json.dumps({"message": f"No running copies for endpoint {name}."}), 404,
+                                media_type="application/json")
+            return {"EndpointName": fleet.endpoint, "Copies": [c.describe() for c in fleet.all_copies()]}
+
+        @web.post("/{path:path}")
+        async def control_plane(request: Request):
+            target = request.headers.get("x-amz-target")
+            body = await request.body()
+            if not target:
+                status, payload = 400, {"__type": "UnknownOperationException", "message": "Missing X-Amz-Target header."}
+            else:
+                status, payload = self.control_api.handle(target, body, request.headers)
+            return Response(json.dumps(payload), status, media_type=JSON_TYPE,
+                            headers={"x-amzn-RequestId": str(uuid.uuid4())})
+
+        return web
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            if scope["method"] == "POST":
+                target = invocation_target(scope["path"])
+                if target is not None and not any(k == b"x-amz-target" for k, _ in scope["headers"]):
+                    await self.runtime_api(scope, receive, send, target)
+                    return
+            await self.web(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            await self.web(scope, receive, send)
+
+    async def _lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.forwarder.start()
+                self.lifecycle.recover()
+                log.info("smemu ready on http://%s:%s (runtime: %s, state: %s)", self.settings.host,
+                         self.settings.port, self.runtime.name, self.settings.state_dir)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.lifecycle.shutdown()
+                await self.forwarder.close()
+                self.store.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,0 +1,69 @@
+"""Emulator settings: command-line flags, each also settable by an ``SMEMU_*`` environment variable."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+DEFAULT_PORT = 7070  # not 8080: that is the serving containers' port
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    state_dir: Path = Path(".smemu")
+    runtime: str = "auto"  # auto | process | docker
+    account_id: str = "123456789012"
+    region: str = "us-east-1"
+    # Seconds, used when a variant leaves ModelDataDownloadTimeoutInSeconds or
+    # ContainerStartupHealthCheckTimeoutInSeconds out (SageMaker documents an 8-minute ping window).
+    download_timeout: float = 600.0
+    startup_timeout: float = 480.0
+    # Multiplies every deadline; lets tests shorten the API's 60-second floors without editing limits.
+    timeout_scale: float = 1.0
+    # Grace period between SIGTERM and SIGKILL when a copy is stopped (SageMaker: 30 s).
+    stop_grace: float = 30.0
+    invocation_timeout: float = 60.0
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides) -> "Settings":
+        environ = os.environ if environ is None else environ
+        values = {}
+        for field in fields(cls):
+            raw = environ.get(f"SMEMU_{field.name.upper()}")
+            if raw is not None and raw != "":
+                values[field.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings._coerce()
+        return settings
+
+    def _coerce(self):
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.type in ("int", int):
+                value = int(value)
+            elif field.type in ("float", float):
+                value = float(value)
+            elif field.type in ("Path", Path):
+                value = Path(value).expanduser().resolve()
+            setattr(self, field.name, value)
+        if self.runtime not in ("auto", "process", "docker"):
+            raise ValueError(f"--runtime must be auto, process or docker, not {self.runtime!r}")
+        if len(self.account_id) != 12 or not self.account_id.isdigit():
+            raise ValueError("--account-id must be 12 digits")
+        if self.timeout_scale <= 0:
+            raise ValueError("--timeout-scale must be positive")
+
+    def deadline_seconds(self, requested: float | None, default: float) -> float:
+        return (requested if requested is not None else default) * self.timeout_scale
+
+    @property
+    def database_path(self) -> Path:
+        return self.state_dir / "state.db"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"

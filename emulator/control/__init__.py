@@ -1,0 +1,1 @@
+"""Resource state and lifecycle: models, endpoint configs, endpoints and tags, kept in SQLite."""

@@ -1,0 +1,115 @@
+"""The live table of serving copies: what the router reads and the lifecycle writes.
+
+A ``Fleet`` is the set of copies serving one endpoint, grouped by production variant. The
+lifecycle publishes a fleet only once every copy in it passed its health check, and swaps it
+whole on UpdateEndpoint, so the router never sees a half-built fleet.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Copy:
+    copy_id: str
+    endpoint: str
+    variant: str
+    host: str
+    port: int
+    log_path: str
+    pid: int | None = None
+    state: str = "starting"  # starting | serving | draining | stopped | failed
+    outstanding: int = 0
+    handle: object = None  # the runtime's own handle (a Popen, a container)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def describe(self) -> dict:
+        return {
+            "CopyId": self.copy_id, "Variant": self.variant, "Host": self.host, "Port": self.port,
+            "Pid": self.pid, "State": self.state, "Outstanding": self.outstanding, "LogPath": self.log_path,
+        }
+
+
+@dataclass
+class VariantFleet:
+    name: str
+    weight: float
+    copies: list[Copy] = field(default_factory=list)
+    model_name: str | None = None
+    image: str | None = None
+    template: object = None  # the runtime's spec for starting more copies of this variant
+
+    def pick(self) -> Copy | None:
+        """Least outstanding requests first; ties broken at random."""
+        serving = [c for c in self.copies if c.state == "serving"]
+        if not serving:
+            return None
+        if len(serving) == 1:
+            return serving[0]
+        least = min(c.outstanding for c in serving)
+        return random.choice([c for c in serving if c.outstanding == least])
+
+
+@dataclass
+class Fleet:
+    endpoint: str
+    variants: dict[str, VariantFleet] = field(default_factory=dict)
+    hosts_components: bool = False  # variants without a model: the endpoint awaits inference components
+
+    def all_copies(self) -> list[Copy]:
+        return [c for v in self.variants.values() for c in v.copies]
+
+    def variant(self, name: str) -> VariantFleet | None:
+        for variant in self.variants.values():
+            if variant.name.lower() == name.lower():
+                return variant
+        return None
+
+    def pick_variant(self) -> VariantFleet | None:
+        candidates = [v for v in self.variants.values() if v.weight > 0 and v.copies]
+        if not candidates:
+            candidates = [v for v in self.variants.values() if v.copies]
+        if not candidates:
+            return None
+        if len(candidates) == 1:
+            return candidates[0]
+        return random.choices(candidates, weights=[v.weight or 1.0 for v in candidates])[0]
+
+
+class FleetRegistry:
+    """Endpoint name (case-folded) → the fleet serving it, plus endpoints still being brought back."""
+
+    def __init__(self):
+        self._fleets: dict[str, Fleet] = {}
+        self._recovering: dict[str, asyncio.Event] = {}
+
+    def get(self, endpoint: str) -> Fleet | None:
+        return self._fleets.get(endpoint.lower())
+
+    def publish(self, fleet: Fleet):
+        key = fleet.endpoint.lower()
+        self._fleets[key] = fleet
+        event = self._recovering.pop(key, None)
+        if event:
+            event.set()
+
+    def remove(self, endpoint: str) -> Fleet | None:
+        key = endpoint.lower()
+        event = self._recovering.pop(key, None)
+        if event:
+            event.set()
+        return self._fleets.pop(key, None)
+
+    def mark_recovering(self, endpoint: str):
+        self._recovering.setdefault(endpoint.lower(), asyncio.Event())
+
+    def recovering(self, endpoint: str) -> asyncio.Event | None:
+        return self._recovering.get(endpoint.lower())
+
+    def fleets(self) -> list[Fleet]:
+        return list(self._fleets.values())

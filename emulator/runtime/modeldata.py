@@ -1,0 +1,207 @@
+"""Model data: download and extract ``ModelDataUrl`` / ``ModelDataSource`` into a local directory.
+
+Sources: ``s3://`` (boto3, honouring ``AWS_ENDPOINT_URL_S3`` so MinIO, LocalStack or moto work),
+``file://`` and plain local paths; a ``.tar.gz`` is extracted, a directory is used as it is, and an
+uncompressed ``S3Prefix`` is copied key by key. Results are cached by URL and ETag (S3) or
+mtime and size (files). Every step checks a deadline so ``ModelDataDownloadTimeoutInSeconds``
+holds, and extraction refuses members that would land outside the model directory.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+CHUNK = 256 * 1024
+
+
+class ModelDataError(Exception):
+    pass
+
+
+class DownloadTimeout(ModelDataError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelDataSpec:
+    uri: str | None
+    data_type: str = "S3Object"  # S3Object | S3Prefix
+    compression: str = "Gzip"  # Gzip | None
+
+    @classmethod
+    def from_container(cls, container: dict) -> "ModelDataSpec | None":
+        source = (container.get("ModelDataSource") or {}).get("S3DataSource")
+        if source:
+            return cls(source["S3Uri"], source.get("S3DataType", "S3Object"), source.get("CompressionType", "None"))
+        url = container.get("ModelDataUrl") or container.get("ArtifactUrl")
+        return cls(url) if url else None
+
+
+class Deadline:
+    def __init__(self, seconds: float, what: str):
+        self.end = time.monotonic() + seconds
+        self.seconds = seconds
+        self.what = what
+        self.cancelled = False
+
+    def check(self):
+        if self.cancelled or time.monotonic() > self.end:
+            raise DownloadTimeout(self.what)
+
+
+def _local_path(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme == "":
+        return Path(uri).expanduser().resolve()
+    return None
+
+
+class ModelDataStore:
+    def __init__(self, cache_dir: Path, region: str):
+        self.cache_dir = cache_dir
+        self.region = region
+        self._s3 = None
+
+    def s3(self):
+        if self._s3 is None:
+            import boto3
+            import botocore
+
+            session = boto3.Session()
+            config = None
+            if session.get_credentials() is None:  # a local S3 server may need no credentials
+                config = botocore.config.Config(signature_version=botocore.UNSIGNED)
+            self._s3 = session.client("s3", region_name=session.region_name or self.region, config=config)
+        return self._s3
+
+    def fetch(self, spec: ModelDataSpec, deadline: Deadline) -> Path:
+        """A local directory holding the model data (cached, never modified afterwards)."""
+        deadline.check()
+        local = _local_path(spec.uri)
+        if local is not None:
+            return self._fetch_local(local, deadline)
+        parsed = urlparse(spec.uri)
+        if parsed.scheme not in ("s3", "https"):
+            raise ModelDataError(f"Unsupported model data location {spec.uri}")
+        bucket, key = parsed.netloc, parsed.path.lstrip("/")
+        if spec.data_type == "S3Prefix":
+            return self._fetch_prefix(bucket, key, spec, deadline)
+        return self._fetch_object(bucket, key, spec, deadline)
+
+    # -- local files --------------------------------------------------------------------------
+    def _fetch_local(self, path: Path, deadline: Deadline) -> Path:
+        if path.is_dir():
+            return path
+        if not path.is_file():
+            raise ModelDataError(f"Model data {path} does not exist")
+        stat = path.stat()
+        target = self._cache_path(f"file:{path}:{stat.st_mtime_ns}:{stat.st_size}")
+        if target.exists():
+            return target
+        with open(path, "rb") as handle:
+            return self._extract_into(target, handle, deadline)
+
+    # -- S3 -----------------------------------------------------------------------------------
+    def _fetch_object(self, bucket: str, key: str, spec: ModelDataSpec, deadline: Deadline) -> Path:
+        s3 = self.s3()
+        try:
+            head = s3.head_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            raise ModelDataError(f"Could not read s3://{bucket}/{key}: {exc}") from exc
+        target = self._cache_path(f"s3:{bucket}/{key}:{head.get('ETag')}")
+        if target.exists():
+            return target
+        with tempfile.TemporaryFile(dir=self._staging_root()) as spool:
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+            for chunk in body.iter_chunks(CHUNK):
+                deadline.check()
+                spool.write(chunk)
+            spool.seek(0)
+            if spec.compression == "None":  # one uncompressed object becomes the only model file
+                return self._publish(target, lambda staging: _copy_stream(spool, staging / Path(key).name, deadline))
+            return self._extract_into(target, spool, deadline)
+
+    def _fetch_prefix(self, bucket: str, prefix: str, spec: ModelDataSpec, deadline: Deadline) -> Path:
+        s3 = self.s3()
+        objects = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            deadline.check()
+            objects.extend(o for o in page.get("Contents", []) if not o["Key"].endswith("/"))
+        if not objects:
+            raise ModelDataError(f"No objects under s3://{bucket}/{prefix}")
+        fingerprint = hashlib.sha256("".join(f"{o['Key']}:{o.get('ETag')}" for o in objects).encode()).hexdigest()
+        target = self._cache_path(f"s3prefix:{bucket}/{prefix}:{fingerprint}")
+        if target.exists():
+            return target
+
+        def download(staging: Path):
+            for obj in objects:
+                relative = obj["Key"][len(prefix):].lstrip("/")
+                destination = (staging / relative).resolve()
+                if not destination.is_relative_to(staging.resolve()):
+                    raise ModelDataError(f"Object key {obj['Key']} escapes the model directory")
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"]
+                with open(destination, "wb") as out:
+                    for chunk in body.iter_chunks(CHUNK):
+                        deadline.check()
+                        out.write(chunk)
+
+        return self._publish(target, download)
+
+    # -- shared -------------------------------------------------------------------------------
+    def _cache_path(self, identity: str) -> Path:
+        return self.cache_dir / hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+    def _staging_root(self) -> Path:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        return self.cache_dir
+
+    def _publish(self, target: Path, fill) -> Path:
+        """Fill a private staging directory, then rename it into place (so a cache hit is complete)."""
+        staging = self._staging_root() / f".staging-{uuid.uuid4().hex}"
+        staging.mkdir()
+        try:
+            fill(staging)
+            try:
+                os.rename(staging, target)
+            except OSError:
+                if not target.exists():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    def _extract_into(self, target: Path, fileobj, deadline: Deadline) -> Path:
+        def extract(staging: Path):
+            try:
+                with tarfile.open(fileobj=fileobj, mode="r:*") as tar:
+                    for member in tar:
+                        deadline.check()
+                        try:
+                            tar.extract(member, staging, filter="data")
+                        except tarfile.FilterError as exc:
+                            raise ModelDataError(
+                                f"The model archive member {member.name!r} was refused: {exc}"
+                            ) from exc
+            except tarfile.TarError as exc:
+                raise ModelDataError(f"The model data is not a valid tar.gz archive: {exc}") from exc
+
+        return self._publish(target, extract)
+
+
+def _copy_stream(source, destination: Path, deadline: Deadline):
+    with open(destination, "wb") as out:
+        while chunk := source.read(CHUNK):
+            deadline.check()
+            out.write(chunk)

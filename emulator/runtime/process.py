@@ -1,0 +1,180 @@
+"""The process runtime: each copy is a serving subprocess on a free 127.0.0.1 port.
+
+It runs the same serving toolkit as the Docker images (``python -m emulator.serving``) with the
+model's ``Environment`` passed through, ``SAGEMAKER_BASE_DIR`` pointing at a private directory
+whose ``model`` is the extracted model data, and its requirements installed into a cache private
+to the model. Copies die with the emulator (PR_SET_PDEATHSIG) and are stopped with SIGTERM, then
+SIGKILL after the grace period, as SageMaker does.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from .fleet import Copy
+from .images import framework_of
+
+PING_TIMEOUT = 2.0  # SageMaker's per-ping limit
+
+
+class CopyStartError(Exception):
+    """A copy could not be brought into service; the message is the FailureReason."""
+
+
+@dataclass
+class CopySpec:
+    endpoint: str
+    variant: str
+    image: str | None
+    model_dir: Path | None
+    environment: dict
+    log_dir: Path
+    startup_timeout: float  # seconds, already scaled
+    startup_timeout_requested: float  # what the API asked for (shown in messages)
+    container_name: str = "primary"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tail(path: str, lines: int = 15) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 8192))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class ProcessRuntime:
+    name = "process"
+
+    def __init__(self, state_dir: Path, stop_grace: float):
+        self.copies_dir = state_dir / "copies"
+        self.requirements_cache = state_dir / "requirements"
+        self.stop_grace = stop_grace
+
+    def check_image(self, image: str | None) -> str | None:
+        """A reason this runtime cannot run the image, or None."""
+        if framework_of(image) is None:
+            return (
+                f"The image {image!r} is not a SageMaker PyTorch or XGBoost inference image, and the "
+                "process runtime can only run those. Start smemu with --runtime docker (and a Docker "
+                "engine) to run any other image."
+            )
+        return None
+
+    async def start(self, spec: CopySpec) -> Copy:
+        reason = self.check_image(spec.image)
+        if reason:
+            raise CopyStartError(reason)
+        copy_id = uuid.uuid4().hex[:12]
+        base_dir = self.copies_dir / copy_id
+        base_dir.mkdir(parents=True, exist_ok=True)
+        model_link = base_dir / "model"
+        if spec.model_dir is not None:
+            model_link.symlink_to(spec.model_dir, target_is_directory=True)
+        else:
+            model_link.mkdir()
+        spec.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = spec.log_dir / f"{spec.variant}-{copy_id}.log"
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SMEMU_", "SAGEMAKER_", "SM_"))}
+        env.update(spec.environment or {})
+        env.update(
+            SAGEMAKER_BIND_TO_PORT=str(port),
+            SAGEMAKER_BASE_DIR=str(base_dir),
+            SM_MODEL_DIR=str(model_link),
+            SMEMU_BIND_HOST="127.0.0.1",
+            SMEMU_FRAMEWORK=framework_of(spec.image),
+            SMEMU_REQUIREMENTS_CACHE=str(self.requirements_cache),
+            PYTHONUNBUFFERED="1",
+        )
+        log = open(log_path, "ab", buffering=0)
+        log.write(f"--- smemu: starting copy {copy_id} of {spec.endpoint}/{spec.variant} on port {port}\n".encode())
+        process = subprocess.Popen(
+            [sys.executable, "-m", "emulator.serving", "serve"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, cwd=str(base_dir), start_new_session=True,
+        )
+        log.close()
+        copy = Copy(copy_id, spec.endpoint, spec.variant, "127.0.0.1", port, str(log_path), process.pid, handle=process)
+        try:
+            await self._wait_healthy(copy, process, spec)
+        except BaseException:
+            await self.stop(copy, grace=2.0)
+            copy.state = "failed"
+            raise
+        copy.state = "serving"
+        return copy
+
+    async def _wait_healthy(self, copy: Copy, process: subprocess.Popen, spec: CopySpec):
+        deadline = time.monotonic() + spec.startup_timeout
+        interval = 0.01
+        url = f"{copy.base_url}/ping"
+        async with httpx.AsyncClient() as client:
+            while True:
+                code = process.poll()
+                if code is not None:
+                    raise CopyStartError(
+                        f"The {spec.container_name} container for production variant {spec.variant} exited with "
+                        f"code {code} before it passed the ping health check. Last log lines:\n{tail(copy.log_path)}"
+                    )
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise CopyStartError(
+                        f"The {spec.container_name} container for production variant {spec.variant} did not pass "
+                        f"the ping health check within ContainerStartupHealthCheckTimeoutInSeconds "
+                        f"({spec.startup_timeout_requested:g} s). Run 'smemu logs {spec.endpoint}' for its log."
+                    )
+                try:
+                    response = await client.get(url, timeout=min(PING_TIMEOUT, remaining))
+                    if response.status_code == 200:
+                        return
+                    if response.status_code == 500:
+                        # The built-in serving answers 500 only when the model failed to load: fail now
+                        # instead of waiting out the whole health-check window.
+                        raise CopyStartError(
+                            f"The model for production variant {spec.variant} failed to load: "
+                            f"{response.text.strip()[:800]}"
+                        )
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+                interval = min(interval * 1.5, 0.1)
+
+    async def stop(self, copy: Copy, grace: float | None = None):
+        process: subprocess.Popen = copy.handle
+        copy.state = "stopped"
+        if process is None or process.poll() is not None:
+            return
+        grace = self.stop_grace if grace is None else grace
+        _signal_group(process.pid, signal.SIGTERM)
+        end = time.monotonic() + grace
+        while process.poll() is None and time.monotonic() < end:
+            await asyncio.sleep(0.02)
+        if process.poll() is None:
+            _signal_group(process.pid, signal.SIGKILL)
+            await asyncio.to_thread(process.wait)
+
+
+def _signal_group(pid: int, sig: int):
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass

@@ -78,12 +78,16 @@ def tar_directory(directory: Path, archive: Path) -> Path:
     return archive
 
 
-def tar_with_member(archive: Path, name: str, data: bytes = b"x") -> Path:
-    """An archive holding one member with an arbitrary (possibly escaping) name."""
+def tar_with_member(archive: Path, name: str, data: bytes = b"x", link_to: str | None = None) -> Path:
+    """An archive holding one member with an arbitrary (possibly escaping) name, or a symlink."""
     with tarfile.open(archive, "w:gz") as tar:
         info = tarfile.TarInfo(name)
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+        if link_to is not None:
+            info.type, info.linkname = tarfile.SYMTYPE, link_to
+            tar.addfile(info)
+        else:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     return archive
 
 

@@ -103,6 +103,7 @@ class ProcessRuntime:
             SMEMU_BIND_HOST="127.0.0.1",
             SMEMU_FRAMEWORK=framework_of(spec.image),
             SMEMU_REQUIREMENTS_CACHE=str(self.requirements_cache),
+            SMEMU_PARENT_PID=str(os.getpid()),
             PYTHONUNBUFFERED="1",
         )
         log = open(log_path, "ab", buffering=0)

@@ -9,12 +9,20 @@ import sys
 
 
 def die_with_parent():
-    """Ask Linux to SIGTERM this process when its parent dies, so no copy outlives the emulator."""
+    """Ask Linux to kill this process when its parent dies, so no copy outlives the emulator.
+
+    SIGKILL rather than SIGTERM: a server still inside start-up (a slow model_fn) does not act on
+    SIGTERM until start-up ends, and with its parent gone nobody can route to it anyway.
+    """
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
-        pass
+        return
+    # The parent may have died before prctl took effect: then we were re-parented already.
+    expected = os.environ.get("SMEMU_PARENT_PID")
+    if expected and os.getppid() != int(expected):
+        os._exit(1)
 
 
 def main(argv=None):
@@ -27,6 +35,7 @@ def main(argv=None):
     from .requirements import RequirementsError, install_requirements
 
     env = read_environment(args.framework)
+    os.environ["SMEMU_PARENT_PID"] = str(os.getpid())  # what uvicorn workers check in die_with_parent
     os.environ["SMEMU_FRAMEWORK"] = env.framework  # uvicorn workers re-read the environment
     try:
         site = install_requirements(env.code_dir, env.requirements_cache)

@@ -93,4 +93,7 @@ class ServingApp:
 
 def create_app() -> ServingApp:
     """Factory for uvicorn workers: each worker loads its own model, as on SageMaker."""
+    from .__main__ import die_with_parent
+
+    die_with_parent()  # a worker goes when the serving process that spawned it goes
     return ServingApp(read_environment())

@@ -17,3 +17,14 @@ def test_example_runs(emulator, script):
                             text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "endpoint predictions:" in result.stdout and result.stdout.rstrip().endswith("done")
+
+
+def test_readme_example_runs(emulator, tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.strip().splitlines()) <= 15
+    script = tmp_path / "readme_example.py"
+    script.write_text(code.replace("http://127.0.0.1:7070", emulator.url))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert float(result.stdout.strip().strip("b'").split("\\n")[0]) > 0

@@ -1,0 +1,42 @@
+"""Instance types: vCPUs, memory and accelerators of the ``ml.*`` types.
+
+The table ships in ``emulator/data/instance_types.json``; a JSON file of the same shape named by
+``SMEMU_INSTANCE_TYPES`` adds types or overrides sizes.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "instance_types.json"
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    name: str
+    vcpus: float
+    memory_mb: int
+    accelerators: int = 0
+    accelerator: str | None = None
+
+
+class Catalog:
+    def __init__(self, types: dict[str, InstanceType]):
+        self.types = types
+
+    @classmethod
+    def load(cls, extra: str | None = None) -> "Catalog":
+        raw = json.loads(DATA.read_text())["instance_types"]
+        extra = extra if extra is not None else os.environ.get("SMEMU_INSTANCE_TYPES")
+        if extra:
+            raw.update(json.loads(Path(extra).read_text())["instance_types"])
+        return cls({
+            name: InstanceType(name, float(t["vcpus"]), int(t["memory_gib"] * 1024), int(t.get("accelerators", 0)),
+                               t.get("accelerator"))
+            for name, t in raw.items()
+        })
+
+    def get(self, name: str | None) -> InstanceType | None:
+        return self.types.get(name) if name else None

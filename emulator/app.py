@@ -5,6 +5,7 @@ path; everything else goes to a small FastAPI app (control plane and ``/_smemu/*
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import shutil
@@ -15,6 +16,7 @@ from fastapi import FastAPI, Request, Response
 from .api.control import JSON_TYPE, ControlApi
 from .api.runtime import RuntimeApi, invocation_target
 from .config import Settings
+from .control.components import ComponentManager
 from .control.lifecycle import EndpointLifecycle
 from .control.service import ControlPlane
 from .control.store import Store
@@ -23,6 +25,7 @@ from .router.invoke import InvocationRouter
 from .runtime.fleet import FleetRegistry
 from .runtime.modeldata import ModelDataStore
 from .runtime.process import ProcessRuntime
+from .scheduler.catalog import Catalog
 
 log = logging.getLogger("smemu")
 
@@ -44,10 +47,15 @@ class Emulator:
         shutil.rmtree(settings.state_dir / "copies", ignore_errors=True)  # per-copy dirs of a previous run
         self.model_data = ModelDataStore(settings.state_dir / "model-cache", settings.region)
         self.lifecycle = EndpointLifecycle(self.store, self.runtime, self.model_data, self.registry, settings)
-        self.control = ControlPlane(self.store, self.lifecycle, settings.account_id)
+        self.components = ComponentManager(self.store, self.runtime, self.registry, settings, Catalog.load(),
+                                           self.lifecycle._fetch_model_data, self.lifecycle.drain_and_stop)
+        self.lifecycle.components = self.components
+        self.control = ControlPlane(self.store, self.lifecycle, self.components, settings.account_id)
         self.control_api = ControlApi(self.control, settings.region)
         self.forwarder = Forwarder()
-        self.router = InvocationRouter(self.registry, self.forwarder, settings.account_id, settings.invocation_timeout)
+        self.router = InvocationRouter(self.registry, self.forwarder, settings.account_id, settings.invocation_timeout,
+                                       on_no_capacity=self.components.wake)
+        self.supervisor = None
         self.runtime_api = RuntimeApi(self.router, settings.region)
         self.web = self._web_app()
 
@@ -57,6 +65,19 @@ class Emulator:
         @web.get("/_smemu/health")
         async def health():
             return {"status": "ok", "runtime": self.runtime.name}
+
+        @web.get("/_smemu/endpoints/{name}/placement")
+        async def placement(name: str):
+            view = self.components.placement(name)
+            if view is None:
+                return Response(json.dumps({"message": f"Endpoint {name} is not serving."}), 404,
+                                media_type="application/json")
+            return view
+
+        @web.get("/_smemu/placement")
+        async def all_placements():
+            endpoints = [self.components.placement(f.endpoint) for f in self.registry.fleets()]
+            return {"Endpoints": [e for e in endpoints if e is not None]}
 
         @web.get("/_smemu/endpoints/{name}/copies")
         async def copies(name: str):
@@ -98,11 +119,14 @@ class Emulator:
             if message["type"] == "lifespan.startup":
                 await self.forwarder.start()
                 self.lifecycle.recover()
+                self.supervisor = asyncio.get_running_loop().create_task(self.lifecycle.supervise())
                 log.info("smemu ready on http://%s:%s (runtime: %s, state: %s)", self.settings.host,
                          self.settings.port, self.runtime.name, self.settings.state_dir)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.supervisor.cancel()
                 await self.lifecycle.shutdown()
+                self.runtime.close()
                 await self.forwarder.close()
                 self.store.close()
                 await send({"type": "lifespan.shutdown.complete"})

@@ -25,6 +25,12 @@ class Settings:
     # Grace period between SIGTERM and SIGKILL when a copy is stopped (SageMaker: 30 s).
     stop_grace: float = 30.0
     invocation_timeout: float = 60.0
+    # Scale from zero for inference components: "faithful" (SageMaker: a request to a component
+    # with no copies fails) or "wake" (the request starts a copy and waits for it). A component's
+    # tag smemu:scale-from-zero overrides it, and smemu:idle-timeout-seconds its idle timeout.
+    scale_from_zero: str = "faithful"
+    wake_timeout: float = 120.0  # how long a woken request waits for its copy
+    idle_timeout: float = 300.0  # wake mode: seconds without requests before scaling back to zero
     log_level: str = "info"
 
     @classmethod
@@ -54,6 +60,8 @@ class Settings:
             raise ValueError(f"--runtime must be auto, process or docker, not {self.runtime!r}")
         if len(self.account_id) != 12 or not self.account_id.isdigit():
             raise ValueError("--account-id must be 12 digits")
+        if self.scale_from_zero not in ("faithful", "wake"):
+            raise ValueError(f"--scale-from-zero must be faithful or wake, not {self.scale_from_zero!r}")
         if self.timeout_scale <= 0:
             raise ValueError("--timeout-scale must be positive")
 

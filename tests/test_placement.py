@@ -49,6 +49,11 @@ def test_without_managed_scaling_the_pool_never_grows():
     assert len(pool.instances) == 1
 
 
+def test_initial_instances_stay_until_they_have_hosted_a_copy():
+    pool = VariantPool("v", M5_XL, initial_count=2, managed=True, min_count=0, max_count=3)
+    assert pool.release_idle() == [] and len(pool.instances) == 2
+
+
 def test_release_down_to_min_and_room_reappears():
     pool = VariantPool("v", M5_XL, initial_count=1, managed=True, min_count=0, max_count=3)
     place_all(pool, "ic", Demand(4, 1024), 3, SPREAD)

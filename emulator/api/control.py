@@ -20,6 +20,8 @@ SUPPORTED = (
     "CreateEndpointConfig", "DescribeEndpointConfig", "DeleteEndpointConfig", "ListEndpointConfigs",
     "CreateEndpoint", "DescribeEndpoint", "UpdateEndpoint", "UpdateEndpointWeightsAndCapacities",
     "DeleteEndpoint", "ListEndpoints", "AddTags", "ListTags", "DeleteTags",
+    "CreateInferenceComponent", "DescribeInferenceComponent", "UpdateInferenceComponent",
+    "UpdateInferenceComponentRuntimeConfig", "DeleteInferenceComponent", "ListInferenceComponents",
 )
 
 
@@ -58,7 +60,7 @@ class ControlApi:
             raise SageMakerError(
                 "UnsupportedOperation",
                 f"The operation {operation} is not supported by the emulator (smemu emulates SageMaker real-time "
-                "hosting: models, endpoint configs, endpoints and tags).",
+                "hosting: models, endpoint configs, endpoints, inference components and tags).",
             )
         try:
             params = json.loads(body or b"{}")

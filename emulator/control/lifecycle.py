@@ -29,6 +29,12 @@ class EndpointLifecycle:
         self.registry = registry
         self.settings = settings
         self.tasks: dict[str, asyncio.Task] = {}
+        self.components = None  # the ComponentManager, set once both exist
+
+    def publish(self, fleet: Fleet, config: dict):
+        self.registry.publish(fleet)
+        if fleet.hosts_components:
+            self.components.attach(fleet.endpoint, config)
 
     # -- entry points (called by the control plane after it committed the new status) -------------
     def create(self, name: str):
@@ -60,7 +66,7 @@ class EndpointLifecycle:
         except CopyStartError as exc:
             self._save(name, EndpointStatus="Failed", FailureReason=str(exc)[:1024])
             return
-        self.registry.publish(fleet)
+        self.publish(fleet, config)
         self._save(name, EndpointStatus="InService", ProductionVariants=self._summaries(config, fleet, counts, weights))
 
     async def _update(self, name: str):
@@ -126,6 +132,7 @@ class EndpointLifecycle:
         self._save(name, **changes)
 
     async def _delete(self, name: str):
+        await self.components.detach(name)  # components go with their endpoint
         fleet = self.registry.remove(name)
         if fleet is not None:
             await self.drain_and_stop(fleet.all_copies())
@@ -158,7 +165,7 @@ class EndpointLifecycle:
             self._save(name, EndpointStatus="Failed",
                        FailureReason=f"Could not bring the endpoint back into service after a restart: {exc}"[:1024])
             return
-        self.registry.publish(fleet)
+        self.publish(fleet, config)
         log.info("endpoint %s is serving again after a restart", name)
         if status == "Updating":
             if doc.get("_pending"):
@@ -168,7 +175,47 @@ class EndpointLifecycle:
         else:
             self._save(name, ProductionVariants=self._summaries(config, fleet, counts, weights))
 
+    async def supervise(self, interval: float = 0.25):
+        """Replace copies that die (a crash, or over their memory cap), as SageMaker replaces instances."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self._check_copies()
+                self.components.scale_idle_to_zero()
+            except Exception:
+                log.exception("supervising copies failed")
+
+    def _check_copies(self):
+        for fleet in self.registry.fleets():
+            for comp in list(fleet.components.values()):
+                for copy in [c for c in comp.copies if c.state == "serving"]:
+                    reason = self.runtime.exit_reason(copy)
+                    if reason:
+                        copy.state = "failed"
+                        self.components.copy_died(fleet.endpoint, comp, copy, reason)
+            for variant in fleet.variants.values():
+                for copy in [c for c in variant.copies if c.state == "serving"]:
+                    reason = self.runtime.exit_reason(copy)
+                    if reason and variant.template is not None:
+                        copy.state = "failed"
+                        log.warning("copy %s of %s %s; replacing it", copy.copy_id, fleet.endpoint, reason)
+                        self._submit(f"{fleet.endpoint}/{copy.copy_id}", self._replace(variant, copy, reason))
+
+    async def _replace(self, variant: VariantFleet, copy: Copy, reason: str):
+        with open(copy.log_path, "a") as handle:
+            handle.write(f"--- smemu: copy {copy.copy_id} {reason}; replacing it\n")
+        await self.runtime.stop(copy, grace=0)
+        try:
+            (replacement,) = await self._start_copies(variant.template, 1)
+        except CopyStartError as exc:
+            log.error("could not replace copy %s: %s", copy.copy_id, exc)
+            return
+        variant.copies = [replacement if c is copy else c for c in variant.copies]
+
     async def shutdown(self):
+        for host in self.components.hosts.values():
+            if host.task is not None:
+                host.task.cancel()
         for task in list(self.tasks.values()):
             task.cancel()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)

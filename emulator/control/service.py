@@ -11,12 +11,13 @@ import json
 import time
 
 from . import errors
+from .components import COMPONENT, ComponentManager, ComponentOperations
 from .errors import SageMakerError, validation
 from .lifecycle import EndpointLifecycle
 from .store import Conflict, ListQuery, Store
 
 MODEL, CONFIG, ENDPOINT = "model", "endpoint-config", "endpoint"
-KIND_WORDS = {MODEL: "model", CONFIG: "endpoint configuration", ENDPOINT: "endpoint"}
+KIND_WORDS = {MODEL: "model", CONFIG: "endpoint configuration", ENDPOINT: "endpoint", COMPONENT: "inference component"}
 BUSY_STATES = ("Creating", "Updating", "Deleting", "SystemUpdating", "RollingBack")
 HIDDEN_PREFIX = "_"  # record members kept for the emulator, never returned
 
@@ -41,10 +42,11 @@ def decode_token(token: str | None) -> int:
     raise validation("Invalid pagination token because the token is malformed or expired.")
 
 
-class ControlPlane:
-    def __init__(self, store: Store, lifecycle: EndpointLifecycle, account: str):
+class ControlPlane(ComponentOperations):
+    def __init__(self, store: Store, lifecycle: EndpointLifecycle, components: ComponentManager, account: str):
         self.store = store
         self.lifecycle = lifecycle
+        self.components = components
         self.account = account
 
     def arn(self, kind: str, name: str, region: str) -> str:
@@ -193,8 +195,14 @@ class ControlPlane:
             )
         return doc
 
+    def _refuse_for_components(self, doc: dict, operation: str):
+        if not any(v.get("ModelName") for v in doc["_deployment"]["Config"]["ProductionVariants"]):
+            raise validation(f"smemu does not support {operation} on endpoints that host inference components yet; "
+                             "change components with UpdateInferenceComponent or UpdateInferenceComponentRuntimeConfig.")
+
     def update_endpoint(self, req: dict, region: str) -> dict:
         doc = self._require_in_service(req["EndpointName"], region)
+        self._refuse_for_components(doc, "UpdateEndpoint")
         deployment = self._deployment(req["EndpointConfigName"], region)
         old_has_models = any(v.get("ModelName") for v in doc["_deployment"]["Config"]["ProductionVariants"])
         new_has_models = any(v.get("ModelName") for v in deployment["Config"]["ProductionVariants"])
@@ -226,6 +234,7 @@ class ControlPlane:
 
     def update_endpoint_weights_and_capacities(self, req: dict, region: str) -> dict:
         doc = self._require_in_service(req["EndpointName"], region)
+        self._refuse_for_components(doc, "UpdateEndpointWeightsAndCapacities")
         summaries = {v["VariantName"].lower(): v for v in doc.get("ProductionVariants", [])}
         seen = set()
         for item in req["DesiredWeightsAndCapacities"]:
@@ -296,7 +305,7 @@ class ControlPlane:
         return {}
 
     # -- shared -------------------------------------------------------------------------------------
-    def _list(self, kind: str, req: dict) -> tuple[list[dict], dict]:
+    def _list(self, kind: str, req: dict, extra: dict | None = None) -> tuple[list[dict], dict]:
         query = ListQuery(
             name_contains=req.get("NameContains"),
             created_before=_epoch(req.get("CreationTimeBefore")),
@@ -308,13 +317,15 @@ class ControlPlane:
             sort_order=req.get("SortOrder", "Descending"),
             offset=decode_token(req.get("NextToken")),
             limit=req.get("MaxResults", 10),
+            extra=extra,
         )
         items, more = self.store.list(kind, query)
         return items, ({"NextToken": encode_token(query.offset + len(items))} if more else {})
 
 
 def _arn_member(kind: str) -> str:
-    return {MODEL: "ModelArn", CONFIG: "EndpointConfigArn", ENDPOINT: "EndpointArn"}[kind]
+    return {MODEL: "ModelArn", CONFIG: "EndpointConfigArn", ENDPOINT: "EndpointArn",
+            COMPONENT: "InferenceComponentArn"}[kind]
 
 
 def _epoch(value) -> float | None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from ..runtime.fleet import FleetRegistry
 from .errors import RuntimeApiError, model_error, validation_error
@@ -14,12 +15,21 @@ RECOVERY_WAIT = 120.0  # how long a request waits for an endpoint brought back a
 FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-inference-id")
 
 
+NO_CAPACITY = (
+    "Inference Component has no capacity to process this request. ApplicationAutoScaling may be in-progress "
+    "(if configured) or try to increase the capacity by invoking UpdateInferenceComponentRuntimeConfig API."
+)
+
+
 class InvocationRouter:
-    def __init__(self, registry: FleetRegistry, forwarder: Forwarder, account: str, timeout: float):
+    def __init__(self, registry: FleetRegistry, forwarder: Forwarder, account: str, timeout: float,
+                 on_no_capacity=None):
         self.registry = registry
         self.forwarder = forwarder
         self.account = account
         self.timeout = timeout
+        # async (endpoint, component) -> Copy | None: wake mode starts a copy and waits for it
+        self.on_no_capacity = on_no_capacity
 
     async def invoke(self, endpoint: str, body: bytes, headers: dict, region: str):
         """Return (status, headers list, body) for the client."""
@@ -46,16 +56,20 @@ class InvocationRouter:
                 "Inference Component Name header is not allowed for endpoints to which you dont plan to deploy "
                 "inference components. Please remove the Inference Component Name header and try again."
             )
-        target = headers.get("x-amzn-sagemaker-target-variant")
-        if target:
-            variant = fleet.variant(target)
-            if variant is None:
-                raise validation_error(f"The variant {target} does not exist on endpoint {endpoint}.")
+        if component:
+            copy, variant_name = await self._component_copy(fleet, endpoint, component)
         else:
-            variant = fleet.pick_variant()
-        copy = variant.pick() if variant else None
-        if copy is None:
-            raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
+            target = headers.get("x-amzn-sagemaker-target-variant")
+            if target:
+                variant = fleet.variant(target)
+                if variant is None:
+                    raise validation_error(f"The variant {target} does not exist on endpoint {endpoint}.")
+            else:
+                variant = fleet.pick_variant()
+            copy = variant.pick() if variant else None
+            if copy is None:
+                raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
+            variant_name = variant.name
         forward = {k: headers[k] for k in FORWARDED if k in headers}
         copy.outstanding += 1
         try:
@@ -70,7 +84,7 @@ class InvocationRouter:
             copy.outstanding -= 1
         if not 200 <= status < 300:
             raise model_error(status, response_body.decode("utf-8", "replace"), endpoint, region, self.account)
-        out = [(b"x-amzn-invoked-production-variant", variant.name.encode())]
+        out = [(b"x-amzn-invoked-production-variant", variant_name.encode())]
         content_type = response_headers.get("Content-Type")
         if content_type:
             out.append((b"content-type", content_type.encode("latin-1")))
@@ -78,6 +92,21 @@ class InvocationRouter:
         if attributes:
             out.append((b"x-amzn-sagemaker-custom-attributes", attributes.encode("latin-1")))
         return 200, out, response_body
+
+
+    async def _component_copy(self, fleet, endpoint: str, component: str):
+        comp = fleet.components.get(component.lower())
+        if comp is None:
+            raise validation_error(f"Inference component {component} does not exist on endpoint {endpoint}.")
+        comp.last_request = time.monotonic()
+        copy = comp.pick()
+        if copy is None and self.on_no_capacity is not None:
+            copy = await self.on_no_capacity(endpoint, comp.name)
+        if copy is None:
+            comp.no_capacity_failures += 1  # SageMaker's NoCapacityInvocationFailures metric
+            raise validation_error(NO_CAPACITY)
+        comp.last_request = time.monotonic()
+        return copy, comp.variant
 
 
 __all__ = ["InvocationRouter", "RuntimeApiError", "MAX_BODY"]

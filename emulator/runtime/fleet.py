@@ -23,16 +23,30 @@ class Copy:
     state: str = "starting"  # starting | serving | draining | stopped | failed
     outstanding: int = 0
     handle: object = None  # the runtime's own handle (a Popen, a container)
+    component: str | None = None  # the inference component, for component endpoints
+    version: int = 0  # which specification of the component it runs
+    instance_id: str | None = None  # the emulated instance it is placed on
+    cores: float | None = None
+    cpus: list[int] | None = None  # host CPU set
+    memory_limit_mb: int | None = None
+    memory_mechanism: str | None = None
+    devices: tuple = ()
+    started_at: float | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def describe(self) -> dict:
-        return {
+        view = {
             "CopyId": self.copy_id, "Variant": self.variant, "Host": self.host, "Port": self.port,
             "Pid": self.pid, "State": self.state, "Outstanding": self.outstanding, "LogPath": self.log_path,
         }
+        if self.component:
+            view.update(InferenceComponentName=self.component, InstanceId=self.instance_id, Cores=self.cores,
+                        HostCpus=self.cpus, MemoryLimitMb=self.memory_limit_mb,
+                        MemoryEnforcement=self.memory_mechanism, AcceleratorDevices=list(self.devices))
+        return view
 
 
 @dataclass
@@ -56,13 +70,40 @@ class VariantFleet:
 
 
 @dataclass
+class ComponentFleet:
+    """The copies of one inference component, and what the router counts about it."""
+
+    name: str
+    variant: str
+    routing: str = "LEAST_OUTSTANDING_REQUESTS"
+    copies: list[Copy] = field(default_factory=list)
+    no_capacity_failures: int = 0
+    last_request: float = 0.0
+    events: list[str] = field(default_factory=list)
+
+    def pick(self) -> Copy | None:
+        serving = [c for c in self.copies if c.state == "serving"]
+        if not serving:
+            return None
+        if self.routing == "RANDOM":
+            return random.choice(serving)
+        least = min(c.outstanding for c in serving)
+        return random.choice([c for c in serving if c.outstanding == least])
+
+    def record(self, event: str):
+        self.events = (self.events + [event])[-20:]
+
+
+@dataclass
 class Fleet:
     endpoint: str
     variants: dict[str, VariantFleet] = field(default_factory=dict)
     hosts_components: bool = False  # variants without a model: the endpoint awaits inference components
+    components: dict[str, ComponentFleet] = field(default_factory=dict)  # keyed by lower-cased name
 
     def all_copies(self) -> list[Copy]:
-        return [c for v in self.variants.values() for c in v.copies]
+        return [c for v in self.variants.values() for c in v.copies] + \
+            [c for comp in self.components.values() for c in comp.copies]
 
     def variant(self, name: str) -> VariantFleet | None:
         for variant in self.variants.values():

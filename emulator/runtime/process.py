@@ -23,6 +23,7 @@ import httpx
 
 from .fleet import Copy
 from .images import framework_of
+from .limits import MEMORY_EXCEEDED, MemoryLimiter, resident_mb
 
 PING_TIMEOUT = 2.0  # SageMaker's per-ping limit
 
@@ -42,6 +43,19 @@ class CopySpec:
     startup_timeout: float  # seconds, already scaled
     startup_timeout_requested: float  # what the API asked for (shown in messages)
     container_name: str = "primary"
+    component: str | None = None
+    version: int = 0
+
+
+@dataclass
+class CopyLimits:
+    """Where one copy runs: its emulated instance and the host resources enforced for it."""
+
+    instance_id: str
+    cores: float
+    cpus: list[int]
+    memory_limit_mb: int
+    devices: tuple = ()
 
 
 def free_port() -> int:
@@ -68,6 +82,7 @@ class ProcessRuntime:
         self.copies_dir = state_dir / "copies"
         self.requirements_cache = state_dir / "requirements"
         self.stop_grace = stop_grace
+        self.memory = MemoryLimiter(str(os.getpid()))
 
     def check_image(self, image: str | None) -> str | None:
         """A reason this runtime cannot run the image, or None."""
@@ -79,11 +94,11 @@ class ProcessRuntime:
             )
         return None
 
-    async def start(self, spec: CopySpec) -> Copy:
+    async def start(self, spec: CopySpec, limits: CopyLimits | None = None, copy_id: str | None = None) -> Copy:
         reason = self.check_image(spec.image)
         if reason:
             raise CopyStartError(reason)
-        copy_id = uuid.uuid4().hex[:12]
+        copy_id = copy_id or uuid.uuid4().hex[:12]
         base_dir = self.copies_dir / copy_id
         base_dir.mkdir(parents=True, exist_ok=True)
         model_link = base_dir / "model"
@@ -106,6 +121,12 @@ class ProcessRuntime:
             SMEMU_PARENT_PID=str(os.getpid()),
             PYTHONUNBUFFERED="1",
         )
+        if limits is not None:
+            # Numeric libraries size their thread pools to the cores they may use.
+            for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                env.setdefault(variable, str(len(limits.cpus)))
+            if limits.devices:
+                env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in limits.devices)
         log = open(log_path, "ab", buffering=0)
         log.write(f"--- smemu: starting copy {copy_id} of {spec.endpoint}/{spec.variant} on port {port}\n".encode())
         process = subprocess.Popen(
@@ -114,7 +135,10 @@ class ProcessRuntime:
             env=env, cwd=str(base_dir), start_new_session=True,
         )
         log.close()
-        copy = Copy(copy_id, spec.endpoint, spec.variant, "127.0.0.1", port, str(log_path), process.pid, handle=process)
+        copy = Copy(copy_id, spec.endpoint, spec.variant, "127.0.0.1", port, str(log_path), process.pid, handle=process,
+                    component=spec.component, version=spec.version, started_at=time.time())
+        if limits is not None:
+            self._enforce(copy, process.pid, limits)
         try:
             await self._wait_healthy(copy, process, spec)
         except BaseException:
@@ -123,6 +147,33 @@ class ProcessRuntime:
             raise
         copy.state = "serving"
         return copy
+
+    def _enforce(self, copy: Copy, pid: int, limits: CopyLimits):
+        copy.instance_id, copy.cores, copy.devices = limits.instance_id, limits.cores, limits.devices
+        copy.cpus, copy.memory_limit_mb = limits.cpus, limits.memory_limit_mb
+        try:
+            os.sched_setaffinity(pid, limits.cpus)  # inherited by every thread and worker it starts later
+        except OSError:
+            pass
+        copy.memory_mechanism = self.memory.apply(copy.copy_id, pid, limits.memory_limit_mb)
+        _append_log(copy.log_path, f"--- smemu: host CPUs {limits.cpus}, memory limit {limits.memory_limit_mb} MB "
+                                   f"({copy.memory_mechanism}) on instance {limits.instance_id}")
+
+    def exit_reason(self, copy: Copy) -> str | None:
+        """Why a copy stopped on its own, or None while it runs. The watchdog stops copies over their cap."""
+        process: subprocess.Popen = copy.handle
+        if process is None:
+            return None
+        code = process.poll()
+        if code is None:
+            if copy.memory_mechanism == "watchdog" and copy.memory_limit_mb and resident_mb(process.pid) > copy.memory_limit_mb:
+                _signal_group(process.pid, signal.SIGKILL)
+                process.wait()
+                return f"{MEMORY_EXCEEDED} of {copy.memory_limit_mb} MB and was stopped"
+            return None
+        if self.memory.exceeded(copy.copy_id):
+            return f"{MEMORY_EXCEEDED} of {copy.memory_limit_mb} MB and was stopped by the kernel (exit code {code})"
+        return f"exited with code {code}"
 
     async def _wait_healthy(self, copy: Copy, process: subprocess.Popen, spec: CopySpec):
         deadline = time.monotonic() + spec.startup_timeout
@@ -163,6 +214,7 @@ class ProcessRuntime:
         process: subprocess.Popen = copy.handle
         copy.state = "stopped"
         if process is None or process.poll() is not None:
+            self.memory.release(copy.copy_id)
             return
         grace = self.stop_grace if grace is None else grace
         _signal_group(process.pid, signal.SIGTERM)
@@ -172,6 +224,15 @@ class ProcessRuntime:
         if process.poll() is None:
             _signal_group(process.pid, signal.SIGKILL)
             await asyncio.to_thread(process.wait)
+        self.memory.release(copy.copy_id)
+
+    def close(self):
+        self.memory.close()
+
+
+def _append_log(path: str, line: str):
+    with open(path, "a") as handle:
+        handle.write(line + "\n")
 
 
 def _signal_group(pid: int, sig: int):

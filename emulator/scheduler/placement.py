@@ -51,6 +51,7 @@ class Instance:
     used_memory_mb: int = 0
     slots: dict[str, Slot] = field(default_factory=dict)
     free_devices: list[int] = field(default_factory=list)
+    hosted: bool = False  # has held a copy; only such instances are released when idle
 
     def __post_init__(self):
         if not self.free_devices:
@@ -117,6 +118,7 @@ class VariantPool:
         chosen.used_cores += demand.cores
         chosen.used_memory_mb += demand.memory_mb
         chosen.slots[copy_id] = Slot(copy_id, component, demand, devices)
+        chosen.hosted = True
         self.by_copy[copy_id] = chosen
         return chosen
 
@@ -131,12 +133,15 @@ class VariantPool:
         return instance
 
     def release_idle(self) -> list[Instance]:
-        """IDLE_RELEASE: drop empty instances, newest first, never below the minimum."""
+        """IDLE_RELEASE: drop instances emptied of copies, newest first, never below the minimum.
+
+        Instances that never held a copy (the endpoint's initial ones) stay until they have.
+        """
         released = []
         for instance in reversed(list(self.instances)):
             if len(self.instances) <= self.min_count:
                 break
-            if not instance.slots:
+            if instance.hosted and not instance.slots:
                 self.instances.remove(instance)
                 released.append(instance)
         return released

@@ -18,7 +18,7 @@ def serve(args):
         settings = Settings.from_env(
             host=args.host, port=args.port, state_dir=args.state_dir, runtime=args.runtime,
             account_id=args.account_id, region=args.region, timeout_scale=args.timeout_scale,
-            log_level=args.log_level,
+            scale_from_zero=args.scale_from_zero, log_level=args.log_level,
         )
     except ValueError as exc:
         print(f"smemu: {exc}", file=sys.stderr)
@@ -45,6 +45,42 @@ def logs(args):
     return 0
 
 
+def ps(args):
+    import httpx
+
+    url = args.url or f"http://127.0.0.1:{Settings.from_env().port}"
+    try:
+        views = httpx.get(f"{url}/_smemu/placement", timeout=10).json()["Endpoints"]
+    except httpx.HTTPError as exc:
+        print(f"smemu: cannot reach the emulator at {url}: {exc}", file=sys.stderr)
+        return 1
+    rows = [("ENDPOINT", "VARIANT", "INSTANCE", "COMPONENT", "COPY", "CORES", "HOST CPUS", "MEM MB", "PORT", "PID", "STATE")]
+    for view in views:
+        for variant in view["Variants"]:
+            instances = variant.get("Instances")
+            if instances is None:  # a model-based variant: copies are whole instances
+                instances = [{"InstanceId": "-", "Copies": variant["Copies"]}]
+            for instance in instances:
+                for copy in instance["Copies"] or [{}]:
+                    rows.append((view["EndpointName"], variant["VariantName"], instance["InstanceId"],
+                                 copy.get("InferenceComponentName", "-"), copy.get("CopyId", "-"),
+                                 _cell(copy.get("Cores")), ",".join(map(str, copy.get("HostCpus") or [])) or "-",
+                                 _cell(copy.get("MemoryLimitMb")), _cell(copy.get("Port")), _cell(copy.get("Pid")),
+                                 copy.get("State", "idle")))
+        for component in view.get("InferenceComponents", []):
+            if component["PendingCopyCount"]:
+                rows.append((view["EndpointName"], "", "(pending)", component["InferenceComponentName"],
+                             f"{component['PendingCopyCount']} waiting for room", "", "", "", "", "", component["Status"]))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _cell(value) -> str:
+    return "-" if value is None else str(value)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="smemu", description="A local, SageMaker-compatible model hosting emulator.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -60,8 +96,17 @@ def main(argv=None):
     p.add_argument("--region", help="region when a request carries no SigV4 scope (default us-east-1)")
     p.add_argument("--timeout-scale", type=float,
                    help="multiply model-data and health-check deadlines by this factor (default 1)")
+    p.add_argument("--scale-from-zero", choices=["faithful", "wake"],
+                   help="a request to an inference component with no copies fails like SageMaker (faithful, the "
+                        "default) or starts a copy and waits for it (wake); tag smemu:scale-from-zero overrides it")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
     p.set_defaults(func=serve)
+
+    p = commands.add_parser("ps", help="show endpoints, instances and copies as a table",
+                            description="Show where every copy runs: emulated instance, host CPUs, memory cap, "
+                                        "port, pid and state. Example: smemu ps --url http://127.0.0.1:7070")
+    p.add_argument("--url", default=None, help="the emulator's URL (default http://127.0.0.1:$SMEMU_PORT or 7070)")
+    p.set_defaults(func=ps)
 
     p = commands.add_parser("logs", help="print the logs of an endpoint's copies",
                             description="Print the stdout/stderr of every copy an endpoint has run.")

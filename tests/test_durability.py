@@ -85,3 +85,38 @@ def test_logs_command_prints_copy_output(emulator, sagemaker, xgboost_archive, u
     missing = subprocess.run([sys.executable, "-m", "emulator", "logs", "never-deployed", "--state-dir",
                               str(emulator.state_dir)], capture_output=True, text=True, cwd=ROOT)
     assert missing.returncode == 1 and "no logs for endpoint never-deployed" in missing.stderr
+
+
+def test_components_come_back_after_kill_9(state_dir, xgboost_archive):
+    first = EmulatorProcess(state_dir).start()
+    sagemaker = first.client("sagemaker")
+    sagemaker.create_model(ModelName="m", PrimaryContainer={"Image": XGBOOST_IMAGE, "ModelDataUrl": str(xgboost_archive)})
+    sagemaker.create_endpoint_config(EndpointConfigName="ic", ProductionVariants=[
+        {"VariantName": "AllTraffic", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    sagemaker.create_endpoint(EndpointName="ic", EndpointConfigName="ic")
+    wait_in_service(sagemaker, "ic")
+    sagemaker.create_inference_component(
+        InferenceComponentName="c", EndpointName="ic", VariantName="AllTraffic", RuntimeConfig={"CopyCount": 2},
+        Specification={"ModelName": "m", "ComputeResourceRequirements": {"NumberOfCpuCoresRequired": 1, "MinMemoryRequiredInMb": 256}})
+    assert wait_for(lambda: sagemaker.describe_inference_component(InferenceComponentName="c")["InferenceComponentStatus"] == "InService")
+    first.stop(signal.SIGKILL)
+    assert wait_for(lambda: not serving_processes(state_dir))
+
+    second = EmulatorProcess(state_dir, port=first.port).start()
+    try:
+        runtime = second.client("sagemaker-runtime")
+        body = runtime.invoke_endpoint(EndpointName="ic", InferenceComponentName="c", Body=b"0,0,1",
+                                       ContentType="text/csv")["Body"].read()
+        assert body == b"0.25\n"
+        sagemaker = second.client("sagemaker")
+        assert wait_for(lambda: sagemaker.describe_inference_component(InferenceComponentName="c")
+                        ["RuntimeConfig"]["CurrentCopyCount"] == 2)
+        table = subprocess.run([sys.executable, "-m", "emulator", "ps", "--url", second.url], capture_output=True,
+                               text=True, cwd=ROOT)
+        assert table.returncode == 0
+        lines = table.stdout.splitlines()
+        assert lines[0].split()[:4] == ["ENDPOINT", "VARIANT", "INSTANCE", "COMPONENT"]
+        assert sum(1 for line in lines if line.split()[:4] == ["ic", "AllTraffic", "alltraffic-1", "c"]) == 2
+        assert all("serving" in line for line in lines[1:])
+    finally:
+        second.stop()

@@ -54,6 +54,7 @@ class EndpointHost:
     routing: dict[str, str]
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     dirty: bool = False
+    recovering: bool = False  # brought back after a restart: requests wait for the first copies
     task: asyncio.Task | None = None
     ready: dict[str, asyncio.Event] = field(default_factory=dict)  # component → "a copy serves"
 
@@ -84,10 +85,14 @@ class ComponentManager:
             )
         return pools
 
-    def attach(self, endpoint: str, config: dict):
+    def attach(self, endpoint: str, config: dict, recovering: bool = False):
         routing = {v["VariantName"]: (v.get("RoutingConfig") or {}).get("RoutingStrategy", "LEAST_OUTSTANDING_REQUESTS")
                    for v in config["ProductionVariants"]}
-        self.hosts[endpoint.lower()] = EndpointHost(endpoint, self.pools_for(config), routing)
+        self.hosts[endpoint.lower()] = EndpointHost(endpoint, self.pools_for(config), routing, recovering=recovering)
+        fleet = self.registry.get(endpoint)
+        for doc in self.component_docs(endpoint):  # known to the router at once, copies or not
+            fleet.components[doc["InferenceComponentName"].lower()] = ComponentFleet(
+                doc["InferenceComponentName"], doc["VariantName"], routing=routing.get(doc["VariantName"], "LEAST_OUTSTANDING_REQUESTS"))
         self.schedule(endpoint)
 
     async def detach(self, endpoint: str):
@@ -132,6 +137,10 @@ class ComponentManager:
                 raise
             except Exception:
                 log.exception("reconciling the components of %s failed", host.name)
+            if host.recovering and not host.dirty:
+                host.recovering = False
+                for event in host.ready.values():
+                    event.set()
 
     async def _reconcile(self, host: EndpointHost):
         fleet = self.registry.get(host.name)
@@ -349,18 +358,20 @@ class ComponentManager:
         return mode == "wake", idle
 
     async def wake(self, endpoint: str, component: str) -> Copy | None:
-        """Wake mode: the request that found no copy asks for one and waits for it."""
+        """A request found no copy: wait for one while the component is being brought back after a
+        restart, or, in wake mode, ask for one and wait for it. None means: fail as SageMaker does."""
         doc = self.store.get(COMPONENT, component)
         host = self.hosts.get(endpoint.lower())
-        if doc is None or host is None or not self.wake_mode(doc)[0]:
-            return None
         fleet = self.registry.get(endpoint)
         comp = fleet.components.get(component.lower()) if fleet else None
-        if comp is None:
+        if doc is None or host is None or comp is None:
+            return None
+        recovering = host.recovering and doc["RuntimeConfig"]["DesiredCopyCount"] > 0
+        if not recovering and not self.wake_mode(doc)[0]:
             return None
         event = host.ready.setdefault(component.lower(), asyncio.Event())
         event.clear()
-        if doc["RuntimeConfig"]["DesiredCopyCount"] == 0:
+        if not recovering and doc["RuntimeConfig"]["DesiredCopyCount"] == 0:
             doc["RuntimeConfig"]["DesiredCopyCount"] = 1
             if doc["InferenceComponentStatus"] == "InService":
                 doc["InferenceComponentStatus"] = "Updating"

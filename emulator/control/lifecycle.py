@@ -31,10 +31,10 @@ class EndpointLifecycle:
         self.tasks: dict[str, asyncio.Task] = {}
         self.components = None  # the ComponentManager, set once both exist
 
-    def publish(self, fleet: Fleet, config: dict):
+    def publish(self, fleet: Fleet, config: dict, recovering: bool = False):
         self.registry.publish(fleet)
         if fleet.hosts_components:
-            self.components.attach(fleet.endpoint, config)
+            self.components.attach(fleet.endpoint, config, recovering)
 
     # -- entry points (called by the control plane after it committed the new status) -------------
     def create(self, name: str):
@@ -165,7 +165,7 @@ class EndpointLifecycle:
             self._save(name, EndpointStatus="Failed",
                        FailureReason=f"Could not bring the endpoint back into service after a restart: {exc}"[:1024])
             return
-        self.publish(fleet, config)
+        self.publish(fleet, config, recovering=True)
         log.info("endpoint %s is serving again after a restart", name)
         if status == "Updating":
             if doc.get("_pending"):

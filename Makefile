@@ -25,6 +25,8 @@ test: venv
 
 bench: venv
 	$(BIN)/python bench/endpoint_bench.py
+	$(BIN)/python bench/placement_bench.py
+	$(BIN)/python bench/cold_start_bench.py
 
 clean:
 	rm -rf $(VENV) .smemu .pytest_cache

@@ -19,12 +19,13 @@ def test_example_runs(emulator, script):
     assert "endpoint predictions:" in result.stdout and result.stdout.rstrip().endswith("done")
 
 
-def test_readme_example_runs(emulator, tmp_path):
+def test_readme_examples_run(emulator, tmp_path):
     readme = (ROOT / "README.md").read_text()
-    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
-    assert len(code.strip().splitlines()) <= 15
+    blocks = [part.split("```", 1)[0] for part in readme.split("```python\n")[1:]]
+    assert len(blocks) == 2 and len(blocks[0].strip().splitlines()) <= 15
     script = tmp_path / "readme_example.py"
-    script.write_text(code.replace("http://127.0.0.1:7070", emulator.url))
+    script.write_text("\n".join(blocks).replace("http://127.0.0.1:7070", emulator.url))
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert float(result.stdout.strip().strip("b'").split("\\n")[0]) > 0
+    predictions = [float(line.strip("b'").split("\\n")[0]) for line in result.stdout.split()]
+    assert len(predictions) == 2 and predictions[0] == predictions[1] > 0

@@ -162,3 +162,44 @@ def test_list_models_pagination_sorting_and_filters(sagemaker, unique):
     assert sagemaker.list_models(NameContains=prefix, CreationTimeBefore=created - hour)["Models"] == []
     error = error_of(sagemaker.list_models, NextToken="garbage")
     assert error["Error"]["Code"] == "ValidationException"
+
+
+def test_environment_configures_server_and_clients(tmp_path, xgboost_archive):
+    """SMEMU_* variables configure the server; AWS_ENDPOINT_URL_SAGEMAKER* point unmodified clients at it."""
+    import os
+    import subprocess
+    import sys
+
+    import boto3
+
+    from .conftest import ROOT, free_port
+
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SMEMU_")},
+           "SMEMU_PORT": str(port), "SMEMU_STATE_DIR": str(tmp_path / "state"), "SMEMU_ACCOUNT_ID": "111122223333"}
+    server = subprocess.Popen([sys.executable, "-m", "emulator", "serve"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            try:
+                if httpx.get(f"{url}/_smemu/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        os.environ.update(AWS_ENDPOINT_URL_SAGEMAKER=url, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=url)
+        try:
+            client = boto3.client("sagemaker", region_name="eu-central-1", aws_access_key_id="a", aws_secret_access_key="b")
+            arn = client.create_model(ModelName="env", PrimaryContainer={"Image": XGBOOST_IMAGE})["ModelArn"]
+            assert arn == "arn:aws:sagemaker:eu-central-1:111122223333:model/env"
+            runtime = boto3.client("sagemaker-runtime", region_name="eu-central-1", aws_access_key_id="a",
+                                   aws_secret_access_key="b")
+            with pytest.raises(runtime.exceptions.ValidationError, match="of account 111122223333 not found"):
+                runtime.invoke_endpoint(EndpointName="nothing", Body=b"1")
+        finally:
+            del os.environ["AWS_ENDPOINT_URL_SAGEMAKER"], os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"]
+        assert (tmp_path / "state" / "state.db").exists()
+    finally:
+        server.terminate()
+        server.wait(30)

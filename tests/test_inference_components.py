@@ -380,3 +380,65 @@ def test_wake_mode_serves_the_request_that_finds_no_copy_then_idles_back_to_zero
     with pytest.raises(runtime.exceptions.ValidationError, match="no capacity"):
         predict(runtime, endpoint, "faithful-c")
     delete_endpoint(sagemaker, endpoint)
+
+
+def test_accelerators_are_counted_and_reported_as_cpu_without_host_gpus(sagemaker, runtime, emulator, xgboost_archive):
+    import shutil
+
+    endpoint = "ic-gpu"
+    model(sagemaker, "ic-gpu-model", xgboost_archive)
+    component_endpoint(sagemaker, endpoint, "ml.g5.12xlarge", 1)  # 4 emulated GPUs
+    sagemaker.create_inference_component(
+        InferenceComponentName="ic-gpu-c", EndpointName=endpoint, VariantName="AllTraffic", RuntimeConfig={"CopyCount": 2},
+        Specification={"ModelName": "ic-gpu-model", "ComputeResourceRequirements": {
+            "NumberOfCpuCoresRequired": 1, "MinMemoryRequiredInMb": 256, "NumberOfAcceleratorDevicesRequired": 2}})
+    wait_component(sagemaker, "ic-gpu-c")
+    assert predict(runtime, endpoint, "ic-gpu-c") == b"0.25\n"
+    view = placement(emulator, endpoint)
+    devices = sorted(tuple(c["AcceleratorDevices"]) for c in copies_of(view, "ic-gpu-c"))
+    assert devices == [(0, 1), (2, 3)]
+    assert view["Variants"][0]["Instances"][0]["Used"]["Accelerators"] == 4
+    if shutil.which("nvidia-smi") is None:
+        assert view["Host"]["HostGpus"] is False
+        assert {c["RunsOn"] for c in copies_of(view, "ic-gpu-c")} == {"cpu"}
+    error = error_of(sagemaker.create_inference_component, InferenceComponentName="ic-gpu-more", EndpointName=endpoint,
+                     VariantName="AllTraffic", RuntimeConfig={"CopyCount": 1},
+                     Specification={"ModelName": "ic-gpu-model", "ComputeResourceRequirements": {
+                         "MinMemoryRequiredInMb": 256, "NumberOfAcceleratorDevicesRequired": 5}})
+    assert error["Message"].startswith("There is not enough hardware resources")
+    delete_endpoint(sagemaker, endpoint)
+
+
+SLOW = '''
+import os, time, xgboost as xgb
+
+def model_fn(model_dir):
+    booster = xgb.Booster()
+    booster.load_model(os.path.join(model_dir, "xgboost-model"))
+    return booster
+
+def predict_fn(data, model):
+    time.sleep(1.5)
+    return model.predict(data)
+'''
+
+
+def test_scaling_down_drains_in_flight_requests(sagemaker, runtime, emulator, artifacts):
+    from concurrent.futures import ThreadPoolExecutor
+
+    endpoint = "ic-drain"
+    slow = models.write_code(models.xgboost_model_dir(artifacts / "slow-drain"), SLOW)
+    model(sagemaker, "ic-drain-model", slow, environment={"SAGEMAKER_PROGRAM": "inference.py"})
+    component_endpoint(sagemaker, endpoint, "ml.m5.xlarge", 1)
+    add_component(sagemaker, "ic-drain-c", endpoint, "ic-drain-model", cores=1, memory=256, copies=2)
+    wait_component(sagemaker, "ic-drain-c")
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(predict, runtime, endpoint, "ic-drain-c") for _ in range(2)]
+        end = time.monotonic() + 5
+        while time.monotonic() < end and sum(c["Outstanding"] for c in copies_of(placement(emulator, endpoint), "ic-drain-c")) < 2:
+            time.sleep(0.02)
+        sagemaker.update_inference_component_runtime_config(InferenceComponentName="ic-drain-c",
+                                                            DesiredRuntimeConfig={"CopyCount": 1})
+        assert [f.result() for f in futures] == [b"[0.25]", b"[0.25]"]  # none dropped by the scale-in (script mode: JSON)
+    assert wait_component(sagemaker, "ic-drain-c")["RuntimeConfig"]["CurrentCopyCount"] == 1
+    delete_endpoint(sagemaker, endpoint)

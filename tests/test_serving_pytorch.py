@@ -200,3 +200,11 @@ def test_several_workers_each_load_the_model(tmp_path):
         assert process.log().count("loading in") == 2
     finally:
         process.stop()
+
+
+def test_p12_sparse_npz_is_a_500(server):
+    import scipy.sparse
+
+    buffer = io.BytesIO()
+    scipy.sparse.save_npz(buffer, scipy.sparse.csr_matrix(np.array([[1.0, 0.0]])))
+    assert server.invoke(buffer.getvalue(), {"Content-Type": "application/x-npz"}).status_code == 500

@@ -31,6 +31,7 @@ class Copy:
     memory_limit_mb: int | None = None
     memory_mechanism: str | None = None
     devices: tuple = ()
+    runs_on: str = "cpu"  # "cuda" when it was given GPUs of the host
     started_at: float | None = None
 
     @property
@@ -45,7 +46,8 @@ class Copy:
         if self.component:
             view.update(InferenceComponentName=self.component, InstanceId=self.instance_id, Cores=self.cores,
                         HostCpus=self.cpus, MemoryLimitMb=self.memory_limit_mb,
-                        MemoryEnforcement=self.memory_mechanism, AcceleratorDevices=list(self.devices))
+                        MemoryEnforcement=self.memory_mechanism, AcceleratorDevices=list(self.devices),
+                        RunsOn=self.runs_on)
         return view
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 
 import psutil
@@ -43,8 +44,15 @@ class HostCpuAllocator:
         return sum(self.load.values()) > len(self.cores) + 1e-9
 
     def describe(self) -> dict:
+        gpus = host_has_gpus()
         return {"HostCpus": self.cores, "EmulatedCoresAssigned": round(sum(self.load.values()), 4),
-                "Oversubscribed": self.oversubscribed}
+                "Oversubscribed": self.oversubscribed, "HostGpus": gpus,
+                "Accelerators": "copies get distinct CUDA_VISIBLE_DEVICES" if gpus else
+                "emulated: counted in placement, copies run on the CPU"}
+
+
+def host_has_gpus() -> bool:
+    return shutil.which("nvidia-smi") is not None
 
 
 def _own_cgroup_dirs() -> tuple[Path | None, Path | None]:

@@ -23,7 +23,7 @@ import httpx
 
 from .fleet import Copy
 from .images import framework_of
-from .limits import MEMORY_EXCEEDED, MemoryLimiter, resident_mb
+from .limits import MEMORY_EXCEEDED, MemoryLimiter, host_has_gpus, resident_mb
 
 PING_TIMEOUT = 2.0  # SageMaker's per-ping limit
 
@@ -83,6 +83,7 @@ class ProcessRuntime:
         self.requirements_cache = state_dir / "requirements"
         self.stop_grace = stop_grace
         self.memory = MemoryLimiter(str(os.getpid()))
+        self.gpus = host_has_gpus()
 
     def check_image(self, image: str | None) -> str | None:
         """A reason this runtime cannot run the image, or None."""
@@ -125,7 +126,7 @@ class ProcessRuntime:
             # Numeric libraries size their thread pools to the cores they may use.
             for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
                 env.setdefault(variable, str(len(limits.cpus)))
-            if limits.devices:
+            if limits.devices and self.gpus:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in limits.devices)
         log = open(log_path, "ab", buffering=0)
         log.write(f"--- smemu: starting copy {copy_id} of {spec.endpoint}/{spec.variant} on port {port}\n".encode())
@@ -150,6 +151,7 @@ class ProcessRuntime:
 
     def _enforce(self, copy: Copy, pid: int, limits: CopyLimits):
         copy.instance_id, copy.cores, copy.devices = limits.instance_id, limits.cores, limits.devices
+        copy.runs_on = "cuda" if limits.devices and self.gpus else "cpu"
         copy.cpus, copy.memory_limit_mb = limits.cpus, limits.memory_limit_mb
         try:
             os.sched_setaffinity(pid, limits.cpus)  # inherited by every thread and worker it starts later

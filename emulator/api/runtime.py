@@ -35,13 +35,10 @@ class RuntimeApi:
         request_id = str(uuid.uuid4())
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         endpoint, action = target
+        started = False
         try:
-            if action != "invocations":
-                raise RuntimeApiError(
-                    "ValidationError", 400,
-                    f"{'InvokeEndpointWithResponseStream' if 'stream' in action else 'InvokeEndpointAsync'} "
-                    "is not supported by smemu yet.",
-                )
+            if action == "async-invocations":
+                raise RuntimeApiError("ValidationError", 400, "InvokeEndpointAsync is not supported by smemu yet.")
             declared = headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
                 raise _oversize(request_id)
@@ -53,14 +50,26 @@ class RuntimeApi:
                     f"1 validation error detected: Value '{endpoint}' at 'endpointName' failed to satisfy "
                     "constraint: Member must have length less than or equal to 63"
                 )
-            status, out_headers, out_body = await self.router.invoke(
-                endpoint, body, headers, region_of(headers, self.default_region)
-            )
+            region = region_of(headers, self.default_region)
+            if action == "invocations-response-stream":
+                async def tracked_send(message):
+                    nonlocal started
+                    started = True
+                    await send(message)
+
+                await self.router.stream(endpoint, body, headers, region, tracked_send, request_id)
+                return
+            status, out_headers, out_body = await self.router.invoke(endpoint, body, headers, region)
         except RuntimeApiError as exc:
+            if started:  # too late for an HTTP error: the stream is already under way
+                log.warning("error after the response stream started: %s", exc)
+                return
             status, out_body = exc.status, exc.body()
             out_headers = [(b"content-type", b"application/json"), (b"x-amzn-errortype", exc.code.encode())]
         except Exception:
             log.exception("internal error invoking %s", endpoint)
+            if started:
+                return
             status = 500
             out_body = json.dumps({"message": "An internal error occurred in smemu; see its log."}).encode()
             out_headers = [(b"content-type", b"application/json"), (b"x-amzn-errortype", b"InternalFailure")]

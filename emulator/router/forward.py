@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aiohttp
 
@@ -25,6 +26,18 @@ class Forwarder:
     async def close(self):
         if self.session is not None:
             await self.session.close()
+
+    @contextlib.asynccontextmanager
+    async def open(self, url: str, body: bytes, headers: dict, timeout: float):
+        """The copy's response, open for streaming its body (no retry: it may be partly consumed)."""
+        try:
+            async with self.session.post(url, data=body, headers=headers,
+                                         timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+                yield response
+        except asyncio.TimeoutError as exc:
+            raise ContainerTimeout() from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectionError) as exc:
+            raise ContainerUnreachable(str(exc) or "the container closed the connection") from exc
 
     async def post(self, url: str, body: bytes, headers: dict, timeout: float):
         """(status, headers, body) of the copy's answer. One retry if a pooled connection was closed."""

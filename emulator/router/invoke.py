@@ -4,7 +4,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aiohttp
+
 from ..runtime.fleet import FleetRegistry
+from . import eventstream
 from .errors import RuntimeApiError, model_error, validation_error
 from .forward import ContainerTimeout, ContainerUnreachable, Forwarder
 
@@ -31,8 +34,8 @@ class InvocationRouter:
         # async (endpoint, component) -> Copy | None: wake mode starts a copy and waits for it
         self.on_no_capacity = on_no_capacity
 
-    async def invoke(self, endpoint: str, body: bytes, headers: dict, region: str):
-        """Return (status, headers list, body) for the client."""
+    async def _choose(self, endpoint: str, headers: dict):
+        """(copy, variant name) for a request, or a SageMaker ValidationError."""
         fleet = self.registry.get(endpoint)
         if fleet is None:
             recovering = self.registry.recovering(endpoint)
@@ -57,19 +60,22 @@ class InvocationRouter:
                 "inference components. Please remove the Inference Component Name header and try again."
             )
         if component:
-            copy, variant_name = await self._component_copy(fleet, endpoint, component)
+            return await self._component_copy(fleet, endpoint, component)
+        target = headers.get("x-amzn-sagemaker-target-variant")
+        if target:
+            variant = fleet.variant(target)
+            if variant is None:
+                raise validation_error(f"The variant {target} does not exist on endpoint {endpoint}.")
         else:
-            target = headers.get("x-amzn-sagemaker-target-variant")
-            if target:
-                variant = fleet.variant(target)
-                if variant is None:
-                    raise validation_error(f"The variant {target} does not exist on endpoint {endpoint}.")
-            else:
-                variant = fleet.pick_variant()
-            copy = variant.pick() if variant else None
-            if copy is None:
-                raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
-            variant_name = variant.name
+            variant = fleet.pick_variant()
+        copy = variant.pick() if variant else None
+        if copy is None:
+            raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
+        return copy, variant.name
+
+    async def invoke(self, endpoint: str, body: bytes, headers: dict, region: str):
+        """Return (status, headers list, body) for the client."""
+        copy, variant_name = await self._choose(endpoint, headers)
         forward = {k: headers[k] for k in FORWARDED if k in headers}
         copy.outstanding += 1
         try:
@@ -93,6 +99,48 @@ class InvocationRouter:
             out.append((b"x-amzn-sagemaker-custom-attributes", attributes.encode("latin-1")))
         return 200, out, response_body
 
+    async def stream(self, endpoint: str, body: bytes, headers: dict, region: str, send, request_id: str):
+        """InvokeEndpointWithResponseStream: relay the container's chunks as PayloadPart events.
+
+        Errors before the first byte are ordinary errors (raised); once the stream has started, a
+        broken or timed-out container answer becomes an in-stream ModelStreamError."""
+        copy, variant_name = await self._choose(endpoint, headers)
+        forward = {k: headers[k] for k in FORWARDED if k in headers}
+        if "x-amzn-sagemaker-accept" in headers:  # the streaming API carries Accept in its own header
+            forward["accept"] = headers["x-amzn-sagemaker-accept"]
+        copy.outstanding += 1
+        try:
+            async with self.forwarder.open(copy.base_url + "/invocations", body, forward, self.timeout) as response:
+                if not 200 <= response.status < 300:
+                    text = (await response.read()).decode("utf-8", "replace")
+                    raise model_error(response.status, text, endpoint, region, self.account)
+                out = [(b"content-type", b"application/vnd.amazon.eventstream"),
+                       (b"x-amzn-invoked-production-variant", variant_name.encode()),
+                       (b"x-amzn-requestid", request_id.encode())]
+                if response.headers.get("Content-Type"):
+                    out.append((b"x-amzn-sagemaker-content-type", response.headers["Content-Type"].encode("latin-1")))
+                attributes = response.headers.get("X-Amzn-SageMaker-Custom-Attributes")
+                if attributes:
+                    out.append((b"x-amzn-sagemaker-custom-attributes", attributes.encode("latin-1")))
+                await send({"type": "http.response.start", "status": 200, "headers": out})
+                try:
+                    async for chunk in response.content.iter_any():
+                        await send({"type": "http.response.body", "body": eventstream.payload_part(chunk),
+                                    "more_body": True})
+                    tail = b""
+                except asyncio.TimeoutError:
+                    tail = eventstream.exception("ModelStreamError", "Your invocation timed out while waiting for "
+                                                 "the model to finish its response stream.", "ModelInvocationTimeExceeded")
+                except aiohttp.ClientError as exc:
+                    tail = eventstream.exception("ModelStreamError", f"The model's response stream broke: {exc}",
+                                                 "StreamBroken")
+                await send({"type": "http.response.body", "body": tail})
+        except ContainerTimeout:
+            raise model_error(0, "", endpoint, region, self.account, timed_out=True) from None
+        except ContainerUnreachable as exc:
+            raise model_error(500, f"Could not reach the container: {exc}", endpoint, region, self.account) from None
+        finally:
+            copy.outstanding -= 1
 
     async def _component_copy(self, fleet, endpoint: str, component: str):
         comp = fleet.components.get(component.lower())

@@ -25,9 +25,22 @@ _CONTENT_TYPE_HEADER = re.compile(r"^[Cc]ontent-?[Tt]ype")
 @dataclass
 class Response:
     status: int
-    body: bytes
+    body: object  # bytes, or an iterator of bytes for a streamed (chunked) response
     content_type: str | None = None
     headers: dict | None = None
+
+
+def is_stream(value) -> bool:
+    """A generator or other iterator a handler returned to stream its output chunk by chunk."""
+    return hasattr(value, "__next__") and not isinstance(value, (bytes, bytearray, str))
+
+
+def _chunks(items, encode):
+    for item in items:
+        out = encode(item)
+        if isinstance(out, tuple):
+            out = out[0]
+        yield out.encode("utf-8") if isinstance(out, str) else bytes(out)
 
 
 def text_response(status: int, text: str, content_type="text/plain; charset=utf-8") -> Response:
@@ -157,7 +170,10 @@ class ToolkitHandler:
         response_type = extra.pop("Content-Type", response_type)
         if self.policy.charset_for_text and response_type and response_type.startswith("text/") and "charset" not in response_type:
             response_type += "; charset=utf-8"
-        payload = out.encode("utf-8") if isinstance(out, str) else bytes(out)
+        if is_stream(out):
+            payload = _chunks(out, lambda item: item)
+        else:
+            payload = out.encode("utf-8") if isinstance(out, str) else bytes(out)
         return Response(processor.status_code or 200, payload, response_type, extra)
 
     def _transform(self, data, content_type, accept):
@@ -166,6 +182,8 @@ class ToolkitHandler:
             return self._call("transform_fn", self.model, data, content_type, accept, context=ctx)
         decoded = self._call("input_fn", data, content_type, context=ctx)
         prediction = self._call("predict_fn", decoded, self.model, context=ctx)
+        if is_stream(prediction):  # a generating predict_fn: each item goes through output_fn
+            return _chunks(prediction, lambda item: self._call("output_fn", item, accept, context=ctx))
         return self._call("output_fn", prediction, accept, context=ctx)
 
 

@@ -10,7 +10,9 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 from .environment import ServingEnvironment, read_environment
-from .handler import Response
+from .handler import Response, is_stream
+
+_END = object()
 
 MAX_BODY = 6 * 1024 * 1024  # SageMaker's 6 MB invocation limit, plus room for headers below
 
@@ -49,7 +51,10 @@ class ServingApp:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             loop = asyncio.get_running_loop()
             response = await loop.run_in_executor(self.executor, self.handler.invoke, body, headers)
-            await self._send(send, response)
+            if is_stream(response.body):
+                await self._stream(send, response)
+            else:
+                await self._send(send, response)
         elif path == "/execution-parameters" and method == "GET" and hasattr(self.handler, "execution_parameters"):
             await self._send(send, self.handler.execution_parameters())
         else:
@@ -79,6 +84,22 @@ class ServingApp:
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
+
+    async def _stream(self, send, response: Response):
+        """Chunked transfer, one chunk per item the handler yields. If the handler fails midway the
+        connection is dropped without the final chunk, so the client sees a broken stream."""
+        headers = [(b"content-type", response.content_type.encode("latin-1"))] if response.content_type else []
+        for key, value in (response.headers or {}).items():
+            headers.append((key.lower().encode("latin-1"), str(value).encode("latin-1")))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        loop = asyncio.get_running_loop()
+        while True:
+            chunk = await loop.run_in_executor(self.executor, next, response.body, _END)
+            if chunk is _END:
+                break
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
     @staticmethod
     async def _send(send, response: Response):

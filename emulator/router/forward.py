@@ -1,10 +1,13 @@
-"""A pooled keep-alive HTTP client to the copies (aiohttp: httpx collapses under concurrency)."""
+"""Keep-alive HTTP clients to the copies: the lean httptools pool for whole answers, aiohttp for
+streamed ones (httpx stays off this path: it collapses under concurrency)."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
 
 import aiohttp
+
+from .client import ConnectionLost, ConnectionPool
 
 
 class ContainerTimeout(Exception):
@@ -18,12 +21,14 @@ class ContainerUnreachable(Exception):
 class Forwarder:
     def __init__(self):
         self.session: aiohttp.ClientSession | None = None
+        self.pool = ConnectionPool()
 
     async def start(self):
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=None, use_dns_cache=False)
         self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",))
 
     async def close(self):
+        self.pool.close()
         if self.session is not None:
             await self.session.close()
 
@@ -39,18 +44,12 @@ class Forwarder:
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectionError) as exc:
             raise ContainerUnreachable(str(exc) or "the container closed the connection") from exc
 
-    async def post(self, url: str, body: bytes, headers: dict, timeout: float):
-        """(status, headers, body) of the copy's answer. One retry if a pooled connection was closed."""
-        for attempt in (1, 2):
-            try:
-                async with self.session.post(
-                    url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
-                ) as response:
-                    return response.status, response.headers, await response.read()
-            except aiohttp.ServerDisconnectedError as exc:
-                if attempt == 2:
-                    raise ContainerUnreachable(str(exc) or "the container closed the connection") from exc
-            except asyncio.TimeoutError as exc:
-                raise ContainerTimeout() from exc
-            except aiohttp.ClientError as exc:
-                raise ContainerUnreachable(str(exc)) from exc
+    async def post(self, host: str, port: int, body: bytes, headers: dict, timeout: float):
+        """(status, {lower-cased header: value}, body) of the copy's answer to POST /invocations."""
+        try:
+            status, raw_headers, response_body = await self.pool.post(host, port, "/invocations", body, headers, timeout)
+        except asyncio.TimeoutError as exc:
+            raise ContainerTimeout() from exc
+        except (ConnectionLost, OSError) as exc:
+            raise ContainerUnreachable(str(exc) or "the container closed the connection") from exc
+        return status, {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}, response_body

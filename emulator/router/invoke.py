@@ -80,7 +80,7 @@ class InvocationRouter:
         copy.outstanding += 1
         try:
             status, response_headers, response_body = await self.forwarder.post(
-                copy.base_url + "/invocations", body, forward, self.timeout
+                copy.host, copy.port, body, forward, self.timeout
             )
         except ContainerTimeout:
             raise model_error(0, "", endpoint, region, self.account, timed_out=True) from None
@@ -91,10 +91,10 @@ class InvocationRouter:
         if not 200 <= status < 300:
             raise model_error(status, response_body.decode("utf-8", "replace"), endpoint, region, self.account)
         out = [(b"x-amzn-invoked-production-variant", variant_name.encode())]
-        content_type = response_headers.get("Content-Type")
+        content_type = response_headers.get("content-type")
         if content_type:
             out.append((b"content-type", content_type.encode("latin-1")))
-        attributes = response_headers.get("X-Amzn-SageMaker-Custom-Attributes")
+        attributes = response_headers.get("x-amzn-sagemaker-custom-attributes")
         if attributes:
             out.append((b"x-amzn-sagemaker-custom-attributes", attributes.encode("latin-1")))
         return 200, out, response_body

@@ -1,0 +1,133 @@
+"""A lean keep-alive HTTP/1.1 client for the invocation hot path, on httptools.
+
+The emulator talks only to its own copies on loopback, with small requests, so a pool of
+persistent connections and httptools' response parser is all it needs; measured here, this costs
+about a third of aiohttp's CPU per request. Streamed responses still go through aiohttp.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import httptools
+
+
+class ConnectionLost(Exception):
+    """The connection closed before a whole response arrived."""
+
+    def __init__(self, reused: bool):
+        super().__init__("the container closed the connection")
+        self.reused = reused
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self):
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.future: asyncio.Future | None = None
+        self.closed = False
+        self.used = False
+        self._reset()
+
+    def _reset(self):
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+
+    # asyncio.Protocol
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data: bytes):
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(exc)
+
+    def connection_lost(self, exc):
+        self.closed = True
+        self._fail(ConnectionLost(self.used))
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes):
+        self.headers.append((name, value))
+
+    def on_headers_complete(self):
+        self.status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes):
+        self.body.append(body)
+
+    def on_message_complete(self):
+        keep_alive = self.parser.should_keep_alive()
+        if self.future is not None and not self.future.done():
+            self.future.set_result((self.status, self.headers, b"".join(self.body), keep_alive))
+
+    def _fail(self, exc):
+        if self.future is not None and not self.future.done():
+            self.future.set_exception(exc)
+
+    def send(self, head: bytes, body: bytes) -> asyncio.Future:
+        self._reset()
+        self.future = asyncio.get_running_loop().create_future()
+        self.transport.write(head + body if len(body) < 65536 else head)
+        if len(body) >= 65536:
+            self.transport.write(body)
+        return self.future
+
+    def close(self):
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class ConnectionPool:
+    def __init__(self, max_idle_per_host: int = 64):
+        self.idle: dict[tuple[str, int], list[_Connection]] = defaultdict(list)
+        self.max_idle = max_idle_per_host
+
+    async def _connection(self, host: str, port: int) -> _Connection:
+        idle = self.idle[(host, port)]
+        while idle:
+            connection = idle.pop()
+            if not connection.closed:
+                return connection
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(_Connection, host, port)
+        return connection
+
+    async def post(self, host: str, port: int, path: str, body: bytes, headers: dict, timeout: float):
+        """(status, [(name, value)], body). Retries once when a reused connection turns out closed."""
+        lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(body)}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        for attempt in (1, 2):
+            connection = await self._connection(host, port)
+            reused = connection.used
+            connection.used = True
+            try:
+                status, response_headers, response_body, keep_alive = await asyncio.wait_for(
+                    connection.send(head, body), timeout)
+            except asyncio.TimeoutError:
+                connection.close()
+                raise
+            except ConnectionLost:
+                connection.close()
+                if reused and attempt == 1:
+                    continue
+                raise
+            except BaseException:
+                connection.close()
+                raise
+            if keep_alive and not connection.closed and len(self.idle[(host, port)]) < self.max_idle:
+                self.idle[(host, port)].append(connection)
+            else:
+                connection.close()
+            return status, response_headers, response_body
+        raise ConnectionLost(True)
+
+    def close(self):
+        for connections in self.idle.values():
+            for connection in connections:
+                connection.close()
+        self.idle.clear()

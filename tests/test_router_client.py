@@ -1,0 +1,99 @@
+"""The hot-path HTTP client against small servers of the test's own on loopback."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from emulator.router.client import ConnectionLost, ConnectionPool
+
+
+async def serve(handler):
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def read_request(reader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    return await reader.readexactly(length)
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_keep_alive_reuses_one_connection_and_parses_chunked_bodies():
+    async def main():
+        connections = 0
+
+        async def handler(reader, writer):
+            nonlocal connections
+            connections += 1
+            while True:
+                try:
+                    body = await read_request(reader)
+                except asyncio.IncompleteReadError:
+                    break
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
+                await writer.drain()
+            writer.close()
+
+        server, port = await serve(handler)
+        pool = ConnectionPool()
+        answers = [await pool.post("127.0.0.1", port, "/invocations", f"body {i}".encode(), {"X-A": "1"}, 5) for i in range(3)]
+        pool.close()
+        server.close()
+        return connections, answers
+
+    connections, answers = run(main())
+    assert connections == 1
+    assert [a[2] for a in answers] == [b"body 0", b"body 1", b"body 2"]
+    assert answers[0][0] == 200 and (b"Content-Type", b"text/plain") in answers[0][1]
+
+
+def test_connection_close_answers_and_large_bodies():
+    async def main():
+        async def handler(reader, writer):
+            body = await read_request(reader)
+            writer.write(b"HTTP/1.1 201 Created\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            await writer.drain()
+            writer.close()
+
+        server, port = await serve(handler)
+        pool = ConnectionPool()
+        big = bytes(range(256)) * 4096  # 1 MiB, written in two parts
+        first = await pool.post("127.0.0.1", port, "/invocations", big, {}, 5)
+        second = await pool.post("127.0.0.1", port, "/invocations", b"again", {}, 5)
+        pool.close()
+        server.close()
+        return first, second
+
+    first, second = run(main())
+    assert first[0] == 201 and first[2] == bytes(range(256)) * 4096
+    assert second[2] == b"again"
+
+
+def test_timeout_and_a_server_that_hangs_up():
+    async def main():
+        async def silent(reader, writer):
+            await read_request(reader)
+            await asyncio.sleep(5)
+
+        async def rude(reader, writer):
+            await read_request(reader)
+            writer.close()
+
+        silent_server, silent_port = await serve(silent)
+        rude_server, rude_port = await serve(rude)
+        pool = ConnectionPool()
+        with pytest.raises(asyncio.TimeoutError):
+            await pool.post("127.0.0.1", silent_port, "/invocations", b"x", {}, 0.2)
+        with pytest.raises(ConnectionLost):
+            await pool.post("127.0.0.1", rude_port, "/invocations", b"x", {}, 5)
+        pool.close()
+        silent_server.close()
+        rude_server.close()
+
+    run(main())

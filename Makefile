@@ -20,6 +20,7 @@ $(VENV)/.installed: pyproject.toml
 run: venv
 	$(BIN)/smemu serve
 
+PYTEST_ARGS ?= -rs
 test: venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
@@ -30,3 +31,35 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) .smemu .pytest_cache
+
+# -- serving images -----------------------------------------------------------------------------
+TORCH_VERSION := 2.13.0
+XGBOOST_VERSION := 3.2.0
+PYTORCH_IMAGE := smemu/pytorch-inference:$(TORCH_VERSION)-cpu
+XGBOOST_IMAGE := smemu/xgboost-inference:$(XGBOOST_VERSION)
+OFFLINE_BASE := smemu/bookworm-python:offline
+IMAGE_WHEELS := "torch==$(TORCH_VERSION)" "xgboost-cpu==$(XGBOOST_VERSION)" numpy uvicorn uvloop httptools
+
+.PHONY: images images-offline image-wheels offline-base
+
+# With a registry: FROM python:3.11-slim, packages from PyPI.
+images:
+	docker build -f containers/pytorch/Dockerfile --build-arg TORCH_VERSION=$(TORCH_VERSION) -t $(PYTORCH_IMAGE) .
+	docker build -f containers/xgboost/Dockerfile --build-arg XGBOOST_VERSION=$(XGBOOST_VERSION) -t $(XGBOOST_IMAGE) .
+
+# With no registry at all: a Debian base made by debootstrap and `docker import`, and wheels
+# fetched on the host with `pip download` into the build context.
+images-offline: venv offline-base image-wheels
+	docker build -f containers/pytorch/Dockerfile --build-arg BASE_IMAGE=$(OFFLINE_BASE) \
+	  --build-arg PIP_OPTIONS="--no-index --find-links /tmp/wheels" --build-arg TORCH_VERSION=$(TORCH_VERSION) -t $(PYTORCH_IMAGE) .
+	docker build -f containers/xgboost/Dockerfile --build-arg BASE_IMAGE=$(OFFLINE_BASE) \
+	  --build-arg PIP_OPTIONS="--no-index --find-links /tmp/wheels" --build-arg XGBOOST_VERSION=$(XGBOOST_VERSION) -t $(XGBOOST_IMAGE) .
+
+image-wheels: venv
+	$(BIN)/python -m pip download --disable-pip-version-check -q --dest containers/wheels $(IMAGE_WHEELS)
+
+offline-base:
+	@if docker image inspect $(OFFLINE_BASE) >/dev/null 2>&1; then echo "$(OFFLINE_BASE) exists"; else \
+	  rootfs=$$(mktemp -d) && \
+	  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm $$rootfs && \
+	  tar -C $$rootfs -c . | docker import - $(OFFLINE_BASE) && rm -rf $$rootfs; fi

@@ -24,6 +24,7 @@ from .router.forward import Forwarder
 from .router.invoke import InvocationRouter
 from .runtime.fleet import FleetRegistry
 from .runtime.modeldata import ModelDataStore
+from .runtime.docker import DockerRuntime, docker_client
 from .runtime.process import ProcessRuntime
 from .scheduler.catalog import Catalog
 
@@ -31,9 +32,14 @@ log = logging.getLogger("smemu")
 
 
 def make_runtime(settings: Settings):
-    if settings.runtime == "docker":
-        raise SystemExit("smemu: the Docker runtime is not available yet; use --runtime process (or auto).")
-    # auto: the process runtime, the only one built so far.
+    """docker: every copy a container; process: every copy a subprocess; auto: docker when an engine
+    answers, else process."""
+    if settings.runtime in ("docker", "auto"):
+        client = docker_client()
+        if client is not None:
+            return DockerRuntime(client, settings.state_dir, settings.stop_grace, settings.image_overrides())
+        if settings.runtime == "docker":
+            raise SystemExit("smemu: --runtime docker, but no Docker engine is reachable (is dockerd running?).")
     return ProcessRuntime(settings.state_dir, settings.stop_grace)
 
 

@@ -65,6 +65,11 @@ class Settings:
         if self.timeout_scale <= 0:
             raise ValueError("--timeout-scale must be positive")
 
+    def image_overrides(self) -> dict:
+        """SMEMU_IMAGE_PYTORCH / SMEMU_IMAGE_XGBOOST: the images SageMaker's framework URIs map to."""
+        return {framework: os.environ[f"SMEMU_IMAGE_{framework.upper()}"]
+                for framework in ("pytorch", "xgboost") if os.environ.get(f"SMEMU_IMAGE_{framework.upper()}")}
+
     def deadline_seconds(self, requested: float | None, default: float) -> float:
         return (requested if requested is not None else default) * self.timeout_scale
 

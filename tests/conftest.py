@@ -30,8 +30,9 @@ def free_port() -> int:
 class EmulatorProcess:
     """``smemu serve`` as a subprocess, as a user would run it."""
 
-    def __init__(self, state_dir: Path, extra_env: dict | None = None, port: int | None = None):
+    def __init__(self, state_dir: Path, extra_env: dict | None = None, port: int | None = None, runtime="process"):
         self.state_dir = state_dir
+        self.runtime = runtime
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_env = extra_env or {}
@@ -44,7 +45,7 @@ class EmulatorProcess:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "emulator", "serve", "--port", str(self.port), "--state-dir", str(self.state_dir),
-             "--runtime", "process"],
+             "--runtime", self.runtime],
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT),
         )
         end = time.monotonic() + timeout

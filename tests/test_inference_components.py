@@ -23,13 +23,19 @@ def model_fn(model_dir):
     return torch.jit.load(model_dir + "/model.pt")
 
 def _memory_limit():
+    candidates = []
     for line in open("/proc/self/cgroup").read().splitlines():
         _, controllers, path = line.split(":", 2)
-        for candidate in (f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes", f"/sys/fs/cgroup{path}/memory.max",
-                          f"/sys/fs/cgroup/unified{path}/memory.max"):
-            if ("memory" in controllers.split(",") or controllers == "") and os.path.exists(candidate):
-                value = open(candidate).read().strip()
-                return None if value == "max" else int(value) // (1024 * 1024)
+        if "memory" in controllers.split(","):
+            candidates.append(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
+        elif controllers == "":
+            candidates += [f"/sys/fs/cgroup{path}/memory.max", f"/sys/fs/cgroup/unified{path}/memory.max"]
+    # Inside a container the cgroup's own files are mounted at the root of the hierarchy.
+    candidates += ["/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"]
+    for candidate in candidates:
+        if os.path.exists(candidate):
+            value = open(candidate).read().strip()
+            return None if value == "max" else int(value) // (1024 * 1024)
     return None
 
 def transform_fn(model, data, content_type, accept):

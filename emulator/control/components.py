@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from ..config import Settings
 from ..runtime.fleet import ComponentFleet, Copy, FleetRegistry
 from ..runtime.limits import HostCpuAllocator
-from ..runtime.process import CopyLimits, CopySpec, CopyStartError
+from ..runtime.health import CopyStartError
+from ..runtime.spec import CopyLimits, CopySpec
 from ..scheduler.catalog import Catalog
 from ..scheduler.placement import BINPACK, NOT_ENOUGH_HARDWARE, SPREAD, Demand, NeverFits, VariantPool
 from . import errors
@@ -52,6 +53,7 @@ class EndpointHost:
     name: str
     pools: dict[str, VariantPool]
     routing: dict[str, str]
+    network_isolation: bool = False  # the endpoint config's EnableNetworkIsolation
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     dirty: bool = False
     recovering: bool = False  # brought back after a restart: requests wait for the first copies
@@ -88,7 +90,8 @@ class ComponentManager:
     def attach(self, endpoint: str, config: dict, recovering: bool = False):
         routing = {v["VariantName"]: (v.get("RoutingConfig") or {}).get("RoutingStrategy", "LEAST_OUTSTANDING_REQUESTS")
                    for v in config["ProductionVariants"]}
-        self.hosts[endpoint.lower()] = EndpointHost(endpoint, self.pools_for(config), routing, recovering=recovering)
+        self.hosts[endpoint.lower()] = EndpointHost(endpoint, self.pools_for(config), routing, recovering=recovering,
+                                                    network_isolation=bool(config.get("EnableNetworkIsolation")))
         fleet = self.registry.get(endpoint)
         for doc in self.component_docs(endpoint):  # known to the router at once, copies or not
             fleet.components[doc["InferenceComponentName"].lower()] = ComponentFleet(
@@ -259,7 +262,7 @@ class ComponentManager:
             log_dir=self.settings.logs_dir / host.name.lower(),
             startup_timeout=self.settings.deadline_seconds(requested, self.settings.startup_timeout),
             startup_timeout_requested=requested or self.settings.startup_timeout,
-            component=doc["InferenceComponentName"], version=version,
+            component=doc["InferenceComponentName"], version=version, network_isolation=host.network_isolation,
         )
 
     async def _remove(self, host, pool, comp, copies):

@@ -14,7 +14,8 @@ import time
 from ..config import Settings
 from ..runtime.fleet import Copy, Fleet, FleetRegistry, VariantFleet
 from ..runtime.modeldata import Deadline, DownloadTimeout, ModelDataError, ModelDataSpec, ModelDataStore
-from ..runtime.process import CopySpec, CopyStartError
+from ..runtime.health import CopyStartError
+from ..runtime.spec import CopySpec
 from .store import Store
 
 log = logging.getLogger("smemu.lifecycle")
@@ -258,6 +259,7 @@ class EndpointLifecycle:
             environment=container.get("Environment") or {}, log_dir=self.settings.logs_dir / endpoint.lower(),
             startup_timeout=self.settings.deadline_seconds(requested, self.settings.startup_timeout),
             startup_timeout_requested=requested or self.settings.startup_timeout,
+            network_isolation=bool(model.get("EnableNetworkIsolation")),
         )
 
     async def _fetch_model_data(self, container: dict, variant: dict):

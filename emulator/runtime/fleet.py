@@ -33,6 +33,7 @@ class Copy:
     devices: tuple = ()
     runs_on: str = "cpu"  # "cuda" when it was given GPUs of the host
     started_at: float | None = None
+    proxy: object = None  # the network-namespace proxy of an isolated container
 
     @property
     def base_url(self) -> str:

@@ -11,69 +11,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from .fleet import Copy
+from .health import CopyStartError, wait_healthy
 from .images import framework_of
 from .limits import MEMORY_EXCEEDED, MemoryLimiter, host_has_gpus, resident_mb
-
-PING_TIMEOUT = 2.0  # SageMaker's per-ping limit
-
-
-class CopyStartError(Exception):
-    """A copy could not be brought into service; the message is the FailureReason."""
-
-
-@dataclass
-class CopySpec:
-    endpoint: str
-    variant: str
-    image: str | None
-    model_dir: Path | None
-    environment: dict
-    log_dir: Path
-    startup_timeout: float  # seconds, already scaled
-    startup_timeout_requested: float  # what the API asked for (shown in messages)
-    container_name: str = "primary"
-    component: str | None = None
-    version: int = 0
-
-
-@dataclass
-class CopyLimits:
-    """Where one copy runs: its emulated instance and the host resources enforced for it."""
-
-    instance_id: str
-    cores: float
-    cpus: list[int]
-    memory_limit_mb: int
-    devices: tuple = ()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def tail(path: str, lines: int = 15) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 8192))
-            text = handle.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
+from .spec import CopyLimits, CopySpec, free_port
 
 class ProcessRuntime:
     name = "process"
@@ -141,7 +89,7 @@ class ProcessRuntime:
         if limits is not None:
             self._enforce(copy, process.pid, limits)
         try:
-            await self._wait_healthy(copy, process, spec)
+            await wait_healthy(copy, spec, lambda: process.poll())
         except BaseException:
             await self.stop(copy, grace=2.0)
             copy.state = "failed"
@@ -176,41 +124,6 @@ class ProcessRuntime:
         if self.memory.exceeded(copy.copy_id):
             return f"{MEMORY_EXCEEDED} of {copy.memory_limit_mb} MB and was stopped by the kernel (exit code {code})"
         return f"exited with code {code}"
-
-    async def _wait_healthy(self, copy: Copy, process: subprocess.Popen, spec: CopySpec):
-        deadline = time.monotonic() + spec.startup_timeout
-        interval = 0.01
-        url = f"{copy.base_url}/ping"
-        async with httpx.AsyncClient() as client:
-            while True:
-                code = process.poll()
-                if code is not None:
-                    raise CopyStartError(
-                        f"The {spec.container_name} container for production variant {spec.variant} exited with "
-                        f"code {code} before it passed the ping health check. Last log lines:\n{tail(copy.log_path)}"
-                    )
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise CopyStartError(
-                        f"The {spec.container_name} container for production variant {spec.variant} did not pass "
-                        f"the ping health check within ContainerStartupHealthCheckTimeoutInSeconds "
-                        f"({spec.startup_timeout_requested:g} s). Run 'smemu logs {spec.endpoint}' for its log."
-                    )
-                try:
-                    response = await client.get(url, timeout=min(PING_TIMEOUT, remaining))
-                    if response.status_code == 200:
-                        return
-                    if response.status_code == 500:
-                        # The built-in serving answers 500 only when the model failed to load: fail now
-                        # instead of waiting out the whole health-check window.
-                        raise CopyStartError(
-                            f"The model for production variant {spec.variant} failed to load: "
-                            f"{response.text.strip()[:800]}"
-                        )
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-                interval = min(interval * 1.5, 0.1)
 
     async def stop(self, copy: Copy, grace: float | None = None):
         process: subprocess.Popen = copy.handle

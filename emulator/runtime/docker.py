@@ -1,0 +1,190 @@
+"""The Docker runtime: each copy is a container started as SageMaker starts them.
+
+``docker run <image> serve`` with the model's ``Environment`` verbatim, the model data extracted on
+the host and mounted read-only at ``/opt/ml/model``, port 8080 published on 127.0.0.1 only, the
+scheduler's CPU set, CPU quota and memory limit, and labels naming the emulator, endpoint, variant,
+component and copy. SageMaker's PyTorch and XGBoost image URIs map to smemu's own images. Images
+are never pulled. With ``EnableNetworkIsolation`` the container gets no network at all and is
+reached through a proxy that enters its network namespace.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from .fleet import Copy
+from .health import CopyStartError, wait_healthy
+from .images import framework_of
+from .limits import MEMORY_EXCEEDED
+from .spec import CopyLimits, CopySpec, free_port
+
+log = logging.getLogger("smemu.docker")
+DEFAULT_IMAGES = {"pytorch": "smemu/pytorch-inference:2.13.0-cpu", "xgboost": "smemu/xgboost-inference:3.2.0"}
+LABEL = "smemu.emulator"
+
+
+def owner_label(state_dir: Path) -> str:
+    """The label value that marks the containers of the emulator using this state directory."""
+    return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+
+
+def docker_client(timeout: float = 2.0):
+    """A client for a reachable engine, or None."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+        return client
+    except Exception:
+        return None
+
+
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(self, client, state_dir: Path, stop_grace: float, images: dict | None = None):
+        self.client = client
+        self.stop_grace = stop_grace
+        self.images = {**DEFAULT_IMAGES, **(images or {})}
+        self.owner = owner_label(state_dir)
+        self.remove_leftovers()
+
+    def resolve(self, image: str | None) -> str | None:
+        framework = framework_of(image)
+        return self.images[framework] if framework else image
+
+    def check_image(self, image: str | None) -> str | None:
+        if not image:
+            return "The container definition names no Image."
+        resolved = self.resolve(image)
+        try:
+            self.client.images.get(resolved)
+        except Exception:
+            mapped = f" (smemu's stand-in for {image})" if resolved != image else ""
+            return (f"The image {resolved}{mapped} is not in the local Docker engine, and smemu never pulls "
+                    "images. Build smemu's images with 'make images' (or 'make images-offline'), or "
+                    "'docker pull'/'docker build' your own.")
+        return None
+
+    def remove_leftovers(self):
+        """Containers of an earlier run of this emulator: their endpoints are brought back afresh."""
+        for container in self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.owner}"}):
+            try:
+                container.remove(force=True)
+            except Exception:
+                pass
+
+    async def start(self, spec: CopySpec, limits: CopyLimits | None = None, copy_id: str | None = None) -> Copy:
+        reason = self.check_image(spec.image)
+        if reason:
+            raise CopyStartError(reason)
+        copy_id = copy_id or uuid.uuid4().hex[:12]
+        spec.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = spec.log_dir / f"{spec.variant}-{copy_id}.log"
+        port = free_port()
+        options = dict(
+            image=self.resolve(spec.image), command=["serve"], detach=True, name=f"smemu-{copy_id}",
+            environment=dict(spec.environment or {}),
+            labels={LABEL: self.owner, "smemu.endpoint": spec.endpoint, "smemu.variant": spec.variant,
+                    "smemu.component": spec.component or "", "smemu.copy": copy_id},
+        )
+        if spec.model_dir is not None:
+            options["volumes"] = {str(spec.model_dir): {"bind": "/opt/ml/model", "mode": "ro"}}
+        if spec.network_isolation:
+            options["network_mode"] = "none"
+        else:
+            options["ports"] = {"8080/tcp": ("127.0.0.1", port)}
+        if limits is not None:
+            options.update(cpuset_cpus=",".join(map(str, limits.cpus)), mem_limit=f"{limits.memory_limit_mb}m",
+                           memswap_limit=f"{limits.memory_limit_mb}m")
+            if limits.cores:
+                options["nano_cpus"] = int(limits.cores * 1e9)
+        with open(log_path, "a") as handle:
+            handle.write(f"--- smemu: starting container smemu-{copy_id} ({options['image']}) of "
+                         f"{spec.endpoint}/{spec.variant}\n")
+        try:
+            container = await asyncio.to_thread(self.client.containers.run, **options)
+        except Exception as exc:
+            raise CopyStartError(f"Docker could not start the {spec.container_name} container: {exc}") from None
+        copy = Copy(copy_id, spec.endpoint, spec.variant, "127.0.0.1", port, str(log_path), handle=container,
+                    component=spec.component, version=spec.version, started_at=time.time())
+        threading.Thread(target=_follow_logs, args=(container, log_path), daemon=True).start()
+        if limits is not None:
+            copy.instance_id, copy.cores, copy.devices = limits.instance_id, limits.cores, limits.devices
+            copy.cpus, copy.memory_limit_mb, copy.memory_mechanism = limits.cpus, limits.memory_limit_mb, "docker"
+        try:
+            container.reload()
+            copy.pid = container.attrs["State"].get("Pid")
+            if spec.network_isolation:
+                copy.proxy = subprocess.Popen(
+                    [sys.executable, "-m", "emulator.runtime.netns_proxy", "--pid", str(copy.pid),
+                     "--listen-port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await wait_healthy(copy, spec, lambda: self._exit_code(container), builtin_serving=framework_of(spec.image) is not None)
+        except BaseException:
+            await self.stop(copy, grace=2.0)
+            copy.state = "failed"
+            raise
+        copy.state = "serving"
+        return copy
+
+    @staticmethod
+    def _exit_code(container):
+        try:
+            container.reload()
+        except Exception:
+            return -1
+        return container.attrs["State"].get("ExitCode") if container.status in ("exited", "dead") else None
+
+    def exit_reason(self, copy: Copy) -> str | None:
+        container = copy.handle
+        if container is None:
+            return None
+        code = self._exit_code(container)
+        if code is None:
+            return None
+        if container.attrs["State"].get("OOMKilled"):
+            return f"{MEMORY_EXCEEDED} of {copy.memory_limit_mb} MB and was stopped by the kernel (exit code {code})"
+        return f"exited with code {code}"
+
+    async def stop(self, copy: Copy, grace: float | None = None):
+        copy.state = "stopped"
+        proxy = getattr(copy, "proxy", None)
+        if proxy is not None:
+            proxy.kill()
+            proxy.wait()
+        container = copy.handle
+        if container is None:
+            return
+        grace = self.stop_grace if grace is None else grace
+
+        def stop_and_remove():
+            try:
+                container.stop(timeout=int(max(0, grace)))  # SIGTERM, then SIGKILL after the grace period
+            except Exception:
+                pass
+            try:
+                container.remove(force=True)
+            except Exception:
+                pass
+
+        await asyncio.to_thread(stop_and_remove)
+
+    def close(self):
+        self.client.close()
+
+
+def _follow_logs(container, log_path: Path):
+    try:
+        with open(log_path, "ab", buffering=0) as handle:
+            for chunk in container.logs(stream=True, follow=True):
+                handle.write(chunk)
+    except Exception:
+        pass

@@ -1,0 +1,67 @@
+"""Bringing a copy into service: poll ``GET /ping`` (2 s per ping) until 200, within the deadline.
+
+Shared by every runtime, so the startup rules are the same for processes and containers.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import httpx
+
+PING_TIMEOUT = 2.0  # SageMaker's per-ping limit
+
+
+class CopyStartError(Exception):
+    """A copy could not be brought into service; the message is the FailureReason."""
+
+
+def tail(path: str, lines: int = 15) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 8192))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+async def wait_healthy(copy, spec, exit_code, builtin_serving: bool = True, transport=None):
+    """Return once the copy answers /ping with 200; raise CopyStartError with the reason otherwise.
+
+    ``exit_code()`` is None while the copy runs. With ``builtin_serving`` a 500 from /ping means
+    the model failed to load (smemu's serving says so only then), and fails at once.
+    """
+    deadline = time.monotonic() + spec.startup_timeout
+    interval = 0.01
+    url = f"{copy.base_url}/ping"
+    async with httpx.AsyncClient(transport=transport) as client:
+        while True:
+            code = exit_code()
+            if code is not None:
+                raise CopyStartError(
+                    f"The {spec.container_name} container for production variant {spec.variant} exited with "
+                    f"code {code} before it passed the ping health check. Last log lines:\n{tail(copy.log_path)}"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CopyStartError(
+                    f"The {spec.container_name} container for production variant {spec.variant} did not pass "
+                    f"the ping health check within ContainerStartupHealthCheckTimeoutInSeconds "
+                    f"({spec.startup_timeout_requested:g} s). Run 'smemu logs {spec.endpoint}' for its log."
+                )
+            try:
+                response = await client.get(url, timeout=min(PING_TIMEOUT, remaining))
+                if response.status_code == 200:
+                    return
+                if response.status_code == 500 and builtin_serving:
+                    raise CopyStartError(
+                        f"The model for production variant {spec.variant} failed to load: "
+                        f"{response.text.strip()[:800]}"
+                    )
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+            interval = min(interval * 1.5, 0.1)

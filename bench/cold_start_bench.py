@@ -8,32 +8,23 @@ Writes bench/results/cold_start_bench.json.
 """
 from __future__ import annotations
 
-import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 import boto3
-import httpx
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+import harness
+
 RUNS = int(os.environ.get("BENCH_COLD_RUNS", "5"))
 IMAGES = {"xgboost": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
           "pytorch": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1.0-cpu-py310"}
 BODIES = {"xgboost": (b"0.1,0.2,0.3,0.4", "text/csv"), "pytorch": (b"[[0.1, 0.2, 0.3, 0.4]]", "application/json")}
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def archives(workdir: Path) -> dict:
@@ -60,18 +51,8 @@ def archives(workdir: Path) -> dict:
 
 def main():
     workdir = Path(tempfile.mkdtemp(prefix="smemu-cold-"))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "emulator", "serve", "--port", str(port), "--state-dir",
-                               str(workdir / "state"), "--runtime", "process", "--log-level", "warning"], cwd=ROOT)
     results = {}
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/_smemu/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+    with harness.emulator(workdir / "state") as url:
         kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="b", aws_secret_access_key="b")
         sagemaker, runtime = boto3.client("sagemaker", **kw), boto3.client("sagemaker-runtime", **kw)
         sagemaker.create_endpoint_config(EndpointConfigName="cold", ProductionVariants=[{
@@ -123,12 +104,7 @@ def main():
                 print(f"{name:20} median {statistics.median(samples):6.3f} s   max {max(samples):6.3f} s   "
                       f"failed requests {failures}" + ("  (faithful: failures while no copy is expected)"
                                                        if mode == "faithful" else ""))
-        out = ROOT / "bench" / "results"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "cold_start_bench.json").write_text(json.dumps(results, indent=2))
-    finally:
-        server.terminate()
-        server.wait(30)
+        harness.write_results("cold_start_bench.json", results)
 
 
 if __name__ == "__main__":

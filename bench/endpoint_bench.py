@@ -8,12 +8,8 @@ Prints a table and writes bench/results/endpoint_bench.json.
 """
 from __future__ import annotations
 
-import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -24,17 +20,13 @@ import httpx
 import numpy as np
 import xgboost as xgb
 
-ROOT = Path(__file__).resolve().parent.parent
+import harness
+
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 DEPLOYS = int(os.environ.get("BENCH_DEPLOYS", "5"))
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "2000"))
 BODY = b"0.1,0.2,0.3,0.4"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values, q):
@@ -63,18 +55,7 @@ def timed(call, count):
 
 def main():
     workdir = Path(tempfile.mkdtemp(prefix="smemu-bench-"))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "serve", "--port", str(port), "--state-dir", str(workdir / "state"),
-         "--runtime", "process", "--log-level", "warning"], cwd=ROOT)
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/_smemu/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+    with harness.emulator(workdir / "state") as url:
         credentials = dict(region_name="us-east-1", aws_access_key_id="b", aws_secret_access_key="b")
         sagemaker = boto3.client("sagemaker", endpoint_url=url, **credentials)
         runtime = boto3.client("sagemaker-runtime", endpoint_url=url, **credentials)
@@ -127,12 +108,7 @@ def main():
         for key in ("invoke_boto3_ms", "invoke_raw_through_emulator_ms", "invoke_raw_direct_to_copy_ms", "router_added_ms"):
             print(f"{key + ' p50':40} {results[key]['p50']:12.3f}")
             print(f"{key + ' p99':40} {results[key]['p99']:12.3f}")
-        out = ROOT / "bench" / "results"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "endpoint_bench.json").write_text(json.dumps(results, indent=2))
-    finally:
-        server.terminate()
-        server.wait(30)
+        harness.write_results("endpoint_bench.json", results)
 
 
 if __name__ == "__main__":

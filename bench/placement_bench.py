@@ -6,17 +6,15 @@ Prints the median of 5 runs and writes bench/results/placement_bench.json.
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import statistics
 import time
-from pathlib import Path
 
 from emulator.scheduler.catalog import Catalog
 from emulator.scheduler.placement import BINPACK, SPREAD, Demand, VariantPool
 
-ROOT = Path(__file__).resolve().parent.parent
+import harness
 
 
 def demands(count: int, seed: int = 1) -> list[Demand]:
@@ -53,9 +51,7 @@ def main():
                             "instances_used": used, "lower_bound": lower_bound(copies)}
             print(f"{key:34} {median * 1000:10.2f} {median / copies * 1e6:12.2f} {placed:7d} {used:15d} "
                   f"{lower_bound(copies):12d}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "placement_bench.json").write_text(json.dumps(results, indent=2))
+    harness.write_results("placement_bench.json", results)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ class Settings:
     # Grace period between SIGTERM and SIGKILL when a copy is stopped (SageMaker: 30 s).
     stop_grace: float = 30.0
     invocation_timeout: float = 60.0
+    # Serving copies are pinged this often; three failed pings in a row and the copy is replaced.
+    health_check_interval: float = 2.0
     # Scale from zero for inference components: "faithful" (SageMaker: a request to a component
     # with no copies fails) or "wake" (the request starts a copy and waits for it). A component's
     # tag smemu:scale-from-zero overrides it, and smemu:idle-timeout-seconds its idle timeout.

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from emulator.runtime.docker import DEFAULT_IMAGES, docker_client, owner_label
 
 from . import models
-from .conftest import PYTORCH_IMAGE, ROOT, XGBOOST_IMAGE, EmulatorProcess, delete_endpoint, deploy, wait_in_service, wait_status
+from .conftest import PYTORCH_IMAGE, ROOT, EmulatorProcess, delete_endpoint, deploy, wait_in_service, wait_status
 from .test_inference_components import REPORTER, add_component, component_endpoint, copies_of, model, placement, wait_component
 from .test_model_data import serving_processes
 
@@ -44,7 +45,8 @@ needs_docker = pytest.mark.skipif(docker_unavailable() is not None, reason=str(d
 @pytest.fixture(scope="module", params=["process", pytest.param("docker", marks=[pytest.mark.docker, needs_docker])])
 def server(request, tmp_path_factory):
     emulator = EmulatorProcess(tmp_path_factory.mktemp(f"smemu-{request.param}") / "state",
-                               {"SMEMU_TIMEOUT_SCALE": "0.05"}, runtime=request.param).start()
+                               {"SMEMU_TIMEOUT_SCALE": "0.05", "SMEMU_HEALTH_CHECK_INTERVAL": "0.5"},
+                               runtime=request.param).start()
     yield emulator
     emulator.stop()
 
@@ -136,28 +138,33 @@ def test_health_check_deadline(server, artifacts):
     delete_endpoint(sagemaker, "rt-sleepy")
 
 
-def test_a_crashed_copy_is_replaced(server, xgboost_archive):
+@pytest.mark.parametrize("failure", ["crash", "hang"])
+def test_a_copy_that_dies_or_stops_answering_is_replaced(server, xgboost_archive, failure):
     sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
-    model(sagemaker, "rt-crash-model", xgboost_archive)
-    component_endpoint(sagemaker, "rt-crash", "ml.m5.large", 1)
-    add_component(sagemaker, "rt-crash-c", "rt-crash", "rt-crash-model", cores=1, memory=256)
-    wait_component(sagemaker, "rt-crash-c")
-    (before,) = copies_of(placement(server, "rt-crash"), "rt-crash-c")
+    model(sagemaker, f"rt-{failure}-model", xgboost_archive)
+    component_endpoint(sagemaker, f"rt-{failure}", "ml.m5.large", 1)
+    add_component(sagemaker, f"rt-{failure}-c", f"rt-{failure}", f"rt-{failure}-model", cores=1, memory=256)
+    wait_component(sagemaker, f"rt-{failure}-c")
+    (before,) = copies_of(placement(server, f"rt-{failure}"), f"rt-{failure}-c")
     if server.runtime == "docker":
-        subprocess.run(["docker", "kill", f"smemu-{before['CopyId']}"], check=True, capture_output=True)
+        command = "kill" if failure == "crash" else "pause"  # a paused container answers nothing
+        subprocess.run(["docker", command, f"smemu-{before['CopyId']}"], check=True, capture_output=True)
     else:
-        os.kill(before["Pid"], signal.SIGKILL)
+        os.kill(before["Pid"], signal.SIGKILL if failure == "crash" else signal.SIGSTOP)
     end = time.monotonic() + 60
     while time.monotonic() < end:
-        after = [c for c in copies_of(placement(server, "rt-crash"), "rt-crash-c") if c.get("State") == "serving"]
+        after = [c for c in copies_of(placement(server, f"rt-{failure}"), f"rt-{failure}-c") if c.get("State") == "serving"]
         if after and after[0]["CopyId"] != before["CopyId"]:
             break
         time.sleep(0.1)
     assert after and after[0]["CopyId"] != before["CopyId"]
-    body = runtime.invoke_endpoint(EndpointName="rt-crash", InferenceComponentName="rt-crash-c", Body=b"0,0,1",
+    events = {c["InferenceComponentName"]: c for c in placement(server, f"rt-{failure}")["InferenceComponents"]}[f"rt-{failure}-c"]
+    expected = "exited with code" if failure == "crash" else "stopped answering /ping"
+    assert any(expected in event for event in events["Events"]), events
+    body = runtime.invoke_endpoint(EndpointName=f"rt-{failure}", InferenceComponentName=f"rt-{failure}-c", Body=b"0,0,1",
                                    ContentType="text/csv")["Body"].read()
     assert body == b"0.25\n"
-    delete_endpoint(sagemaker, "rt-crash")
+    delete_endpoint(sagemaker, f"rt-{failure}")
 
 
 # -- only containers ------------------------------------------------------------------------------
@@ -213,21 +220,34 @@ def test_a_missing_image_is_never_pulled(docker_server):
 
 
 @pytest.mark.docker
-def test_restart_replaces_leftover_containers_and_shutdown_removes_them(tmp_path, xgboost_archive):
+def test_restart_adopts_healthy_containers_removes_the_rest_and_shutdown_removes_all(tmp_path, xgboost_archive):
     if docker_unavailable():
         pytest.skip(docker_unavailable())
     state = tmp_path / "state"
     first = EmulatorProcess(state, runtime="docker").start()
     deploy(first.client("sagemaker"), "survivor", xgboost_archive)
     (old,) = our_containers(first)
-    first.stop(signal.SIGKILL)  # containers are not children: they outlive a killed emulator...
+    first.stop(signal.SIGKILL)  # containers are not children: they outlive a killed emulator
+    # A container of ours that belongs to no endpoint any more.
+    client = docker_client()
+    stray = client.containers.run(DEFAULT_IMAGES["xgboost"], command=["sleep", "600"], detach=True,
+                                  entrypoint=[], labels={"smemu.emulator": owner_label(state), "smemu.endpoint": "gone",
+                                                         "smemu.variant": "AllTraffic", "smemu.component": ""})
     second = EmulatorProcess(state, port=first.port, runtime="docker").start()
     try:
         body = second.client("sagemaker-runtime").invoke_endpoint(EndpointName="survivor", Body=b"0,0,1",
                                                                   ContentType="text/csv")["Body"].read()
         assert body == b"0.25\n"
-        (new,) = our_containers(second)  # ...and the restart removed them and started a fresh one
-        assert new.id != old.id
+        end = time.monotonic() + 30
+        while time.monotonic() < end and len(our_containers(second)) != 1:
+            time.sleep(0.2)
+        (current,) = our_containers(second)
+        assert current.id == old.id  # the healthy container was adopted, not replaced
+        assert stray.id not in {c.id for c in client.containers.list(all=True)}  # the stray one is gone
+        logs = subprocess.run([sys.executable, "-m", "emulator", "logs", "survivor", "--state-dir", str(state)],
+                              capture_output=True, text=True, cwd=ROOT).stdout
+        assert "adopted running container" in logs
     finally:
         second.stop()
+        client.close()
     assert our_containers(second) == []  # a clean shutdown leaves no container behind

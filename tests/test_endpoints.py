@@ -7,7 +7,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from .conftest import XGBOOST_IMAGE, delete_endpoint, deploy, wait_in_service, wait_status
+from .conftest import XGBOOST_IMAGE, delete_endpoint, deploy, wait_in_service
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012"
 CSV = b"0,0,1\n1,0,0"

@@ -11,15 +11,18 @@ import asyncio
 import logging
 import time
 
+import httpx
+
 from ..config import Settings
 from ..runtime.fleet import Copy, Fleet, FleetRegistry, VariantFleet
 from ..runtime.modeldata import Deadline, DownloadTimeout, ModelDataError, ModelDataSpec, ModelDataStore
-from ..runtime.health import CopyStartError
+from ..runtime.health import PING_TIMEOUT, CopyStartError
 from ..runtime.spec import CopySpec
 from .store import Store
 
 log = logging.getLogger("smemu.lifecycle")
 ENDPOINT = "endpoint"
+UNHEALTHY_AFTER = 3  # failed pings in a row
 
 
 class EndpointLifecycle:
@@ -144,6 +147,7 @@ class EndpointLifecycle:
     # -- recovery and shutdown -------------------------------------------------------------------------
     def recover(self):
         """Bring back, in the background, what the store says should be running."""
+        recoveries = []
         for doc in self.store.all(ENDPOINT):
             name, status = doc["EndpointName"], doc["EndpointStatus"]
             if status == "Creating":
@@ -153,6 +157,17 @@ class EndpointLifecycle:
             elif status in ("InService", "Updating"):
                 self.registry.mark_recovering(name)
                 self._submit(name, self._recover(name, status))
+                recoveries.append(self.tasks[name.lower()])
+        if hasattr(self.runtime, "finish_adoption"):
+            self._submit("(adoption)", self._finish_adoption(recoveries))
+
+    async def _finish_adoption(self, recoveries: list, limit: float = 600.0):
+        """Once every endpoint and component is back, the runtime drops what nobody adopted."""
+        await asyncio.gather(*recoveries, return_exceptions=True)
+        end = time.monotonic() + limit
+        while time.monotonic() < end and any(h.recovering or h.dirty for h in self.components.hosts.values()):
+            await asyncio.sleep(0.1)
+        self.runtime.finish_adoption()
 
     async def _recover(self, name: str, status: str):
         doc = self.store.get(ENDPOINT, name)
@@ -177,26 +192,51 @@ class EndpointLifecycle:
             self._save(name, ProductionVariants=self._summaries(config, fleet, counts, weights))
 
     async def supervise(self, interval: float = 0.25):
-        """Replace copies that die (a crash, or over their memory cap), as SageMaker replaces instances."""
-        while True:
-            await asyncio.sleep(interval)
+        """Replace copies that die (a crash, over their memory cap) or stop answering /ping, as
+        SageMaker replaces unhealthy instances."""
+        pinger = asyncio.get_running_loop().create_task(self._ping_loop())
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    self._check_copies()
+                    self.components.scale_idle_to_zero()
+                except Exception:
+                    log.exception("supervising copies failed")
+        finally:
+            pinger.cancel()
+
+    async def _ping_loop(self):
+        async def ping(client, copy):
             try:
-                self._check_copies()
-                self.components.scale_idle_to_zero()
-            except Exception:
-                log.exception("supervising copies failed")
+                healthy = (await client.get(f"{copy.base_url}/ping", timeout=PING_TIMEOUT)).status_code == 200
+            except httpx.HTTPError:
+                healthy = False
+            copy.ping_failures = 0 if healthy else copy.ping_failures + 1
+
+        async with httpx.AsyncClient() as client:
+            while True:
+                await asyncio.sleep(self.settings.health_check_interval)
+                copies = [c for fleet in self.registry.fleets() for c in fleet.all_copies() if c.state == "serving"]
+                await asyncio.gather(*(ping(client, c) for c in copies))
+
+    def _unhealthy(self, copy: Copy) -> str | None:
+        reason = self.runtime.exit_reason(copy)
+        if reason is None and copy.ping_failures >= UNHEALTHY_AFTER:
+            reason = f"stopped answering /ping ({copy.ping_failures} health checks in a row)"
+        return reason
 
     def _check_copies(self):
         for fleet in self.registry.fleets():
             for comp in list(fleet.components.values()):
                 for copy in [c for c in comp.copies if c.state == "serving"]:
-                    reason = self.runtime.exit_reason(copy)
+                    reason = self._unhealthy(copy)
                     if reason:
                         copy.state = "failed"
                         self.components.copy_died(fleet.endpoint, comp, copy, reason)
             for variant in fleet.variants.values():
                 for copy in [c for c in variant.copies if c.state == "serving"]:
-                    reason = self.runtime.exit_reason(copy)
+                    reason = self._unhealthy(copy)
                     if reason and variant.template is not None:
                         copy.state = "failed"
                         log.warning("copy %s of %s %s; replacing it", copy.copy_id, fleet.endpoint, reason)

@@ -82,10 +82,8 @@ class InvocationRouter:
             status, response_headers, response_body = await self.forwarder.post(
                 copy.host, copy.port, body, forward, self.timeout
             )
-        except ContainerTimeout:
-            raise model_error(0, "", endpoint, region, self.account, timed_out=True) from None
-        except ContainerUnreachable as exc:
-            raise model_error(500, f"Could not reach the container: {exc}", endpoint, region, self.account) from None
+        except (ContainerTimeout, ContainerUnreachable) as exc:
+            raise self._no_answer(exc, endpoint, region) from None
         finally:
             copy.outstanding -= 1
         if not 200 <= status < 300:
@@ -135,12 +133,16 @@ class InvocationRouter:
                     tail = eventstream.exception("ModelStreamError", f"The model's response stream broke: {exc}",
                                                  "StreamBroken")
                 await send({"type": "http.response.body", "body": tail})
-        except ContainerTimeout:
-            raise model_error(0, "", endpoint, region, self.account, timed_out=True) from None
-        except ContainerUnreachable as exc:
-            raise model_error(500, f"Could not reach the container: {exc}", endpoint, region, self.account) from None
+        except (ContainerTimeout, ContainerUnreachable) as exc:
+            raise self._no_answer(exc, endpoint, region) from None
         finally:
             copy.outstanding -= 1
+
+    def _no_answer(self, exc: Exception, endpoint: str, region: str) -> RuntimeApiError:
+        """A container that did not answer in time, or could not be reached, is a ModelError."""
+        if isinstance(exc, ContainerTimeout):
+            return model_error(0, "", endpoint, region, self.account, timed_out=True)
+        return model_error(500, f"Could not reach the container: {exc}", endpoint, region, self.account)
 
     async def _component_copy(self, fleet, endpoint: str, component: str):
         comp = fleet.components.get(component.lower())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import uuid
 from pathlib import Path
 
 from .fleet import Copy
-from .health import CopyStartError, wait_healthy
+from .health import CopyStartError, bring_into_service
 from .images import framework_of
 from .limits import MEMORY_EXCEEDED
 from .spec import CopyLimits, CopySpec, free_port
@@ -55,7 +56,8 @@ class DockerRuntime:
         self.stop_grace = stop_grace
         self.images = {**DEFAULT_IMAGES, **(images or {})}
         self.owner = owner_label(state_dir)
-        self.remove_leftovers()
+        self.leftovers: dict[str, object] = {}  # running containers of an earlier run, until adopted
+        self._collect_leftovers()
 
     def resolve(self, image: str | None) -> str | None:
         framework = framework_of(image)
@@ -74,13 +76,28 @@ class DockerRuntime:
                     "'docker pull'/'docker build' your own.")
         return None
 
-    def remove_leftovers(self):
-        """Containers of an earlier run of this emulator: their endpoints are brought back afresh."""
+    def _collect_leftovers(self):
+        """Containers of an earlier run of this emulator: running ones wait to be adopted, the rest go."""
         for container in self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.owner}"}):
-            try:
-                container.remove(force=True)
-            except Exception:
-                pass
+            if container.status == "running":
+                self.leftovers[container.id] = container
+            else:
+                _remove(container)
+
+    def finish_adoption(self):
+        """Recovery is over: what nobody adopted belongs to nothing that still exists."""
+        leftovers, self.leftovers = list(self.leftovers.values()), {}
+        for container in leftovers:
+            _remove(container)
+
+    def _adoptable(self, spec: CopySpec, fingerprint: str):
+        for key, container in list(self.leftovers.items()):
+            labels = container.labels
+            if (labels.get("smemu.endpoint") == spec.endpoint and labels.get("smemu.variant") == spec.variant
+                    and labels.get("smemu.component") == (spec.component or "")
+                    and labels.get("smemu.spec") == fingerprint):
+                return self.leftovers.pop(key)
+        return None
 
     async def start(self, spec: CopySpec, limits: CopyLimits | None = None, copy_id: str | None = None) -> Copy:
         reason = self.check_image(spec.image)
@@ -89,12 +106,16 @@ class DockerRuntime:
         copy_id = copy_id or uuid.uuid4().hex[:12]
         spec.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = spec.log_dir / f"{spec.variant}-{copy_id}.log"
+        fingerprint = spec_fingerprint(spec, self.resolve(spec.image))
+        adopted = self._adoptable(spec, fingerprint)
+        if adopted is not None:
+            return await self._adopt(adopted, spec, limits, copy_id, log_path)
         port = free_port()
         options = dict(
             image=self.resolve(spec.image), command=["serve"], detach=True, name=f"smemu-{copy_id}",
             environment=dict(spec.environment or {}),
             labels={LABEL: self.owner, "smemu.endpoint": spec.endpoint, "smemu.variant": spec.variant,
-                    "smemu.component": spec.component or "", "smemu.copy": copy_id},
+                    "smemu.component": spec.component or "", "smemu.copy": copy_id, "smemu.spec": fingerprint},
         )
         if spec.model_dir is not None:
             options["volumes"] = {str(spec.model_dir): {"bind": "/opt/ml/model", "mode": "ro"}}
@@ -103,10 +124,7 @@ class DockerRuntime:
         else:
             options["ports"] = {"8080/tcp": ("127.0.0.1", port)}
         if limits is not None:
-            options.update(cpuset_cpus=",".join(map(str, limits.cpus)), mem_limit=f"{limits.memory_limit_mb}m",
-                           memswap_limit=f"{limits.memory_limit_mb}m")
-            if limits.cores:
-                options["nano_cpus"] = int(limits.cores * 1e9)
+            options.update(_limit_options(limits))
         with open(log_path, "a") as handle:
             handle.write(f"--- smemu: starting container smemu-{copy_id} ({options['image']}) of "
                          f"{spec.endpoint}/{spec.variant}\n")
@@ -114,26 +132,37 @@ class DockerRuntime:
             container = await asyncio.to_thread(self.client.containers.run, **options)
         except Exception as exc:
             raise CopyStartError(f"Docker could not start the {spec.container_name} container: {exc}") from None
+        threading.Thread(target=_follow_logs, args=(container, log_path), daemon=True).start()
+        return await self._into_service(container, spec, limits, copy_id, log_path, port)
+
+    async def _adopt(self, container, spec: CopySpec, limits: CopyLimits | None, copy_id: str, log_path: Path) -> Copy:
+        """Take over a container left running by a killed emulator, under this run's limits."""
+        with open(log_path, "a") as handle:
+            handle.write(f"--- smemu: adopted running container {container.name} after a restart\n")
+        if limits is not None:
+            await asyncio.to_thread(container.update, **_limit_options(limits))
+        threading.Thread(target=_follow_logs, args=(container, log_path, int(time.time())), daemon=True).start()
+        if spec.network_isolation:
+            port = free_port()
+        else:
+            port = int(container.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"])
+        return await self._into_service(container, spec, limits, copy_id, log_path, port)
+
+    async def _into_service(self, container, spec, limits, copy_id, log_path, port) -> Copy:
         copy = Copy(copy_id, spec.endpoint, spec.variant, "127.0.0.1", port, str(log_path), handle=container,
                     component=spec.component, version=spec.version, started_at=time.time())
-        threading.Thread(target=_follow_logs, args=(container, log_path), daemon=True).start()
+        copy.container = container.name
         if limits is not None:
             copy.instance_id, copy.cores, copy.devices = limits.instance_id, limits.cores, limits.devices
             copy.cpus, copy.memory_limit_mb, copy.memory_mechanism = limits.cpus, limits.memory_limit_mb, "docker"
-        try:
-            container.reload()
-            copy.pid = container.attrs["State"].get("Pid")
-            if spec.network_isolation:
-                copy.proxy = subprocess.Popen(
-                    [sys.executable, "-m", "emulator.runtime.netns_proxy", "--pid", str(copy.pid),
-                     "--listen-port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            await wait_healthy(copy, spec, lambda: self._exit_code(container), builtin_serving=framework_of(spec.image) is not None)
-        except BaseException:
-            await self.stop(copy, grace=2.0)
-            copy.state = "failed"
-            raise
-        copy.state = "serving"
-        return copy
+        container.reload()
+        copy.pid = container.attrs["State"].get("Pid")
+        if spec.network_isolation:
+            copy.proxy = subprocess.Popen(
+                [sys.executable, "-m", "emulator.runtime.netns_proxy", "--pid", str(copy.pid),
+                 "--listen-port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return await bring_into_service(self, copy, spec, lambda: self._exit_code(container),
+                                        builtin_serving=framework_of(spec.image) is not None)
 
     @staticmethod
     def _exit_code(container):
@@ -170,10 +199,7 @@ class DockerRuntime:
                 container.stop(timeout=int(max(0, grace)))  # SIGTERM, then SIGKILL after the grace period
             except Exception:
                 pass
-            try:
-                container.remove(force=True)
-            except Exception:
-                pass
+            _remove(container)
 
         await asyncio.to_thread(stop_and_remove)
 
@@ -181,10 +207,32 @@ class DockerRuntime:
         self.client.close()
 
 
-def _follow_logs(container, log_path: Path):
+def spec_fingerprint(spec: CopySpec, image: str) -> str:
+    """What a container runs; only a container with the same fingerprint may be adopted for a copy."""
+    material = [image, str(spec.model_dir), sorted((spec.environment or {}).items()), spec.network_isolation,
+                spec.component, spec.version]
+    return hashlib.sha256(json.dumps(material, default=str).encode()).hexdigest()[:16]
+
+
+def _limit_options(limits: CopyLimits) -> dict:
+    options = {"cpuset_cpus": ",".join(map(str, limits.cpus)), "mem_limit": f"{limits.memory_limit_mb}m",
+               "memswap_limit": f"{limits.memory_limit_mb}m"}
+    if limits.cores:
+        options.update(cpu_period=100_000, cpu_quota=max(1000, int(limits.cores * 100_000)))
+    return options
+
+
+def _remove(container):
+    try:
+        container.remove(force=True)
+    except Exception:
+        pass
+
+
+def _follow_logs(container, log_path: Path, since: int | None = None):
     try:
         with open(log_path, "ab", buffering=0) as handle:
-            for chunk in container.logs(stream=True, follow=True):
+            for chunk in container.logs(stream=True, follow=True, since=since):
                 handle.write(chunk)
     except Exception:
         pass

@@ -34,6 +34,8 @@ class Copy:
     runs_on: str = "cpu"  # "cuda" when it was given GPUs of the host
     started_at: float | None = None
     proxy: object = None  # the network-namespace proxy of an isolated container
+    ping_failures: int = 0  # consecutive failed health checks while serving
+    container: str | None = None  # the container's name, in the Docker runtime
 
     @property
     def base_url(self) -> str:
@@ -44,6 +46,8 @@ class Copy:
             "CopyId": self.copy_id, "Variant": self.variant, "Host": self.host, "Port": self.port,
             "Pid": self.pid, "State": self.state, "Outstanding": self.outstanding, "LogPath": self.log_path,
         }
+        if self.container:
+            view["Container"] = self.container
         if self.component:
             view.update(InferenceComponentName=self.component, InstanceId=self.instance_id, Cores=self.cores,
                         HostCpus=self.cpus, MemoryLimitMb=self.memory_limit_mb,

@@ -28,6 +28,18 @@ def tail(path: str, lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+async def bring_into_service(runtime, copy, spec, exit_code, builtin_serving: bool = True):
+    """Wait for the copy's health check; on any failure stop it before passing the error on."""
+    try:
+        await wait_healthy(copy, spec, exit_code, builtin_serving)
+    except BaseException:
+        await runtime.stop(copy, grace=2.0)
+        copy.state = "failed"
+        raise
+    copy.state = "serving"
+    return copy
+
+
 async def wait_healthy(copy, spec, exit_code, builtin_serving: bool = True, transport=None):
     """Return once the copy answers /ping with 200; raise CopyStartError with the reason otherwise.
 

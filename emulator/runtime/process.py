@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from .fleet import Copy
-from .health import CopyStartError, wait_healthy
+from .health import CopyStartError, bring_into_service
 from .images import framework_of
 from .limits import MEMORY_EXCEEDED, MemoryLimiter, host_has_gpus, resident_mb
 from .spec import CopyLimits, CopySpec, free_port
@@ -88,14 +88,7 @@ class ProcessRuntime:
                     component=spec.component, version=spec.version, started_at=time.time())
         if limits is not None:
             self._enforce(copy, process.pid, limits)
-        try:
-            await wait_healthy(copy, spec, lambda: process.poll())
-        except BaseException:
-            await self.stop(copy, grace=2.0)
-            copy.state = "failed"
-            raise
-        copy.state = "serving"
-        return copy
+        return await bring_into_service(self, copy, spec, process.poll)
 
     def _enforce(self, copy: Copy, pid: int, limits: CopyLimits):
         copy.instance_id, copy.cores, copy.devices = limits.instance_id, limits.cores, limits.devices

@@ -1,9 +1,13 @@
-"""Scale from zero to first 200, for an XGBoost and a PyTorch inference component (process runtime).
+"""Cold start for an XGBoost and a PyTorch model, per runtime.
 
-Two ways back from zero copies, each repeated BENCH_COLD_RUNS times (default 5), medians and maxima:
-- wake: the component is tagged smemu:scale-from-zero=wake; one invoke_endpoint is sent and timed
-  until it returns 200 (it starts the copy and waits; failures are counted: the target is 0);
-- faithful: UpdateInferenceComponentRuntimeConfig(CopyCount=1), then invoke every 10 ms until a 200.
+For each runtime (BENCH_RUNTIMES, default "process,docker"; docker only where an engine and the
+serving images are there), in one run, each case repeated BENCH_COLD_RUNS times (default 5),
+medians and maxima:
+- create->InService: CreateEndpoint of a model-based endpoint until DescribeEndpoint says InService;
+- zero->200 wake: the component is tagged smemu:scale-from-zero=wake; one invoke_endpoint is sent
+  and timed until it returns 200 (it starts the copy and waits; failures are counted: the target is 0);
+- zero->200 faithful: UpdateInferenceComponentRuntimeConfig(CopyCount=1), then invoke every 10 ms
+  until a 200.
 Writes bench/results/cold_start_bench.json.
 """
 from __future__ import annotations
@@ -49,62 +53,103 @@ def archives(workdir: Path) -> dict:
     return out
 
 
+def runtimes() -> list[str]:
+    wanted = os.environ.get("BENCH_RUNTIMES", "process,docker").split(",")
+    if "docker" in wanted:
+        from emulator.runtime.docker import DEFAULT_IMAGES, docker_client
+
+        client = docker_client()
+        try:
+            ready = client is not None and all(client.images.list(name=i) for i in DEFAULT_IMAGES.values())
+        finally:
+            if client is not None:
+                client.close()
+        if not ready:
+            print("docker: no engine or no serving images (make images-offline); measuring the process runtime only")
+            wanted.remove("docker")
+    return wanted
+
+
+def measure(url: str, runtime_name: str, files: dict, results: dict):
+    kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="b", aws_secret_access_key="b")
+    sagemaker, runtime = boto3.client("sagemaker", **kw), boto3.client("sagemaker-runtime", **kw)
+    sagemaker.create_endpoint_config(EndpointConfigName="cold", ProductionVariants=[{
+        "VariantName": "AllTraffic", "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 1,
+        "ManagedInstanceScaling": {"Status": "ENABLED", "MinInstanceCount": 0, "MaxInstanceCount": 1}}])
+    sagemaker.create_endpoint(EndpointName="cold", EndpointConfigName="cold")
+    sagemaker.get_waiter("endpoint_in_service").wait(EndpointName="cold", WaiterConfig={"Delay": 0.2})
+
+    def copies(name):
+        return sagemaker.describe_inference_component(InferenceComponentName=name)["RuntimeConfig"]["CurrentCopyCount"]
+
+    def scale(name, count):
+        sagemaker.update_inference_component_runtime_config(InferenceComponentName=name,
+                                                            DesiredRuntimeConfig={"CopyCount": count})
+        while copies(name) != count:
+            time.sleep(0.02)
+
+    def record(key, samples, failures=None):
+        results[key] = {"median_s": statistics.median(samples), "max_s": max(samples), "runs": len(samples)}
+        line = f"{key:34} median {statistics.median(samples):6.3f} s   max {max(samples):6.3f} s"
+        if failures is not None:
+            results[key]["failed_requests"] = failures
+            line += f"   failed requests {failures}"
+        print(line, flush=True)
+
+    for framework, archive in files.items():
+        sagemaker.create_model(ModelName=framework, PrimaryContainer={"Image": IMAGES[framework],
+                                                                      "ModelDataUrl": str(archive)})
+        body, content_type = BODIES[framework]
+        # A model-based endpoint: CreateEndpoint to InService (the model data is cached after the first).
+        sagemaker.create_endpoint_config(EndpointConfigName=f"{framework}-ep", ProductionVariants=[{
+            "VariantName": "AllTraffic", "ModelName": framework, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+        samples = []
+        for i in range(RUNS + 1):
+            name = f"{framework}-ep-{i}"
+            start = time.perf_counter()
+            sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{framework}-ep")
+            while sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"] != "InService":
+                time.sleep(0.01)
+            if i:  # the first run fills the model cache
+                samples.append(time.perf_counter() - start)
+            sagemaker.delete_endpoint(EndpointName=name)
+        record(f"{runtime_name} {framework} create->InService", samples)
+        for mode in ("wake", "faithful"):
+            name = f"{framework}-{mode}"
+            sagemaker.create_inference_component(
+                InferenceComponentName=name, EndpointName="cold", VariantName="AllTraffic",
+                Specification={"ModelName": framework, "ComputeResourceRequirements": {
+                    "NumberOfCpuCoresRequired": 1, "MinMemoryRequiredInMb": 512}},
+                RuntimeConfig={"CopyCount": 1}, Tags=[{"Key": "smemu:scale-from-zero", "Value": mode}])
+            while copies(name) != 1:  # the first start warms the model cache and the page cache
+                time.sleep(0.02)
+            samples, failures = [], 0
+            for _ in range(RUNS):
+                scale(name, 0)
+                start = time.perf_counter()
+                if mode == "faithful":
+                    sagemaker.update_inference_component_runtime_config(
+                        InferenceComponentName=name, DesiredRuntimeConfig={"CopyCount": 1})
+                while True:
+                    try:
+                        runtime.invoke_endpoint(EndpointName="cold", InferenceComponentName=name, Body=body,
+                                                ContentType=content_type)["Body"].read()
+                        break
+                    except runtime.exceptions.ValidationError:
+                        failures += 1  # expected in faithful mode until the copy serves
+                        time.sleep(0.01)
+                samples.append(time.perf_counter() - start)
+            record(f"{runtime_name} {framework} zero->200 {mode}", samples, failures)
+
+
 def main():
     workdir = Path(tempfile.mkdtemp(prefix="smemu-cold-"))
+    files = archives(workdir)
     results = {}
-    with harness.emulator(workdir / "state") as url:
-        kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="b", aws_secret_access_key="b")
-        sagemaker, runtime = boto3.client("sagemaker", **kw), boto3.client("sagemaker-runtime", **kw)
-        sagemaker.create_endpoint_config(EndpointConfigName="cold", ProductionVariants=[{
-            "VariantName": "AllTraffic", "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 1,
-            "ManagedInstanceScaling": {"Status": "ENABLED", "MinInstanceCount": 0, "MaxInstanceCount": 1}}])
-        sagemaker.create_endpoint(EndpointName="cold", EndpointConfigName="cold")
-        sagemaker.get_waiter("endpoint_in_service").wait(EndpointName="cold", WaiterConfig={"Delay": 0.2})
-
-        def copies(name):
-            return sagemaker.describe_inference_component(InferenceComponentName=name)["RuntimeConfig"]["CurrentCopyCount"]
-
-        def scale(name, count):
-            sagemaker.update_inference_component_runtime_config(InferenceComponentName=name,
-                                                                DesiredRuntimeConfig={"CopyCount": count})
-            while copies(name) != count:
-                time.sleep(0.02)
-
-        for framework, archive in archives(workdir).items():
-            sagemaker.create_model(ModelName=framework, PrimaryContainer={"Image": IMAGES[framework],
-                                                                          "ModelDataUrl": str(archive)})
-            body, content_type = BODIES[framework]
-            for mode in ("wake", "faithful"):
-                name = f"{framework}-{mode}"
-                sagemaker.create_inference_component(
-                    InferenceComponentName=name, EndpointName="cold", VariantName="AllTraffic",
-                    Specification={"ModelName": framework, "ComputeResourceRequirements": {
-                        "NumberOfCpuCoresRequired": 1, "MinMemoryRequiredInMb": 512}},
-                    RuntimeConfig={"CopyCount": 1}, Tags=[{"Key": "smemu:scale-from-zero", "Value": mode}])
-                while copies(name) != 1:  # first start warms the model cache and the page cache
-                    time.sleep(0.02)
-                samples, failures = [], 0
-                for _ in range(RUNS):
-                    scale(name, 0)
-                    start = time.perf_counter()
-                    if mode == "faithful":
-                        sagemaker.update_inference_component_runtime_config(
-                            InferenceComponentName=name, DesiredRuntimeConfig={"CopyCount": 1})
-                    while True:
-                        try:
-                            runtime.invoke_endpoint(EndpointName="cold", InferenceComponentName=name, Body=body,
-                                                    ContentType=content_type)["Body"].read()
-                            break
-                        except runtime.exceptions.ValidationError:
-                            failures += 1
-                            time.sleep(0.01)
-                    samples.append(time.perf_counter() - start)
-                results[name] = {"median_s": statistics.median(samples), "max_s": max(samples), "runs": RUNS,
-                                 "failed_requests": failures}
-                print(f"{name:20} median {statistics.median(samples):6.3f} s   max {max(samples):6.3f} s   "
-                      f"failed requests {failures}" + ("  (faithful: failures while no copy is expected)"
-                                                       if mode == "faithful" else ""))
-        harness.write_results("cold_start_bench.json", results)
+    for runtime_name in runtimes():
+        with harness.emulator(workdir / f"state-{runtime_name}", runtime_name) as url:
+            measure(url, runtime_name, files, results)
+    harness.write_results("cold_start_bench.json", results)
 
 
 if __name__ == "__main__":

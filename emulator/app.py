@@ -22,6 +22,7 @@ from .control.service import ControlPlane
 from .control.store import Store
 from .router.forward import Forwarder
 from .router.invoke import InvocationRouter
+from .router.metrics import Metrics
 from .runtime.fleet import FleetRegistry
 from .runtime.modeldata import ModelDataStore
 from .runtime.docker import DockerRuntime, docker_client
@@ -60,7 +61,8 @@ class Emulator:
         self.control_api = ControlApi(self.control, settings.region)
         self.forwarder = Forwarder()
         self.router = InvocationRouter(self.registry, self.forwarder, settings.account_id, settings.invocation_timeout,
-                                       on_no_capacity=self.components.wake)
+                                       on_no_capacity=self.components.wake,
+                                       metrics=Metrics(logging.getLevelName(settings.access_log_level.upper())))
         self.supervisor = None
         self.runtime_api = RuntimeApi(self.router, settings.region)
         self.web = self._web_app()
@@ -71,6 +73,11 @@ class Emulator:
         @web.get("/_smemu/health")
         async def health():
             return {"status": "ok", "runtime": self.runtime.name}
+
+        @web.get("/metrics")
+        async def metrics():
+            return Response(self.router.metrics.render(self.registry.fleets(), self._copy_counts()),
+                            media_type="text/plain; version=0.0.4")
 
         @web.get("/_smemu/endpoints/{name}/placement")
         async def placement(name: str):
@@ -105,6 +112,22 @@ class Emulator:
                             headers={"x-amzn-RequestId": str(uuid.uuid4())})
 
         return web
+
+    def _copy_counts(self) -> list[tuple]:
+        """(endpoint, variant, component, current, desired) for every variant and component."""
+        rows = []
+        for fleet in self.registry.fleets():
+            doc = self.store.get("endpoint", fleet.endpoint) or {}
+            desired = {v["VariantName"]: v.get("DesiredInstanceCount", 0) for v in doc.get("ProductionVariants", [])}
+            for variant in fleet.variants.values():
+                if variant.model_name:
+                    serving = sum(c.state == "serving" for c in variant.copies)
+                    rows.append((fleet.endpoint, variant.name, "", serving, desired.get(variant.name, 0)))
+            for component in self.components.component_docs(fleet.endpoint):
+                config = component["RuntimeConfig"]
+                rows.append((fleet.endpoint, component["VariantName"], component["InferenceComponentName"],
+                             config.get("CurrentCopyCount", 0), config["DesiredCopyCount"]))
+        return rows
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":

@@ -34,6 +34,8 @@ class Settings:
     wake_timeout: float = 120.0  # how long a woken request waits for its copy
     idle_timeout: float = 300.0  # wake mode: seconds without requests before scaling back to zero
     log_level: str = "info"
+    # The level of the per-request access log line (logger smemu.access); shown when --log-level allows.
+    access_log_level: str = "debug"
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":

@@ -9,6 +9,7 @@ import aiohttp
 from ..runtime.fleet import FleetRegistry
 from . import eventstream
 from .errors import RuntimeApiError, model_error, validation_error
+from .metrics import Metrics
 from .forward import ContainerTimeout, ContainerUnreachable, Forwarder
 
 MAX_BODY = 6 * 1024 * 1024  # 6,291,456 bytes, botocore's BodyBlob limit
@@ -26,7 +27,8 @@ NO_CAPACITY = (
 
 class InvocationRouter:
     def __init__(self, registry: FleetRegistry, forwarder: Forwarder, account: str, timeout: float,
-                 on_no_capacity=None):
+                 on_no_capacity=None, metrics: Metrics | None = None):
+        self.metrics = metrics or Metrics()
         self.registry = registry
         self.forwarder = forwarder
         self.account = account
@@ -75,9 +77,12 @@ class InvocationRouter:
 
     async def invoke(self, endpoint: str, body: bytes, headers: dict, region: str):
         """Return (status, headers list, body) for the client."""
+        started = time.perf_counter()
         copy, variant_name = await self._choose(endpoint, headers)
         forward = {k: headers[k] for k in FORWARDED if k in headers}
         copy.outstanding += 1
+        status = 0
+        model_started = time.perf_counter()
         try:
             status, response_headers, response_body = await self.forwarder.post(
                 copy.host, copy.port, body, forward, self.timeout
@@ -86,6 +91,9 @@ class InvocationRouter:
             raise self._no_answer(exc, endpoint, region) from None
         finally:
             copy.outstanding -= 1
+            now = time.perf_counter()
+            self.metrics.record(endpoint, variant_name, copy.component, copy.copy_id, status,
+                                (now - model_started) * 1e6, (now - started) * 1e6)
         if not 200 <= status < 300:
             raise model_error(status, response_body.decode("utf-8", "replace"), endpoint, region, self.account)
         out = [(b"x-amzn-invoked-production-variant", variant_name.encode())]
@@ -102,13 +110,16 @@ class InvocationRouter:
 
         Errors before the first byte are ordinary errors (raised); once the stream has started, a
         broken or timed-out container answer becomes an in-stream ModelStreamError."""
+        started = time.perf_counter()
         copy, variant_name = await self._choose(endpoint, headers)
         forward = {k: headers[k] for k in FORWARDED if k in headers}
+        status = 0
         if "x-amzn-sagemaker-accept" in headers:  # the streaming API carries Accept in its own header
             forward["accept"] = headers["x-amzn-sagemaker-accept"]
         copy.outstanding += 1
         try:
             async with self.forwarder.open(copy.base_url + "/invocations", body, forward, self.timeout) as response:
+                status = response.status
                 if not 200 <= response.status < 300:
                     text = (await response.read()).decode("utf-8", "replace")
                     raise model_error(response.status, text, endpoint, region, self.account)
@@ -137,6 +148,8 @@ class InvocationRouter:
             raise self._no_answer(exc, endpoint, region) from None
         finally:
             copy.outstanding -= 1
+            elapsed = (time.perf_counter() - started) * 1e6
+            self.metrics.record(endpoint, variant_name, copy.component, copy.copy_id, status, elapsed, elapsed)
 
     def _no_answer(self, exc: Exception, endpoint: str, region: str) -> RuntimeApiError:
         """A container that did not answer in time, or could not be reached, is a ModelError."""

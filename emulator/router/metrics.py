@@ -1,0 +1,137 @@
+"""Invocation metrics in SageMaker's terms, served as Prometheus text at ``GET /metrics``.
+
+Per endpoint, variant and component: Invocations, Invocation4XXErrors and Invocation5XXErrors
+(the model answered 4xx/5xx), ModelLatency (the copy's time) and OverheadLatency (the rest of the
+emulator's time) as histograms in microseconds, and NoCapacityInvocationFailures. Recording is a
+few dictionary and list operations, cheap enough for the hot path.
+"""
+from __future__ import annotations
+
+import bisect
+import logging
+
+BUCKETS_US = (50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+              1_000_000, 2_500_000, 5_000_000, 10_000_000, 60_000_000)
+
+access_log = logging.getLogger("smemu.access")
+
+
+class Histogram:
+    __slots__ = ("counts", "total", "count")
+
+    def __init__(self):
+        self.counts = [0] * (len(BUCKETS_US) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, value_us: float):
+        self.counts[bisect.bisect_left(BUCKETS_US, value_us)] += 1
+        self.total += value_us
+        self.count += 1
+
+
+class Series:
+    __slots__ = ("invocations", "errors_4xx", "errors_5xx", "model_latency", "overhead_latency")
+
+    def __init__(self):
+        self.invocations = self.errors_4xx = self.errors_5xx = 0
+        self.model_latency = Histogram()
+        self.overhead_latency = Histogram()
+
+
+class Metrics:
+    def __init__(self, access_log_level: int = logging.DEBUG):
+        self.series: dict[tuple[str, str, str], Series] = {}
+        self.access_log_level = access_log_level
+
+    def record(self, endpoint: str, variant: str, component: str | None, copy_id: str, status: int,
+               model_us: float, total_us: float):
+        key = (endpoint, variant, component or "")
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = Series()
+        series.invocations += 1
+        if 400 <= status < 500:
+            series.errors_4xx += 1
+        elif status >= 500 or status == 0:
+            series.errors_5xx += 1
+        series.model_latency.observe(model_us)
+        series.overhead_latency.observe(max(0.0, total_us - model_us))
+        if access_log.isEnabledFor(self.access_log_level):
+            access_log.log(self.access_log_level, "endpoint=%s variant=%s component=%s copy=%s status=%s "
+                           "model_latency_us=%.0f overhead_latency_us=%.0f", endpoint, variant, component or "-",
+                           copy_id, status, model_us, max(0.0, total_us - model_us))
+
+    def render(self, fleets, components_view) -> str:
+        """Prometheus text exposition of the counters, plus copies and per-copy resource use."""
+        out = []
+
+        def family(name, kind, help_text):
+            out.append(f"# HELP smemu_{name} {help_text}")
+            out.append(f"# TYPE smemu_{name} {kind}")
+
+        def labels(key, extra=""):
+            endpoint, variant, component = key
+            text = f'endpoint="{endpoint}",variant="{variant}",component="{component}"'
+            return "{" + text + (("," + extra) if extra else "") + "}"
+
+        for name, attribute, help_text in (
+            ("invocations_total", "invocations", "InvokeEndpoint requests that reached a model."),
+            ("invocation_4xx_errors_total", "errors_4xx", "Requests where the model answered 4xx."),
+            ("invocation_5xx_errors_total", "errors_5xx", "Requests where the model answered 5xx or not at all."),
+        ):
+            family(name, "counter", help_text)
+            out += [f"smemu_{name}{labels(k)} {getattr(s, attribute)}" for k, s in self.series.items()]
+        for name, attribute, help_text in (
+            ("model_latency_microseconds", "model_latency", "Time the model's container took to answer."),
+            ("overhead_latency_microseconds", "overhead_latency", "Time added by the emulator around the model."),
+        ):
+            family(name, "histogram", help_text)
+            for key, series in self.series.items():
+                histogram = getattr(series, attribute)
+                running = 0
+                for bound, count in zip((*BUCKETS_US, "+Inf"), histogram.counts):
+                    running += count
+                    le = 'le="%s"' % bound
+                    out.append(f"smemu_{name}_bucket{labels(key, le)} {running}")
+                out.append(f"smemu_{name}_sum{labels(key)} {histogram.total:.0f}")
+                out.append(f"smemu_{name}_count{labels(key)} {histogram.count}")
+        family("no_capacity_invocation_failures_total", "counter",
+               "Requests to an inference component that had no copy (SageMaker's NoCapacityInvocationFailures).")
+        for fleet in fleets:
+            for comp in fleet.components.values():
+                key = (fleet.endpoint, comp.variant, comp.name)
+                out.append(f"smemu_no_capacity_invocation_failures_total{labels(key)} {comp.no_capacity_failures}")
+        family("copies", "gauge", "Copies serving now (current) and wanted (desired).")
+        for endpoint, variant, component, current, desired in components_view:
+            key = (endpoint, variant, component)
+            out.append(f"smemu_copies{labels(key, 'state=' + chr(34) + 'current' + chr(34))} {current}")
+            out.append(f"smemu_copies{labels(key, 'state=' + chr(34) + 'desired' + chr(34))} {desired}")
+        cpu_lines, memory_lines = [], []
+        for fleet in fleets:
+            for copy in fleet.all_copies():
+                if copy.state != "serving" or not copy.pid:
+                    continue
+                cpu, rss = _usage(copy.pid)
+                key = (fleet.endpoint, copy.variant, copy.component or "")
+                extra = 'copy="%s"' % copy.copy_id
+                cpu_lines.append(f"smemu_copy_cpu_seconds_total{labels(key, extra)} {cpu:.3f}")
+                memory_lines.append(f"smemu_copy_resident_memory_bytes{labels(key, extra)} {rss}")
+        family("copy_cpu_seconds_total", "counter", "CPU time used by each copy (process tree).")
+        out += cpu_lines
+        family("copy_resident_memory_bytes", "gauge", "Resident memory of each copy (process tree).")
+        out += memory_lines
+        return "\n".join(out) + "\n"
+
+
+def _usage(pid: int) -> tuple[float, int]:
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        members = [process, *process.children(recursive=True)]
+        cpu = sum(sum(p.cpu_times()[:2]) for p in members)
+        rss = sum(p.memory_info().rss for p in members)
+        return cpu, rss
+    except psutil.Error:
+        return 0.0, 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import httpx
 import pytest
@@ -105,8 +106,6 @@ def test_update_endpoint_swaps_models_without_failing_a_request(sagemaker, runti
         assert error_of(sagemaker.update_endpoint, EndpointName=name, EndpointConfigName=name)["Message"] == \
             f'Cannot update in-progress endpoint "{ARN}:endpoint/{name.lower()}".'
         described = wait_in_service(sagemaker, name)
-        import time
-
         time.sleep(0.3)
     finally:
         stop.set()
@@ -196,3 +195,47 @@ def test_list_endpoints_paginator_and_status_filter(sagemaker, xgboost_archive, 
     assert sagemaker.list_endpoints(NameContains=prefix, StatusEquals="Failed")["Endpoints"] == []
     for i in range(3):
         delete_endpoint(sagemaker, f"{prefix}-{i}")
+
+
+def test_weight_and_capacity_changes_under_load_fail_no_request(sagemaker, runtime, xgboost_archive, artifacts, unique):
+    from . import models
+
+    name = unique("live")
+    other = models.tar_directory(models.xgboost_model_dir(artifacts / f"{name}-b", models.xgboost_booster(base_score=0.75)),
+                                 artifacts / f"{name}-b.tar.gz")
+    for model, archive in ((f"{name}-a", xgboost_archive), (f"{name}-b", other)):
+        sagemaker.create_model(ModelName=model, PrimaryContainer={"Image": XGBOOST_IMAGE, "ModelDataUrl": str(archive)})
+    sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[
+        {"VariantName": "A", "ModelName": f"{name}-a", "InstanceType": "ml.m5.large", "InitialInstanceCount": 2,
+         "InitialVariantWeight": 1},
+        {"VariantName": "B", "ModelName": f"{name}-b", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1,
+         "InitialVariantWeight": 0}])
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    wait_in_service(sagemaker, name)
+    failures, seen, stop = [], [], threading.Event()
+
+    def traffic():
+        while not stop.is_set():
+            try:
+                seen.append(runtime.invoke_endpoint(EndpointName=name, Body=b"0,0,1", ContentType="text/csv")["Body"].read())
+            except Exception as exc:
+                failures.append(exc)
+
+    workers = [threading.Thread(target=traffic) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        sagemaker.update_endpoint_weights_and_capacities(EndpointName=name, DesiredWeightsAndCapacities=[
+            {"VariantName": "A", "DesiredWeight": 0, "DesiredInstanceCount": 1},
+            {"VariantName": "B", "DesiredWeight": 1, "DesiredInstanceCount": 2}])
+        wait_in_service(sagemaker, name)
+        count = len(seen)
+        while len(seen) < count + 20 and not failures:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert failures == []
+    assert set(seen) == {b"0.25\n", b"0.75\n"} and seen[-1] == b"0.75\n"
+    delete_endpoint(sagemaker, name)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import calendar
 import time
+import uuid
 
 import aiohttp
 
@@ -16,7 +18,48 @@ MAX_BODY = 6 * 1024 * 1024  # 6,291,456 bytes, botocore's BodyBlob limit
 RECOVERY_WAIT = 120.0  # how long a request waits for an endpoint brought back after a restart
 
 # Request headers that reach the container; SageMaker strips the rest.
-FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-inference-id")
+FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-inference-id",
+             "x-amzn-sagemaker-session-id")
+SESSION_TTL = 20 * 60  # seconds a session created without an expiry from the container lasts
+
+
+class Sessions:
+    """Stateful sessions: a session id is bound to the copy that opened it, until it expires or closes."""
+
+    def __init__(self):
+        self.copies: dict[str, tuple[object, float]] = {}
+
+    def open(self, copy, announced: str | None) -> str:
+        """The NewSessionId to return: the container's own, or one made here when it announced none."""
+        if announced:
+            session_id, _, expiry = announced.partition(";")
+            expires = _parse_expiry(expiry) or time.time() + SESSION_TTL
+            value = announced
+        else:
+            session_id, expires = uuid.uuid4().hex, time.time() + SESSION_TTL
+            value = f"{session_id}; Expires={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(expires))}"
+        self.copies[session_id.strip()] = (copy, expires)
+        return value
+
+    def copy_of(self, session_id: str):
+        entry = self.copies.get(session_id)
+        if entry is None or entry[1] < time.time() or entry[0].state != "serving":
+            self.copies.pop(session_id, None)
+            return None
+        return entry[0]
+
+    def close(self, session_id: str):
+        self.copies.pop(session_id.strip(), None)
+
+
+def _parse_expiry(text: str) -> float | None:
+    text = text.strip()
+    if text.startswith("Expires="):
+        try:
+            return calendar.timegm(time.strptime(text[len("Expires="):], "%Y-%m-%dT%H:%M:%SZ"))
+        except ValueError:
+            return None
+    return None
 
 
 NO_CAPACITY = (
@@ -29,6 +72,7 @@ class InvocationRouter:
     def __init__(self, registry: FleetRegistry, forwarder: Forwarder, account: str, timeout: float,
                  on_no_capacity=None, metrics: Metrics | None = None):
         self.metrics = metrics or Metrics()
+        self.sessions = Sessions()
         self.registry = registry
         self.forwarder = forwarder
         self.account = account
@@ -61,6 +105,13 @@ class InvocationRouter:
                 "Inference Component Name header is not allowed for endpoints to which you dont plan to deploy "
                 "inference components. Please remove the Inference Component Name header and try again."
             )
+        session = headers.get("x-amzn-sagemaker-session-id")
+        if session and session != "NEW_SESSION":
+            copy = self.sessions.copy_of(session)
+            if copy is None or copy.endpoint.lower() != endpoint.lower():
+                raise validation_error(f"The session {session} is not valid for endpoint {endpoint}: it does not "
+                                       "exist, expired or was closed.")
+            return copy, copy.variant
         if component:
             return await self._component_copy(fleet, endpoint, component)
         target = headers.get("x-amzn-sagemaker-target-variant")
@@ -103,6 +154,13 @@ class InvocationRouter:
         attributes = response_headers.get("x-amzn-sagemaker-custom-attributes")
         if attributes:
             out.append((b"x-amzn-sagemaker-custom-attributes", attributes.encode("latin-1")))
+        if headers.get("x-amzn-sagemaker-session-id") == "NEW_SESSION":
+            opened = self.sessions.open(copy, response_headers.get("x-amzn-sagemaker-new-session-id"))
+            out.append((b"x-amzn-sagemaker-new-session-id", opened.encode("latin-1")))
+        closed = response_headers.get("x-amzn-sagemaker-closed-session-id")
+        if closed:
+            self.sessions.close(closed)
+            out.append((b"x-amzn-sagemaker-closed-session-id", closed.encode("latin-1")))
         return 200, out, response_body
 
     async def stream(self, endpoint: str, body: bytes, headers: dict, region: str, send, request_id: str):

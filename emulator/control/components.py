@@ -492,6 +492,9 @@ class ComponentOperations:
         model = None
         if spec.get("ModelName"):
             model = self._require(MODEL, spec["ModelName"], region)
+            if len(model.get("Containers") or []) > 1:
+                raise validation(f"The model {model['ModelName']} runs several containers; an inference component "
+                                 "runs one. Use a model with a single container.")
             config = endpoint["_deployment"]["Config"]
             differences = []
             if (model.get("ExecutionRoleArn") or None) != (config.get("ExecutionRoleArn") or None):

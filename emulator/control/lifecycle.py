@@ -114,17 +114,20 @@ class EndpointLifecycle:
         for variant_config in config["ProductionVariants"]:
             vname = variant_config["VariantName"]
             variant = fleet.variant(vname) if fleet else None
-            if variant is None or variant.template is None:
+            if variant is None or not variant.templates:
                 continue
-            extra = counts[vname] - len(variant.copies)
+            groups = variant.groups()
+            extra = counts[vname] - len(groups)
             if extra > 0:
                 try:
-                    variant.copies.extend(await self._start_copies(variant.template, extra))
+                    first = max(groups, default=-1) + 1
+                    variant.copies.extend(await self._start_instances(variant.templates, extra, first))
                 except CopyStartError as exc:
                     failure = str(exc)
             elif extra < 0:
-                surplus = variant.copies[extra:]
-                del variant.copies[extra:]
+                retired = set(groups[extra:])
+                surplus = [c for c in variant.copies if c.group in retired]
+                variant.copies = [c for c in variant.copies if c.group not in retired]
                 await self.drain_and_stop(surplus)
         if fleet is not None:
             for variant in fleet.variants.values():
@@ -237,7 +240,7 @@ class EndpointLifecycle:
             for variant in fleet.variants.values():
                 for copy in [c for c in variant.copies if c.state == "serving"]:
                     reason = self._unhealthy(copy)
-                    if reason and variant.template is not None:
+                    if reason and variant.templates:
                         copy.state = "failed"
                         log.warning("copy %s of %s %s; replacing it", copy.copy_id, fleet.endpoint, reason)
                         self._submit(f"{fleet.endpoint}/{copy.copy_id}", self._replace(variant, copy, reason))
@@ -246,11 +249,13 @@ class EndpointLifecycle:
         with open(copy.log_path, "a") as handle:
             handle.write(f"--- smemu: copy {copy.copy_id} {reason}; replacing it\n")
         await self.runtime.stop(copy, grace=0)
+        template = next(t for t in variant.templates if t.container_name == copy.hostname)
         try:
-            (replacement,) = await self._start_copies(variant.template, 1)
+            (replacement,) = await self._start_copies(template, 1)
         except CopyStartError as exc:
             log.error("could not replace copy %s: %s", copy.copy_id, exc)
             return
+        replacement.group = copy.group
         variant.copies = [replacement if c is copy else c for c in variant.copies]
 
     async def shutdown(self):
@@ -276,31 +281,49 @@ class EndpointLifecycle:
                     fleet.variants[vname] = VariantFleet(vname, weights[vname])
                     continue
                 model = deployment["Models"][model_name.lower()]
-                template = await self._copy_template(name, variant, model)
-                copies = await self._start_copies(template, counts[vname])
-                fleet.variants[vname] = VariantFleet(vname, weights[vname], copies, model_name, template.image, template)
+                templates = await self._copy_templates(name, variant, model)
+                copies = await self._start_instances(templates, counts[vname])
+                mode = "Single" if len(templates) == 1 else (model.get("InferenceExecutionConfig") or {}).get("Mode", "Serial")
+                fleet.variants[vname] = VariantFleet(vname, weights[vname], copies, model_name, templates[0].image,
+                                                     templates, mode)
         except BaseException:
             await asyncio.gather(*(self.runtime.stop(c, grace=2.0) for c in fleet.all_copies()))
             raise
         return fleet
 
-    async def _copy_template(self, endpoint: str, variant: dict, model: dict) -> CopySpec:
+    async def _copy_templates(self, endpoint: str, variant: dict, model: dict) -> list[CopySpec]:
+        """One spec per container of the model (several for an inference pipeline or direct invocation)."""
         containers = model.get("Containers") or [model.get("PrimaryContainer")]
-        if len(containers) > 1:
-            raise CopyStartError("Models with several containers (inference pipelines) are not supported by smemu yet.")
-        container = containers[0]
-        reason = self.runtime.check_image(container.get("Image"))
-        if reason:
-            raise CopyStartError(reason)
-        model_dir = await self._fetch_model_data(container, variant)
         requested = variant.get("ContainerStartupHealthCheckTimeoutInSeconds")
-        return CopySpec(
-            endpoint=endpoint, variant=variant["VariantName"], image=container.get("Image"), model_dir=model_dir,
-            environment=container.get("Environment") or {}, log_dir=self.settings.logs_dir / endpoint.lower(),
-            startup_timeout=self.settings.deadline_seconds(requested, self.settings.startup_timeout),
-            startup_timeout_requested=requested or self.settings.startup_timeout,
-            network_isolation=bool(model.get("EnableNetworkIsolation")),
-        )
+        templates = []
+        for index, container in enumerate(containers, start=1):
+            reason = self.runtime.check_image(container.get("Image"))
+            if reason:
+                raise CopyStartError(reason)
+            hostname = container.get("ContainerHostname") or ("primary" if len(containers) == 1 else f"container-{index}")
+            templates.append(CopySpec(
+                endpoint=endpoint, variant=variant["VariantName"], image=container.get("Image"),
+                model_dir=await self._fetch_model_data(container, variant),
+                environment=container.get("Environment") or {}, log_dir=self.settings.logs_dir / endpoint.lower(),
+                startup_timeout=self.settings.deadline_seconds(requested, self.settings.startup_timeout),
+                startup_timeout_requested=requested or self.settings.startup_timeout,
+                network_isolation=bool(model.get("EnableNetworkIsolation")), container_name=hostname,
+            ))
+        return templates
+
+    async def _start_instances(self, templates: list[CopySpec], count: int, first_group: int = 0) -> list[Copy]:
+        """``count`` instances of the variant: every container of the model on each."""
+        results = await asyncio.gather(*(self._start_copies(t, count) for t in templates), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            await asyncio.gather(*(self.runtime.stop(c, grace=2.0) for r in results if isinstance(r, list) for c in r))
+            raise failures[0]
+        copies = []
+        for started in results:
+            for offset, copy in enumerate(started):
+                copy.group = first_group + offset
+            copies.extend(started)
+        return copies
 
     async def _fetch_model_data(self, container: dict, variant: dict):
         spec = ModelDataSpec.from_container(container)
@@ -368,7 +391,7 @@ class EndpointLifecycle:
                 "VariantName": vname,
                 "CurrentWeight": live.weight if live else weights[vname],
                 "DesiredWeight": weights[vname],
-                "CurrentInstanceCount": len(live.copies) if live and live.model_name else counts[vname],
+                "CurrentInstanceCount": len(live.groups()) if live and live.model_name else counts[vname],
                 "DesiredInstanceCount": counts[vname],
             }
             if live and live.image:

@@ -111,9 +111,10 @@ class InvocationRouter:
             if copy is None or copy.endpoint.lower() != endpoint.lower():
                 raise validation_error(f"The session {session} is not valid for endpoint {endpoint}: it does not "
                                        "exist, expired or was closed.")
-            return copy, copy.variant
+            return [copy], copy.variant
         if component:
-            return await self._component_copy(fleet, endpoint, component)
+            copy, variant_name = await self._component_copy(fleet, endpoint, component)
+            return [copy], variant_name
         target = headers.get("x-amzn-sagemaker-target-variant")
         if target:
             variant = fleet.variant(target)
@@ -121,32 +122,70 @@ class InvocationRouter:
                 raise validation_error(f"The variant {target} does not exist on endpoint {endpoint}.")
         else:
             variant = fleet.pick_variant()
-        copy = variant.pick() if variant else None
-        if copy is None:
+        if variant is None:
             raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
-        return copy, variant.name
+        hostname = headers.get("x-amzn-sagemaker-target-container-hostname")
+        if hostname and variant.mode != "Direct":
+            raise validation_error("TargetContainerHostname is only valid for an endpoint whose model runs several "
+                                   "containers in Direct mode.")
+        if variant.mode == "Direct" and not hostname:
+            raise validation_error(f"Endpoint {endpoint} runs several containers in Direct mode: set "
+                                   "TargetContainerHostname to one of " +
+                                   ", ".join(t.container_name for t in variant.templates) + ".")
+        if variant.mode == "Serial":
+            chain = variant.pipeline()
+        else:
+            copy = variant.pick(hostname)
+            if copy is None and hostname and hostname not in {t.container_name for t in variant.templates}:
+                raise validation_error(f"The container hostname {hostname} does not exist on endpoint {endpoint}.")
+            chain = [copy] if copy else None
+        if not chain:
+            raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
+        return chain, variant.name
+
+    async def _through(self, chain: list, body: bytes, headers: dict, endpoint: str, region: str):
+        """POST through each container of the chain in turn (one, or an inference pipeline): a container's
+        answer, with its Content-Type, is the next one's request; the caller's Accept goes to the last."""
+        content_type = headers.get("content-type")
+        for index, copy in enumerate(chain):
+            forward = {k: headers[k] for k in FORWARDED if k in headers}
+            forward.pop("content-type", None)
+            if content_type:
+                forward["content-type"] = content_type
+            if index < len(chain) - 1:
+                forward.pop("accept", None)
+            try:
+                status, response_headers, body = await self.forwarder.post(copy.host, copy.port, body, forward,
+                                                                           self.timeout)
+            except (ContainerTimeout, ContainerUnreachable) as exc:
+                raise self._no_answer(exc, endpoint, region, copy.hostname) from None
+            if not 200 <= status < 300:
+                raise model_error(status, body.decode("utf-8", "replace"), endpoint, region, self.account,
+                                  container=copy.hostname)
+            content_type = response_headers.get("content-type")
+        return response_headers, body
 
     async def invoke(self, endpoint: str, body: bytes, headers: dict, region: str):
         """Return (status, headers list, body) for the client."""
         started = time.perf_counter()
-        copy, variant_name = await self._choose(endpoint, headers)
-        forward = {k: headers[k] for k in FORWARDED if k in headers}
-        copy.outstanding += 1
+        chain, variant_name = await self._choose(endpoint, headers)
+        copy = chain[-1]
+        for member in chain:
+            member.outstanding += 1
         status = 0
         model_started = time.perf_counter()
         try:
-            status, response_headers, response_body = await self.forwarder.post(
-                copy.host, copy.port, body, forward, self.timeout
-            )
-        except (ContainerTimeout, ContainerUnreachable) as exc:
-            raise self._no_answer(exc, endpoint, region) from None
+            response_headers, response_body = await self._through(chain, body, headers, endpoint, region)
+            status = 200
+        except RuntimeApiError as exc:
+            status = exc.members.get("OriginalStatusCode", 500)
+            raise
         finally:
-            copy.outstanding -= 1
+            for member in chain:
+                member.outstanding -= 1
             now = time.perf_counter()
             self.metrics.record(endpoint, variant_name, copy.component, copy.copy_id, status,
                                 (now - model_started) * 1e6, (now - started) * 1e6)
-        if not 200 <= status < 300:
-            raise model_error(status, response_body.decode("utf-8", "replace"), endpoint, region, self.account)
         out = [(b"x-amzn-invoked-production-variant", variant_name.encode())]
         content_type = response_headers.get("content-type")
         if content_type:
@@ -169,18 +208,23 @@ class InvocationRouter:
         Errors before the first byte are ordinary errors (raised); once the stream has started, a
         broken or timed-out container answer becomes an in-stream ModelStreamError."""
         started = time.perf_counter()
-        copy, variant_name = await self._choose(endpoint, headers)
-        forward = {k: headers[k] for k in FORWARDED if k in headers}
-        status = 0
+        chain, variant_name = await self._choose(endpoint, headers)
+        copy = chain[-1]
         if "x-amzn-sagemaker-accept" in headers:  # the streaming API carries Accept in its own header
-            forward["accept"] = headers["x-amzn-sagemaker-accept"]
-        copy.outstanding += 1
+            headers = {**headers, "accept": headers["x-amzn-sagemaker-accept"]}
+        for member in chain:
+            member.outstanding += 1
+        status = 0
         try:
+            if len(chain) > 1:  # a pipeline: every container but the last answers whole
+                prefix_headers, body = await self._through(chain[:-1], body, headers, endpoint, region)
+                headers = {**headers, "content-type": prefix_headers.get("content-type", "")}
+            forward = {k: headers[k] for k in FORWARDED if headers.get(k)}
             async with self.forwarder.open(copy.base_url + "/invocations", body, forward, self.timeout) as response:
                 status = response.status
                 if not 200 <= response.status < 300:
                     text = (await response.read()).decode("utf-8", "replace")
-                    raise model_error(response.status, text, endpoint, region, self.account)
+                    raise model_error(response.status, text, endpoint, region, self.account, container=copy.hostname)
                 out = [(b"content-type", b"application/vnd.amazon.eventstream"),
                        (b"x-amzn-invoked-production-variant", variant_name.encode()),
                        (b"x-amzn-requestid", request_id.encode())]
@@ -203,17 +247,19 @@ class InvocationRouter:
                                                  "StreamBroken")
                 await send({"type": "http.response.body", "body": tail})
         except (ContainerTimeout, ContainerUnreachable) as exc:
-            raise self._no_answer(exc, endpoint, region) from None
+            raise self._no_answer(exc, endpoint, region, copy.hostname) from None
         finally:
-            copy.outstanding -= 1
+            for member in chain:
+                member.outstanding -= 1
             elapsed = (time.perf_counter() - started) * 1e6
             self.metrics.record(endpoint, variant_name, copy.component, copy.copy_id, status, elapsed, elapsed)
 
-    def _no_answer(self, exc: Exception, endpoint: str, region: str) -> RuntimeApiError:
+    def _no_answer(self, exc: Exception, endpoint: str, region: str, container: str = "primary") -> RuntimeApiError:
         """A container that did not answer in time, or could not be reached, is a ModelError."""
         if isinstance(exc, ContainerTimeout):
-            return model_error(0, "", endpoint, region, self.account, timed_out=True)
-        return model_error(500, f"Could not reach the container: {exc}", endpoint, region, self.account)
+            return model_error(0, "", endpoint, region, self.account, container=container, timed_out=True)
+        return model_error(500, f"Could not reach the container: {exc}", endpoint, region, self.account,
+                           container=container)
 
     async def _component_copy(self, fleet, endpoint: str, component: str):
         comp = fleet.components.get(component.lower())

@@ -150,8 +150,9 @@ class DockerRuntime:
 
     async def _into_service(self, container, spec, limits, copy_id, log_path, port) -> Copy:
         copy = Copy(copy_id, spec.endpoint, spec.variant, "127.0.0.1", port, str(log_path), handle=container,
-                    component=spec.component, version=spec.version, started_at=time.time())
-        copy.container = container.name
+                    component=spec.component, version=spec.version, started_at=time.time(),
+                    hostname=spec.container_name)
+        copy.container_name = container.name
         if limits is not None:
             copy.instance_id, copy.cores, copy.devices = limits.instance_id, limits.cores, limits.devices
             copy.cpus, copy.memory_limit_mb, copy.memory_mechanism = limits.cpus, limits.memory_limit_mb, "docker"

@@ -35,7 +35,9 @@ class Copy:
     started_at: float | None = None
     proxy: object = None  # the network-namespace proxy of an isolated container
     ping_failures: int = 0  # consecutive failed health checks while serving
-    container: str | None = None  # the container's name, in the Docker runtime
+    container_name: str | None = None  # the Docker container, in the Docker runtime
+    hostname: str = "primary"  # the container's hostname within its model (several for pipelines)
+    group: int = 0  # which instance of the variant it belongs to (a pipeline's containers share one)
 
     @property
     def base_url(self) -> str:
@@ -46,8 +48,10 @@ class Copy:
             "CopyId": self.copy_id, "Variant": self.variant, "Host": self.host, "Port": self.port,
             "Pid": self.pid, "State": self.state, "Outstanding": self.outstanding, "LogPath": self.log_path,
         }
-        if self.container:
-            view["Container"] = self.container
+        if self.container_name:
+            view["Container"] = self.container_name
+        if self.hostname != "primary":
+            view.update(ContainerHostname=self.hostname, Instance=self.group)
         if self.component:
             view.update(InferenceComponentName=self.component, InstanceId=self.instance_id, Cores=self.cores,
                         HostCpus=self.cpus, MemoryLimitMb=self.memory_limit_mb,
@@ -63,17 +67,34 @@ class VariantFleet:
     copies: list[Copy] = field(default_factory=list)
     model_name: str | None = None
     image: str | None = None
-    template: object = None  # the runtime's spec for starting more copies of this variant
+    templates: list = field(default_factory=list)  # the runtime's specs, one per container of the model
+    mode: str = "Single"  # Single | Serial (an inference pipeline) | Direct (TargetContainerHostname)
 
-    def pick(self) -> Copy | None:
+    def pick(self, hostname: str | None = None) -> Copy | None:
         """Least outstanding requests first; ties broken at random."""
-        serving = [c for c in self.copies if c.state == "serving"]
+        serving = [c for c in self.copies if c.state == "serving" and (hostname is None or c.hostname == hostname)]
         if not serving:
             return None
         if len(serving) == 1:
             return serving[0]
         least = min(c.outstanding for c in serving)
         return random.choice([c for c in serving if c.outstanding == least])
+
+    def pipeline(self) -> list[Copy] | None:
+        """Serial mode: the containers of one instance, in order; every one of them serving."""
+        groups: dict[int, list[Copy]] = {}
+        for copy in self.copies:
+            groups.setdefault(copy.group, []).append(copy)
+        order = [t.container_name for t in self.templates]
+        complete = [sorted(g, key=lambda c: order.index(c.hostname)) for g in groups.values()
+                    if len(g) == len(order) and all(c.state == "serving" for c in g)]
+        if not complete:
+            return None
+        least = min(sum(c.outstanding for c in g) for g in complete)
+        return random.choice([g for g in complete if sum(c.outstanding for c in g) == least])
+
+    def groups(self) -> list[int]:
+        return sorted({c.group for c in self.copies})
 
 
 @dataclass

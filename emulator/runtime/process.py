@@ -85,7 +85,8 @@ class ProcessRuntime:
         )
         log.close()
         copy = Copy(copy_id, spec.endpoint, spec.variant, "127.0.0.1", port, str(log_path), process.pid, handle=process,
-                    component=spec.component, version=spec.version, started_at=time.time())
+                    component=spec.component, version=spec.version, started_at=time.time(),
+                    hostname=spec.container_name)
         if limits is not None:
             self._enforce(copy, process.pid, limits)
         return await bring_into_service(self, copy, spec, process.poll)

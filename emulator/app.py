@@ -20,6 +20,7 @@ from .control.components import ComponentManager
 from .control.lifecycle import EndpointLifecycle
 from .control.service import ControlPlane
 from .control.store import Store
+from .router.asynchronous import AsyncInvocations
 from .router.forward import Forwarder
 from .router.invoke import InvocationRouter
 from .router.metrics import Metrics
@@ -64,7 +65,8 @@ class Emulator:
                                        on_no_capacity=self.components.wake,
                                        metrics=Metrics(logging.getLevelName(settings.access_log_level.upper())))
         self.supervisor = None
-        self.runtime_api = RuntimeApi(self.router, settings.region)
+        self.asynchronous = AsyncInvocations(self.router, settings.region)
+        self.runtime_api = RuntimeApi(self.router, self.asynchronous, settings.region)
         self.web = self._web_app()
 
     def _web_app(self) -> FastAPI:
@@ -154,6 +156,7 @@ class Emulator:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.supervisor.cancel()
+                self.asynchronous.close()
                 await self.lifecycle.shutdown()
                 self.runtime.close()
                 await self.forwarder.close()

@@ -147,7 +147,3 @@ def test_inference_component_header_is_refused_on_model_endpoints(runtime, xgb_e
     assert "Inference Component Name header is not allowed" in info.value.response["Error"]["Message"]
 
 
-def test_async_invocations_say_they_are_not_supported_yet(runtime, xgb_endpoint):
-    name, _ = xgb_endpoint
-    with pytest.raises(runtime.exceptions.ValidationError, match="not supported by smemu yet"):
-        runtime.invoke_endpoint_async(EndpointName=name, InputLocation="s3://bucket/input.csv")

@@ -6,6 +6,7 @@ import logging
 import uuid
 from urllib.parse import unquote
 
+from ..router.asynchronous import AsyncInvocations
 from ..router.errors import RuntimeApiError, validation_error
 from ..router.invoke import MAX_BODY, InvocationRouter
 from .control import region_of
@@ -27,8 +28,9 @@ def invocation_target(path: str) -> tuple[str, str] | None:
 
 
 class RuntimeApi:
-    def __init__(self, router: InvocationRouter, default_region: str):
+    def __init__(self, router: InvocationRouter, asynchronous: AsyncInvocations, default_region: str):
         self.router = router
+        self.asynchronous = asynchronous
         self.default_region = default_region
 
     async def __call__(self, scope, receive, send, target: tuple[str, str]):
@@ -37,8 +39,6 @@ class RuntimeApi:
         endpoint, action = target
         started = False
         try:
-            if action == "async-invocations":
-                raise RuntimeApiError("ValidationError", 400, "InvokeEndpointAsync is not supported by smemu yet.")
             declared = headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
                 raise _oversize(request_id)
@@ -59,7 +59,10 @@ class RuntimeApi:
 
                 await self.router.stream(endpoint, body, headers, region, tracked_send, request_id)
                 return
-            status, out_headers, out_body = await self.router.invoke(endpoint, body, headers, region)
+            if action == "async-invocations":
+                status, out_headers, out_body = await self.asynchronous.submit(endpoint, body, headers, region)
+            else:
+                status, out_headers, out_body = await self.router.invoke(endpoint, body, headers, region)
         except RuntimeApiError as exc:
             if started:  # too late for an HTTP error: the stream is already under way
                 log.warning("error after the response stream started: %s", exc)

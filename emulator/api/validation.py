@@ -14,7 +14,7 @@ import regex
 
 _NUMBER_TYPES = ("integer", "long", "float", "double")
 # Emulator extension: model-data locations may also be local (file:// URLs or absolute paths).
-LOCAL_URI_SHAPES = ("Url", "S3ModelUri")
+LOCAL_URI_SHAPES = ("Url", "S3ModelUri", "DestinationS3Uri")
 
 
 def is_local_uri(value: str) -> bool:

@@ -36,6 +36,7 @@ class EndpointLifecycle:
         self.components = None  # the ComponentManager, set once both exist
 
     def publish(self, fleet: Fleet, config: dict, recovering: bool = False):
+        fleet.async_config = config.get("AsyncInferenceConfig")
         self.registry.publish(fleet)
         if fleet.hosts_components:
             self.components.attach(fleet.endpoint, config, recovering)

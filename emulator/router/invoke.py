@@ -143,7 +143,8 @@ class InvocationRouter:
             raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
         return chain, variant.name
 
-    async def _through(self, chain: list, body: bytes, headers: dict, endpoint: str, region: str):
+    async def _through(self, chain: list, body: bytes, headers: dict, endpoint: str, region: str,
+                       timeout: float | None = None):
         """POST through each container of the chain in turn (one, or an inference pipeline): a container's
         answer, with its Content-Type, is the next one's request; the caller's Accept goes to the last."""
         content_type = headers.get("content-type")
@@ -156,7 +157,7 @@ class InvocationRouter:
                 forward.pop("accept", None)
             try:
                 status, response_headers, body = await self.forwarder.post(copy.host, copy.port, body, forward,
-                                                                           self.timeout)
+                                                                           timeout or self.timeout)
             except (ContainerTimeout, ContainerUnreachable) as exc:
                 raise self._no_answer(exc, endpoint, region, copy.hostname) from None
             if not 200 <= status < 300:
@@ -165,7 +166,7 @@ class InvocationRouter:
             content_type = response_headers.get("content-type")
         return response_headers, body
 
-    async def invoke(self, endpoint: str, body: bytes, headers: dict, region: str):
+    async def invoke(self, endpoint: str, body: bytes, headers: dict, region: str, timeout: float | None = None):
         """Return (status, headers list, body) for the client."""
         started = time.perf_counter()
         chain, variant_name = await self._choose(endpoint, headers)
@@ -175,7 +176,7 @@ class InvocationRouter:
         status = 0
         model_started = time.perf_counter()
         try:
-            response_headers, response_body = await self._through(chain, body, headers, endpoint, region)
+            response_headers, response_body = await self._through(chain, body, headers, endpoint, region, timeout)
             status = 200
         except RuntimeApiError as exc:
             status = exc.members.get("OriginalStatusCode", 500)

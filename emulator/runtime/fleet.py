@@ -128,6 +128,7 @@ class Fleet:
     variants: dict[str, VariantFleet] = field(default_factory=dict)
     hosts_components: bool = False  # variants without a model: the endpoint awaits inference components
     components: dict[str, ComponentFleet] = field(default_factory=dict)  # keyed by lower-cased name
+    async_config: dict | None = None  # the endpoint config's AsyncInferenceConfig
 
     def all_copies(self) -> list[Copy]:
         return [c for v in self.variants.values() for c in v.copies] + \

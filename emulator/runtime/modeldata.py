@@ -57,6 +57,37 @@ class Deadline:
             raise DownloadTimeout(self.what)
 
 
+def s3_client(region: str):
+    """boto3's S3 client as the user configured it (AWS_ENDPOINT_URL_S3 points it at a local server)."""
+    import boto3
+    import botocore
+
+    session = boto3.Session()
+    config = None
+    if session.get_credentials() is None:  # a local S3 server may need no credentials
+        config = botocore.config.Config(signature_version=botocore.UNSIGNED)
+    return session.client("s3", region_name=session.region_name or region, config=config)
+
+
+def read_object(uri: str, region: str, client=None) -> bytes:
+    """The bytes at an s3:// URL, a file:// URL or a local path."""
+    local = _local_path(uri)
+    if local is not None:
+        return local.read_bytes()
+    parsed = urlparse(uri)
+    return (client or s3_client(region)).get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
+
+
+def write_object(uri: str, data: bytes, region: str, client=None):
+    local = _local_path(uri)
+    if local is not None:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(data)
+        return
+    parsed = urlparse(uri)
+    (client or s3_client(region)).put_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"), Body=data)
+
+
 def _local_path(uri: str) -> Path | None:
     parsed = urlparse(uri)
     if parsed.scheme == "file":
@@ -74,14 +105,7 @@ class ModelDataStore:
 
     def s3(self):
         if self._s3 is None:
-            import boto3
-            import botocore
-
-            session = boto3.Session()
-            config = None
-            if session.get_credentials() is None:  # a local S3 server may need no credentials
-                config = botocore.config.Config(signature_version=botocore.UNSIGNED)
-            self._s3 = session.client("s3", region_name=session.region_name or self.region, config=config)
+            self._s3 = s3_client(self.region)
         return self._s3
 
     def fetch(self, spec: ModelDataSpec, deadline: Deadline) -> Path:

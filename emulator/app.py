@@ -24,8 +24,9 @@ from .router.asynchronous import AsyncInvocations
 from .router.forward import Forwarder
 from .router.invoke import InvocationRouter
 from .router.metrics import Metrics
+from .router.multimodel import ModelLoader
 from .runtime.fleet import FleetRegistry
-from .runtime.modeldata import ModelDataStore
+from .runtime.modeldata import Deadline, ModelDataSpec, ModelDataStore
 from .runtime.docker import DockerRuntime, docker_client
 from .runtime.process import ProcessRuntime
 from .scheduler.catalog import Catalog
@@ -61,9 +62,12 @@ class Emulator:
         self.control = ControlPlane(self.store, self.lifecycle, self.components, settings.account_id)
         self.control_api = ControlApi(self.control, settings.region)
         self.forwarder = Forwarder()
+        models = ModelLoader(self.forwarder, self._fetch_target_model, settings.account_id,
+                             wait_for_load=settings.mme_wait_for_load.lower() != "false")
         self.router = InvocationRouter(self.registry, self.forwarder, settings.account_id, settings.invocation_timeout,
                                        on_no_capacity=self.components.wake,
-                                       metrics=Metrics(logging.getLevelName(settings.access_log_level.upper())))
+                                       metrics=Metrics(logging.getLevelName(settings.access_log_level.upper())),
+                                       models=models)
         self.supervisor = None
         self.asynchronous = AsyncInvocations(self.router, settings.region)
         self.runtime_api = RuntimeApi(self.router, self.asynchronous, settings.region)
@@ -114,6 +118,11 @@ class Emulator:
                             headers={"x-amzn-RequestId": str(uuid.uuid4())})
 
         return web
+
+    def _fetch_target_model(self, uri: str):
+        """A multi-model endpoint's TargetModel, downloaded and extracted (cached like any model data)."""
+        seconds = self.settings.deadline_seconds(None, self.settings.download_timeout)
+        return self.model_data.fetch(ModelDataSpec(uri), Deadline(seconds, "model data download"))
 
     def _copy_counts(self) -> list[tuple]:
         """(endpoint, variant, component, current, desired) for every variant and component."""

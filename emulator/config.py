@@ -27,6 +27,10 @@ class Settings:
     invocation_timeout: float = 60.0
     # Serving copies are pinged this often; three failed pings in a row and the copy is replaced.
     health_check_interval: float = 2.0
+    # Multi-model endpoints: the memory (MB) one copy's loaded models may take (0: the instance type's
+    # memory), and whether a request waits for a model that is loading (else 429 ModelNotReadyException).
+    mme_memory_mb: float = 0.0
+    mme_wait_for_load: str = "true"
     # Scale from zero for inference components: "faithful" (SageMaker: a request to a component
     # with no copies fails) or "wake" (the request starts a copy and waits for it). A component's
     # tag smemu:scale-from-zero overrides it, and smemu:idle-timeout-seconds its idle timeout.

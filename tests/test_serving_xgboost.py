@@ -220,3 +220,37 @@ def test_s5_script_mode_needs_model_fn(tmp_path):
         assert process.invoke(ROWS, {"Content-Type": "text/csv"}).status_code == 500
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def multi_model_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("xgb-mme")
+    models.xgboost_model_dir(root / "models" / "m1" / "model")
+    process = ServingProcess(root / "unused", "xgboost", {"SAGEMAKER_MULTI_MODEL": "true"}).wait_listening()
+    process.root = root
+    yield process
+    process.stop()
+
+
+def test_m1_to_m9_multi_model_api(multi_model_server):
+    import httpx
+
+    server = multi_model_server
+    url = str(server.root / "models" / "m1" / "model")
+    assert server.ping().status_code == 200  # M1: healthy with no model loaded
+    assert server.get("/models").json() == {"models": []}  # M2
+    register = httpx.post(f"{server.url}/models", json={"model_name": "m1", "url": url})
+    assert register.status_code == 200 and register.json() == {"status": "Workers scaled"}  # M3
+    again = httpx.post(f"{server.url}/models", json={"model_name": "m1", "url": url})
+    assert again.status_code == 409 and again.json()["message"].startswith("Model m1 is already registered.")  # M4
+    invoke = f"{server.url}/models/m1/invoke"
+    as_csv = httpx.post(invoke, content=ROWS, headers={"Content-Type": "text/csv", "Accept": "text/csv"})
+    assert as_csv.status_code == 200 and as_csv.content == b"0.25,0.25"  # M5: one comma-joined line
+    as_json = httpx.post(invoke, content=ROWS, headers={"Content-Type": "text/csv"})
+    assert as_json.json() == [0.25, 0.25]  # M6: JSON array by default
+    assert server.get("/models/m1").json() == {"modelName": "m1", "modelUrl": url}
+    removed = httpx.delete(f"{server.url}/models/m1")
+    assert removed.status_code == 200 and removed.json() == {"status": 'Model "m1" unregistered'}  # M7
+    gone = httpx.post(invoke, content=ROWS, headers={"Content-Type": "text/csv"})
+    assert gone.status_code == 404 and gone.json()["message"] == "Model not found: m1"  # M8
+    assert httpx.delete(f"{server.url}/models/nope").status_code == 404  # M9

@@ -18,6 +18,7 @@ from ..runtime.fleet import Copy, Fleet, FleetRegistry, VariantFleet
 from ..runtime.modeldata import Deadline, DownloadTimeout, ModelDataError, ModelDataSpec, ModelDataStore
 from ..runtime.health import PING_TIMEOUT, CopyStartError
 from ..runtime.spec import CopySpec
+from ..scheduler.catalog import Catalog
 from .store import Store
 
 log = logging.getLogger("smemu.lifecycle")
@@ -284,7 +285,12 @@ class EndpointLifecycle:
                 model = deployment["Models"][model_name.lower()]
                 templates = await self._copy_templates(name, variant, model)
                 copies = await self._start_instances(templates, counts[vname])
-                mode = "Single" if len(templates) == 1 else (model.get("InferenceExecutionConfig") or {}).get("Mode", "Serial")
+                if templates[0].multi_model_prefix:
+                    mode = "MultiModel"
+                elif len(templates) == 1:
+                    mode = "Single"
+                else:
+                    mode = (model.get("InferenceExecutionConfig") or {}).get("Mode", "Serial")
                 fleet.variants[vname] = VariantFleet(vname, weights[vname], copies, model_name, templates[0].image,
                                                      templates, mode)
         except BaseException:
@@ -302,15 +308,28 @@ class EndpointLifecycle:
             if reason:
                 raise CopyStartError(reason)
             hostname = container.get("ContainerHostname") or ("primary" if len(containers) == 1 else f"container-{index}")
+            multi_model = container.get("Mode") == "MultiModel"
+            environment = dict(container.get("Environment") or {})
+            if multi_model:  # models are loaded on first use, from under ModelDataUrl
+                environment["SAGEMAKER_MULTI_MODEL"] = "true"
             templates.append(CopySpec(
                 endpoint=endpoint, variant=variant["VariantName"], image=container.get("Image"),
-                model_dir=await self._fetch_model_data(container, variant),
-                environment=container.get("Environment") or {}, log_dir=self.settings.logs_dir / endpoint.lower(),
+                model_dir=None if multi_model else await self._fetch_model_data(container, variant),
+                multi_model_prefix=container.get("ModelDataUrl") if multi_model else None,
+                memory_budget_mb=self._copy_memory_mb(variant) if multi_model else 0.0,
+                environment=environment, log_dir=self.settings.logs_dir / endpoint.lower(),
                 startup_timeout=self.settings.deadline_seconds(requested, self.settings.startup_timeout),
                 startup_timeout_requested=requested or self.settings.startup_timeout,
                 network_isolation=bool(model.get("EnableNetworkIsolation")), container_name=hostname,
             ))
         return templates
+
+    def _copy_memory_mb(self, variant: dict) -> float:
+        """A multi-model copy's budget: SMEMU_MME_MEMORY_MB, else its instance type's memory."""
+        if self.settings.mme_memory_mb:
+            return self.settings.mme_memory_mb
+        instance_type = Catalog.load().get(variant.get("InstanceType"))
+        return instance_type.memory_mb if instance_type else 0.0
 
     async def _start_instances(self, templates: list[CopySpec], count: int, first_group: int = 0) -> list[Copy]:
         """``count`` instances of the variant: every container of the model on each."""

@@ -97,8 +97,11 @@ class ConnectionPool:
         return connection
 
     async def post(self, host: str, port: int, path: str, body: bytes, headers: dict, timeout: float):
+        return await self.request("POST", host, port, path, body, headers, timeout)
+
+    async def request(self, method: str, host: str, port: int, path: str, body: bytes, headers: dict, timeout: float):
         """(status, [(name, value)], body). Retries once when a reused connection turns out closed."""
-        lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(body)}"]
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(body)}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         for attempt in (1, 2):

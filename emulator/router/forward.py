@@ -44,10 +44,13 @@ class Forwarder:
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectionError) as exc:
             raise ContainerUnreachable(str(exc) or "the container closed the connection") from exc
 
-    async def post(self, host: str, port: int, body: bytes, headers: dict, timeout: float):
+    async def post(self, host: str, port: int, body: bytes, headers: dict, timeout: float, path: str = "/invocations"):
         """(status, {lower-cased header: value}, body) of the copy's answer to POST /invocations."""
+        return await self.request("POST", host, port, path, body, headers, timeout)
+
+    async def request(self, method: str, host: str, port: int, path: str, body: bytes, headers: dict, timeout: float):
         try:
-            status, raw_headers, response_body = await self.pool.post(host, port, "/invocations", body, headers, timeout)
+            status, raw_headers, response_body = await self.pool.request(method, host, port, path, body, headers, timeout)
         except asyncio.TimeoutError as exc:
             raise ContainerTimeout() from exc
         except (ConnectionLost, OSError) as exc:

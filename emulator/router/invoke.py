@@ -12,6 +12,7 @@ from ..runtime.fleet import FleetRegistry
 from . import eventstream
 from .errors import RuntimeApiError, model_error, validation_error
 from .metrics import Metrics
+from .multimodel import ModelLoader
 from .forward import ContainerTimeout, ContainerUnreachable, Forwarder
 
 MAX_BODY = 6 * 1024 * 1024  # 6,291,456 bytes, botocore's BodyBlob limit
@@ -19,7 +20,7 @@ RECOVERY_WAIT = 120.0  # how long a request waits for an endpoint brought back a
 
 # Request headers that reach the container; SageMaker strips the rest.
 FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-inference-id",
-             "x-amzn-sagemaker-session-id")
+             "x-amzn-sagemaker-session-id", "x-amzn-sagemaker-target-model")
 SESSION_TTL = 20 * 60  # seconds a session created without an expiry from the container lasts
 
 
@@ -70,8 +71,9 @@ NO_CAPACITY = (
 
 class InvocationRouter:
     def __init__(self, registry: FleetRegistry, forwarder: Forwarder, account: str, timeout: float,
-                 on_no_capacity=None, metrics: Metrics | None = None):
+                 on_no_capacity=None, metrics: Metrics | None = None, models: ModelLoader | None = None):
         self.metrics = metrics or Metrics()
+        self.models = models
         self.sessions = Sessions()
         self.registry = registry
         self.forwarder = forwarder
@@ -80,7 +82,7 @@ class InvocationRouter:
         # async (endpoint, component) -> Copy | None: wake mode starts a copy and waits for it
         self.on_no_capacity = on_no_capacity
 
-    async def _choose(self, endpoint: str, headers: dict):
+    async def _choose(self, endpoint: str, headers: dict, region: str = ""):
         """(copy, variant name) for a request, or a SageMaker ValidationError."""
         fleet = self.registry.get(endpoint)
         if fleet is None:
@@ -111,10 +113,10 @@ class InvocationRouter:
             if copy is None or copy.endpoint.lower() != endpoint.lower():
                 raise validation_error(f"The session {session} is not valid for endpoint {endpoint}: it does not "
                                        "exist, expired or was closed.")
-            return [copy], copy.variant
+            return [copy], copy.variant, "/invocations"
         if component:
             copy, variant_name = await self._component_copy(fleet, endpoint, component)
-            return [copy], variant_name
+            return [copy], variant_name, "/invocations"
         target = headers.get("x-amzn-sagemaker-target-variant")
         if target:
             variant = fleet.variant(target)
@@ -124,6 +126,20 @@ class InvocationRouter:
             variant = fleet.pick_variant()
         if variant is None:
             raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
+        target_model = headers.get("x-amzn-sagemaker-target-model")
+        if variant.mode == "MultiModel":
+            if not target_model:
+                raise validation_error(f"Endpoint {endpoint} is a multi-model endpoint: set TargetModel to the model "
+                                       "to invoke (its path under the model's ModelDataUrl).")
+            copy = variant.pick()
+            if copy is None:
+                raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
+            template = variant.templates[0]
+            name = await self.models.ensure(copy, template.multi_model_prefix, target_model, template.memory_budget_mb,
+                                            endpoint, region)
+            return [copy], variant.name, f"/models/{name}/invoke"
+        if target_model:
+            raise validation_error("TargetModel is only valid for multi-model endpoints.")
         hostname = headers.get("x-amzn-sagemaker-target-container-hostname")
         if hostname and variant.mode != "Direct":
             raise validation_error("TargetContainerHostname is only valid for an endpoint whose model runs several "
@@ -141,10 +157,10 @@ class InvocationRouter:
             chain = [copy] if copy else None
         if not chain:
             raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
-        return chain, variant.name
+        return chain, variant.name, "/invocations"
 
     async def _through(self, chain: list, body: bytes, headers: dict, endpoint: str, region: str,
-                       timeout: float | None = None):
+                       timeout: float | None = None, path: str = "/invocations"):
         """POST through each container of the chain in turn (one, or an inference pipeline): a container's
         answer, with its Content-Type, is the next one's request; the caller's Accept goes to the last."""
         content_type = headers.get("content-type")
@@ -157,7 +173,7 @@ class InvocationRouter:
                 forward.pop("accept", None)
             try:
                 status, response_headers, body = await self.forwarder.post(copy.host, copy.port, body, forward,
-                                                                           timeout or self.timeout)
+                                                                           timeout or self.timeout, path)
             except (ContainerTimeout, ContainerUnreachable) as exc:
                 raise self._no_answer(exc, endpoint, region, copy.hostname) from None
             if not 200 <= status < 300:
@@ -169,14 +185,24 @@ class InvocationRouter:
     async def invoke(self, endpoint: str, body: bytes, headers: dict, region: str, timeout: float | None = None):
         """Return (status, headers list, body) for the client."""
         started = time.perf_counter()
-        chain, variant_name = await self._choose(endpoint, headers)
+        chain, variant_name, path = await self._choose(endpoint, headers, region)
         copy = chain[-1]
         for member in chain:
             member.outstanding += 1
         status = 0
         model_started = time.perf_counter()
         try:
-            response_headers, response_body = await self._through(chain, body, headers, endpoint, region, timeout)
+            try:
+                response_headers, response_body = await self._through(chain, body, headers, endpoint, region,
+                                                                      timeout, path)
+            except RuntimeApiError as exc:
+                if path == "/invocations" or exc.members.get("OriginalStatusCode") != 404:
+                    raise
+                # A multi-model copy lost the model (evicted by another request): load it again, once.
+                self.models.forget(copy.copy_id, path.split("/")[2])
+                _, _, path = await self._choose(endpoint, headers, region)
+                response_headers, response_body = await self._through(chain, body, headers, endpoint, region,
+                                                                      timeout, path)
             status = 200
         except RuntimeApiError as exc:
             status = exc.members.get("OriginalStatusCode", 500)
@@ -209,7 +235,7 @@ class InvocationRouter:
         Errors before the first byte are ordinary errors (raised); once the stream has started, a
         broken or timed-out container answer becomes an in-stream ModelStreamError."""
         started = time.perf_counter()
-        chain, variant_name = await self._choose(endpoint, headers)
+        chain, variant_name, _ = await self._choose(endpoint, headers, region)
         copy = chain[-1]
         if "x-amzn-sagemaker-accept" in headers:  # the streaming API carries Accept in its own header
             headers = {**headers, "accept": headers["x-amzn-sagemaker-accept"]}

@@ -20,6 +20,8 @@ class CopySpec:
     component: str | None = None
     version: int = 0
     network_isolation: bool = False
+    multi_model_prefix: str | None = None  # a multi-model endpoint's ModelDataUrl: where TargetModels are
+    memory_budget_mb: float = 0.0  # what a multi-model copy may hold
 
 
 @dataclass

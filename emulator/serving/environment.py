@@ -17,6 +17,8 @@ class ServingEnvironment:
     default_accept: str | None
     requirements_cache: Path | None
     env: dict = field(default_factory=dict)
+    multi_model: bool = False
+    module_alias: str | None = None
 
     @property
     def code_dir(self) -> Path:
@@ -36,6 +38,9 @@ def read_environment(framework: str | None = None, environ=None) -> ServingEnvir
     if framework not in ("pytorch", "xgboost"):
         raise SystemExit(f"unknown framework {framework!r}: expected pytorch or xgboost")
     cache = environ.get("SMEMU_REQUIREMENTS_CACHE")
+    # PyTorch's toolkit wants exactly "true"; the XGBoost image takes any non-empty value.
+    flag = environ.get("SAGEMAKER_MULTI_MODEL", "")
+    multi_model = flag.lower() == "true" if framework == "pytorch" else bool(flag)
     return ServingEnvironment(
         framework=framework,
         # Loopback unless told otherwise: the images set SMEMU_BIND_HOST=0.0.0.0.
@@ -47,4 +52,5 @@ def read_environment(framework: str | None = None, environ=None) -> ServingEnvir
         default_accept=environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or None,
         requirements_cache=Path(cache) if cache else None,
         env=environ,
+        multi_model=multi_model,
     )

@@ -47,16 +47,18 @@ def text_response(status: int, text: str, content_type="text/plain; charset=utf-
     return Response(status, text.encode("utf-8"), content_type)
 
 
-def load_user_module(code_dir: Path, module_name: str):
-    """Import ``code/<module>.py`` with ``code/`` on sys.path; None when there is no such file."""
+def load_user_module(code_dir: Path, module_name: str, alias: str | None = None):
+    """Import ``code/<module>.py`` with ``code/`` on sys.path; None when there is no such file.
+
+    ``alias`` registers it under another name, so several models' ``inference.py`` can coexist."""
     path = code_dir / f"{module_name}.py"
     if not path.is_file():
         return None
     if str(code_dir) not in sys.path:
         sys.path.insert(0, str(code_dir))
-    spec = importlib.util.spec_from_file_location(module_name, path)
+    spec = importlib.util.spec_from_file_location(alias or module_name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
+    sys.modules[alias or module_name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -97,9 +99,11 @@ ScriptModePolicy = ToolkitPolicy(
 
 
 class ToolkitHandler:
-    def __init__(self, model_dir: Path, module_name: str, defaults: dict, policy: ToolkitPolicy, ping_body=b""):
+    def __init__(self, model_dir: Path, module_name: str, defaults: dict, policy: ToolkitPolicy, ping_body=b"",
+                 module_alias: str | None = None):
         self.model_dir = Path(model_dir)
         self.module_name = module_name
+        self.module_alias = module_alias
         self.defaults = defaults
         self.policy = policy
         self.ping_body = ping_body
@@ -117,7 +121,7 @@ class ToolkitHandler:
             print(f"smemu-serving: model load failed: {self.load_error}", file=sys.stderr, flush=True)
 
     def _load(self):
-        module = load_user_module(self.model_dir / "code", self.module_name)
+        module = load_user_module(self.model_dir / "code", self.module_name, self.module_alias)
         user = {name: getattr(module, name) for name in HANDLER_NAMES if module and hasattr(module, name)}
         if "transform_fn" in user and {"input_fn", "predict_fn", "output_fn"} & user.keys():
             raise ValueError(

@@ -83,4 +83,5 @@ DEFAULTS = {
 
 def make_handler(env) -> ToolkitHandler:
     policy = ToolkitPolicy(default_accept=env.default_accept or codecs.JSON)
-    return ToolkitHandler(env.model_dir, env.module_name, DEFAULTS, policy, ping_body=b'{"status": "Healthy"}')
+    return ToolkitHandler(env.model_dir, env.module_name, DEFAULTS, policy, ping_body=b'{"status": "Healthy"}',
+                          module_alias=env.module_alias)

@@ -18,6 +18,10 @@ MAX_BODY = 6 * 1024 * 1024  # SageMaker's 6 MB invocation limit, plus room for h
 
 
 def make_handler(env: ServingEnvironment):
+    if env.multi_model and env.module_alias is None:
+        from .multimodel import MultiModelHandler
+
+        return MultiModelHandler(env, make_handler)
     if env.framework == "xgboost":
         from . import xgboost
 
@@ -57,8 +61,29 @@ class ServingApp:
                 await self._send(send, response)
         elif path == "/execution-parameters" and method == "GET" and hasattr(self.handler, "execution_parameters"):
             await self._send(send, self.handler.execution_parameters())
+        elif path.startswith("/models") and hasattr(self.handler, "register"):
+            await self._send(send, await self._models(scope, receive, method, path))
         else:
             await self._send(send, Response(404, b"{}", "application/json"))
+
+    async def _models(self, scope, receive, method: str, path: str) -> Response:
+        """The multi-model API; loading and inference run on the inference thread."""
+        loop = asyncio.get_running_loop()
+        parts = [p for p in path.split("/") if p]
+        if parts == ["models"] and method == "GET":
+            return self.handler.list()
+        if parts == ["models"] and method == "POST":
+            body = await self._read_body(receive) or b""
+            return await loop.run_in_executor(self.executor, self.handler.register, body)
+        if len(parts) == 2 and method == "GET":
+            return self.handler.describe(parts[1])
+        if len(parts) == 2 and method == "DELETE":
+            return self.handler.unregister(parts[1])
+        if len(parts) == 3 and parts[2] == "invoke" and method == "POST":
+            body = await self._read_body(receive) or b""
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            return await loop.run_in_executor(self.executor, self.handler.invoke_model, parts[1], body, headers)
+        return Response(404, b"{}", "application/json")
 
     async def _lifespan(self, receive, send):
         while True:

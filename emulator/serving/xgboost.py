@@ -104,8 +104,12 @@ def objective_of(booster) -> str:
 
 
 class AlgorithmModeHandler:
-    def __init__(self, env):
+    """Single-model algorithm mode, or with ``multi_model`` the MMS flavour: JSON default, a plain
+    JSON array, comma-joined CSV on one line, 415 for other Accept types (table M* of the reference)."""
+
+    def __init__(self, env, multi_model: bool = False):
         self.env = env
+        self.multi_model = multi_model
         self.model_dir = env.model_dir
         self.boosters: list = []
         self.load_error: str | None = None
@@ -151,6 +155,14 @@ class AlgorithmModeHandler:
         except Exception as exc:
             return text_response(400, f"Unable to evaluate payload provided: {exc}")
         accept, _ = parse_header(headers.get("accept") or "*/*")
+        if self.multi_model:
+            if accept == "*/*":
+                accept = "application/json"
+            if accept in ("text/csv", "csv"):
+                return Response(200, ",".join(str(p) for p in predictions.tolist()).encode(), "text/csv")
+            if accept in ("application/json", "json"):
+                return Response(200, json.dumps(predictions.tolist()).encode(), "application/json")
+            return text_response(415, f"Accept type {accept} is not supported by this container.")
         if accept == "*/*":
             accept = (self.env.default_accept or "text/csv").lower()
         if accept not in ACCEPTABLE:
@@ -277,6 +289,8 @@ SCRIPT_DEFAULTS = {
 
 
 def make_handler(env):
+    if env.multi_model and not env.program:
+        return AlgorithmModeHandler(env, multi_model=True)
     if env.program:
         policy = dataclasses.replace(ScriptModePolicy, default_accept=env.default_accept or codecs.JSON)
         return ToolkitHandler(env.model_dir, env.module_name, SCRIPT_DEFAULTS, policy)

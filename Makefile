@@ -25,9 +25,7 @@ test: venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: venv
-	$(BIN)/python bench/endpoint_bench.py
-	$(BIN)/python bench/placement_bench.py
-	$(BIN)/python bench/cold_start_bench.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .smemu .pytest_cache

@@ -150,6 +150,7 @@ def main():
         with harness.emulator(workdir / f"state-{runtime_name}", runtime_name) as url:
             measure(url, runtime_name, files, results)
     harness.write_results("cold_start_bench.json", results)
+    return results
 
 
 if __name__ == "__main__":

@@ -19,9 +19,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class Server(str):
+    """The emulator's URL, which also knows the server's pid."""
+
+    pid: int
+
+
 @contextlib.contextmanager
 def emulator(state_dir: Path, runtime: str = "process"):
-    """Yield the URL of a fresh ``smemu serve``; stop it afterwards."""
+    """Yield the URL of a fresh ``smemu serve`` (with ``.pid``); stop it afterwards."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-m", "emulator", "serve", "--port", str(port), "--state-dir",
@@ -35,7 +41,9 @@ def emulator(state_dir: Path, runtime: str = "process"):
                     break
             except httpx.TransportError:
                 time.sleep(0.05)
-        yield url
+        served = Server(url)
+        served.pid = server.pid
+        yield served
     finally:
         server.terminate()
         server.wait(30)

@@ -52,6 +52,7 @@ def main():
             print(f"{key:34} {median * 1000:10.2f} {median / copies * 1e6:12.2f} {placed:7d} {used:15d} "
                   f"{lower_bound(copies):12d}")
     harness.write_results("placement_bench.json", results)
+    return results
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import calendar
 import time
 import uuid
 
+import logging
+
 import aiohttp
 
 from ..runtime.fleet import FleetRegistry
@@ -15,6 +17,7 @@ from .metrics import Metrics
 from .multimodel import ModelLoader
 from .forward import ContainerTimeout, ContainerUnreachable, Forwarder
 
+log = logging.getLogger("smemu.router")
 MAX_BODY = 6 * 1024 * 1024  # 6,291,456 bytes, botocore's BodyBlob limit
 RECOVERY_WAIT = 120.0  # how long a request waits for an endpoint brought back after a restart
 
@@ -272,6 +275,9 @@ class InvocationRouter:
                 except aiohttp.ClientError as exc:
                     tail = eventstream.exception("ModelStreamError", f"The model's response stream broke: {exc}",
                                                  "StreamBroken")
+                except Exception as exc:  # smemu's own failure, not the model's
+                    log.exception("relaying the response stream of %s failed", endpoint)
+                    tail = eventstream.exception("InternalStreamFailure", f"The response stream failed in smemu: {exc}")
                 await send({"type": "http.response.body", "body": tail})
         except (ContainerTimeout, ContainerUnreachable) as exc:
             raise self._no_answer(exc, endpoint, region, copy.hostname) from None

@@ -48,6 +48,10 @@ def make_runtime(settings: Settings):
     return ProcessRuntime(settings.state_dir, settings.stop_grace)
 
 
+def _not_found(message: str) -> Response:
+    return Response(json.dumps({"message": message}), 404, media_type="application/json")
+
+
 class Emulator:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -90,10 +94,7 @@ class Emulator:
         @web.get("/_smemu/endpoints/{name}/placement")
         async def placement(name: str):
             view = self.components.placement(name)
-            if view is None:
-                return Response(json.dumps({"message": f"Endpoint {name} is not serving."}), 404,
-                                media_type="application/json")
-            return view
+            return view if view is not None else _not_found(f"Endpoint {name} is not serving.")
 
         @web.get("/_smemu/placement")
         async def all_placements():
@@ -104,8 +105,7 @@ class Emulator:
         async def copies(name: str):
             fleet = self.registry.get(name)
             if fleet is None:
-                return Response(json.dumps({"message": f"No running copies for endpoint {name}."}), 404,
-                                media_type="application/json")
+                return _not_found(f"No running copies for endpoint {name}.")
             return {"EndpointName": fleet.endpoint, "Copies": [c.describe() for c in fleet.all_copies()]}
 
         @web.post("/{path:path}")

@@ -29,3 +29,29 @@ def test_readme_examples_run(emulator, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     predictions = [float(line.strip("b'").split("\\n")[0]) for line in result.stdout.split()]
     assert len(predictions) == 2 and predictions[0] == predictions[1] > 0
+
+
+def test_aws_cli_walkthrough(emulator, xgboost_archive):
+    import shutil
+
+    aws = shutil.which("aws", path=str(ROOT / ".venv" / "bin")) or shutil.which("aws")
+    assert aws, "the AWS CLI comes with the test extras (awscli)"
+    env = {**os.environ, "SMEMU_URL": emulator.url, "MODEL_TARBALL": str(xgboost_archive), "EXAMPLE_NAME": "cli-example",
+           "PATH": f"{os.path.dirname(aws)}:{os.environ['PATH']}"}
+    result = subprocess.run(["bash", str(ROOT / "examples" / "aws_cli_walkthrough.sh")], env=env, capture_output=True,
+                            text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "predictions:\n0.25\n0.25\n" in result.stdout and result.stdout.rstrip().endswith("done")
+    assert '"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/cli-example"' in result.stdout
+
+
+def test_aws_cli_reports_validation_errors(emulator):
+    import shutil
+
+    aws = shutil.which("aws", path=str(ROOT / ".venv" / "bin")) or shutil.which("aws")
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}
+    result = subprocess.run([aws, "sagemaker", "describe-endpoint", "--endpoint-name", "nope", "--endpoint-url",
+                             emulator.url], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "ValidationException" in result.stderr and 'Could not find endpoint "arn:aws:sagemaker:us-east-1:' \
+        "123456789012:endpoint/nope\"." in result.stderr

@@ -77,6 +77,22 @@ def ps(args):
     return 0
 
 
+def package(args):
+    from .packaging import PackagingError, hint
+    from .packaging import package as build
+
+    try:
+        output = build(args.framework, args.artifacts, args.output, args.inference_code, args.requirements)
+    except PackagingError as exc:
+        print(f"smemu package: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {output}")
+    note = hint(args.framework, args.inference_code)
+    if note:
+        print(f"note: {note}")
+    return 0
+
+
 def _cell(value) -> str:
     return "-" if value is None else str(value)
 
@@ -113,6 +129,17 @@ def main(argv=None):
     p.add_argument("endpoint")
     p.add_argument("--state-dir", type=Path, help="the server's state directory (default ./.smemu)")
     p.set_defaults(func=logs)
+
+    p = commands.add_parser("package", help="lay out model artifacts as a model.tar.gz",
+                            description="Lay out raw artifacts, inference code and requirements.txt the way SageMaker's "
+                                        "PyTorch and XGBoost containers expect, checking the layout. Example: smemu "
+                                        "package --framework pytorch model.pt --inference-code inference.py -o model.tar.gz")
+    p.add_argument("--framework", required=True, choices=["pytorch", "xgboost"])
+    p.add_argument("artifacts", nargs="+", type=Path, help="model files, placed at the top of the archive")
+    p.add_argument("--inference-code", type=Path, help="becomes code/inference.py")
+    p.add_argument("--requirements", type=Path, help="becomes code/requirements.txt, installed when a copy starts")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the .tar.gz to write")
+    p.set_defaults(func=package)
 
     args = parser.parse_args(argv)
     return args.func(args)

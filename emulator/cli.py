@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 
 from .config import DEFAULT_PORT, Settings
@@ -34,21 +35,44 @@ def serve(args):
 def logs(args):
     settings = Settings.from_env(state_dir=args.state_dir)
     directory = settings.logs_dir / args.endpoint.lower()
-    files = sorted(directory.glob("*.log"), key=lambda p: p.stat().st_mtime) if directory.is_dir() else []
-    if not files:
-        print(f"smemu: no logs for endpoint {args.endpoint} under {settings.logs_dir}", file=sys.stderr)
+    pattern = f"{args.component}-*.log" if args.component else "*.log"
+
+    def log_files():
+        return sorted(directory.glob(pattern), key=lambda p: p.stat().st_mtime) if directory.is_dir() else []
+
+    files = log_files()
+    if not files and not args.follow:
+        what = f"component {args.component} of " if args.component else ""
+        print(f"smemu: no logs for {what}endpoint {args.endpoint} under {settings.logs_dir}", file=sys.stderr)
         return 1
-    for path in files:
-        print(f"==> {path.name} <==")
-        sys.stdout.write(path.read_text(errors="replace"))
-        sys.stdout.flush()
-    return 0
+    offsets = {}
+    try:
+        while True:
+            for path in log_files():
+                with open(path, "rb") as handle:
+                    handle.seek(offsets.get(path, 0))
+                    data = handle.read()
+                if data:
+                    if path not in offsets or len(offsets) > 1:
+                        print(f"==> {path.name} <==")
+                    sys.stdout.write(data.decode("utf-8", "replace"))
+                    sys.stdout.flush()
+                offsets[path] = offsets.get(path, 0) + len(data)
+            if not args.follow:
+                return 0
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return 0
+
+
+def default_url(args) -> str:
+    return args.url or f"http://127.0.0.1:{Settings.from_env().port}"
 
 
 def ps(args):
     import httpx
 
-    url = args.url or f"http://127.0.0.1:{Settings.from_env().port}"
+    url = default_url(args)
     try:
         views = httpx.get(f"{url}/_smemu/placement", timeout=10).json()["Endpoints"]
     except httpx.HTTPError as exc:
@@ -93,6 +117,71 @@ def package(args):
     return 0
 
 
+def deploy(args):
+    from .workflows import WorkflowError
+    from .workflows import deploy as run
+
+    environment = dict(item.split("=", 1) for item in args.env or [])
+    try:
+        hint = run(default_url(args), args.name, args.framework, args.artifacts, args.state_dir_for_packages(),
+                   args.inference_code, args.requirements, args.instance_type, args.instance_count, environment,
+                   args.endpoint, args.cores, args.memory, args.copies)
+    except (WorkflowError, ValueError) as exc:
+        print(f"smemu deploy: {exc}", file=sys.stderr)
+        return 1
+    print(f"ready; invoke it with:\n  {hint}")
+    return 0
+
+
+def invoke(args):
+    from .workflows import WorkflowError
+    from .workflows import invoke as run
+
+    body = Path(args.body[1:]).read_bytes() if args.body.startswith("@") else args.body.encode()
+    try:
+        answer, content_type = run(default_url(args), args.endpoint, body, args.content_type, args.accept,
+                                   args.component, args.variant)
+    except WorkflowError as exc:
+        print(f"smemu invoke: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.buffer.write(answer)
+    sys.stdout.flush()
+    if args.verbose:
+        print(f"\n(Content-Type: {content_type})", file=sys.stderr)
+    return 0
+
+
+def delete(args):
+    from .workflows import WorkflowError
+    from .workflows import delete as run
+
+    try:
+        run(default_url(args), args.endpoint, args.all)
+    except WorkflowError as exc:
+        print(f"smemu delete: {exc}", file=sys.stderr)
+        return 1
+    print(f"deleted {args.endpoint}" + (" with its endpoint config and models" if args.all else ""))
+    return 0
+
+
+def images(args):
+    from .runtime.docker import DEFAULT_IMAGES, docker_client
+
+    client = docker_client()
+    if client is None:
+        print("smemu images: no Docker engine is reachable; build the images with 'make images' or "
+              "'make images-offline' once dockerd runs", file=sys.stderr)
+        return 1
+    try:
+        for framework, image in DEFAULT_IMAGES.items():
+            found = client.images.list(name=image)
+            size = f"{found[0].attrs['Size'] / 1e6:.0f} MB" if found else "not built (make images-offline)"
+            print(f"{framework:8} {image:40} {size}")
+    finally:
+        client.close()
+    return 0
+
+
 def _cell(value) -> str:
     return "-" if value is None else str(value)
 
@@ -118,15 +207,64 @@ def main(argv=None):
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
     p.set_defaults(func=serve)
 
-    p = commands.add_parser("ps", help="show endpoints, instances and copies as a table",
-                            description="Show where every copy runs: emulated instance, host CPUs, memory cap, "
-                                        "port, pid and state. Example: smemu ps --url http://127.0.0.1:7070")
-    p.add_argument("--url", default=None, help="the emulator's URL (default http://127.0.0.1:$SMEMU_PORT or 7070)")
-    p.set_defaults(func=ps)
+    url_help = "the emulator's URL (default http://127.0.0.1:$SMEMU_PORT or 7070)"
+    for name in ("ps", "status"):
+        p = commands.add_parser(name, help="show endpoints, instances and copies as a table",
+                                description="Show where every copy runs: emulated instance, host CPUs, memory cap, "
+                                            "port, pid and state. Example: smemu ps --url http://127.0.0.1:7070")
+        p.add_argument("--url", default=None, help=url_help)
+        p.set_defaults(func=ps)
+
+    p = commands.add_parser("deploy", help="package, create and wait for an endpoint (or a component) in one step",
+                            description="Package the artifacts if needed, create the model, endpoint config and "
+                                        "endpoint (or, with --endpoint, an inference component on that endpoint), wait "
+                                        "for it with progress, and print how to invoke it. Example: smemu deploy "
+                                        "--framework xgboost --name churn xgboost-model")
+    p.add_argument("artifacts", nargs="+", type=Path, help="model files, or one model.tar.gz or directory")
+    p.add_argument("--framework", required=True, choices=["pytorch", "xgboost"])
+    p.add_argument("--name", required=True, help="the name of the model, config and endpoint (or component)")
+    p.add_argument("--inference-code", type=Path)
+    p.add_argument("--requirements", type=Path)
+    p.add_argument("--env", action="append", metavar="KEY=VALUE", help="container environment (repeatable)")
+    p.add_argument("--instance-type", default="ml.m5.large")
+    p.add_argument("--instance-count", type=int, default=1)
+    p.add_argument("--endpoint", help="deploy as an inference component on this existing endpoint")
+    p.add_argument("--cores", type=float, default=1.0, help="component: NumberOfCpuCoresRequired")
+    p.add_argument("--memory", type=int, default=1024, help="component: MinMemoryRequiredInMb")
+    p.add_argument("--copies", type=int, default=1, help="component: CopyCount")
+    p.add_argument("--url", default=None, help=url_help)
+    p.set_defaults(func=deploy, state_dir_for_packages=lambda: Settings.from_env().state_dir / "packages")
+
+    p = commands.add_parser("invoke", help="call an endpoint and print the answer",
+                            description="Example: smemu invoke churn --body @rows.csv --content-type text/csv")
+    p.add_argument("endpoint")
+    p.add_argument("--body", required=True, help="the request body, or @FILE to read it from a file")
+    p.add_argument("--content-type")
+    p.add_argument("--accept")
+    p.add_argument("--component", help="the inference component to call")
+    p.add_argument("--variant", help="TargetVariant")
+    p.add_argument("-v", "--verbose", action="store_true", help="also print the answer's Content-Type")
+    p.add_argument("--url", default=None, help=url_help)
+    p.set_defaults(func=invoke)
+
+    p = commands.add_parser("delete", help="delete an endpoint (and with --all its config and models)",
+                            description="Example: smemu delete churn --all")
+    p.add_argument("endpoint")
+    p.add_argument("--all", action="store_true", help="also delete its endpoint config and models")
+    p.add_argument("--url", default=None, help=url_help)
+    p.set_defaults(func=delete)
+
+    p = commands.add_parser("images", help="list smemu's serving images in the local Docker engine",
+                            description="List the images SageMaker's PyTorch and XGBoost image URIs run as. Build them "
+                                        "with 'make images' (needs a registry) or 'make images-offline'.")
+    p.set_defaults(func=images)
 
     p = commands.add_parser("logs", help="print the logs of an endpoint's copies",
-                            description="Print the stdout/stderr of every copy an endpoint has run.")
+                            description="Print the stdout/stderr of every copy an endpoint has run. Example: "
+                                        "smemu logs shared --component xgb -f")
     p.add_argument("endpoint")
+    p.add_argument("--component", help="only the copies of this inference component")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new output until interrupted")
     p.add_argument("--state-dir", type=Path, help="the server's state directory (default ./.smemu)")
     p.set_defaults(func=logs)
 

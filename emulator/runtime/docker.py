@@ -105,7 +105,7 @@ class DockerRuntime:
             raise CopyStartError(reason)
         copy_id = copy_id or uuid.uuid4().hex[:12]
         spec.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = spec.log_dir / f"{spec.variant}-{copy_id}.log"
+        log_path = spec.log_dir / f"{spec.component or spec.variant}-{copy_id}.log"
         fingerprint = spec_fingerprint(spec, self.resolve(spec.image))
         adopted = self._adoptable(spec, fingerprint)
         if adopted is not None:

@@ -56,7 +56,7 @@ class ProcessRuntime:
         else:
             model_link.mkdir()
         spec.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = spec.log_dir / f"{spec.variant}-{copy_id}.log"
+        log_path = spec.log_dir / f"{spec.component or spec.variant}-{copy_id}.log"
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SMEMU_", "SAGEMAKER_", "SM_"))}
         env.update(spec.environment or {})

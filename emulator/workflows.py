@@ -1,0 +1,152 @@
+"""One command each for the common local tasks: deploy, invoke, delete (the ``smemu`` CLI uses these).
+
+They talk to a running emulator through boto3, as a user's own code would, and print progress for
+the steps that take time.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import boto3
+from botocore.exceptions import ClientError
+
+from .packaging import package
+
+IMAGES = {"pytorch": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1.0-cpu-py310",
+          "xgboost": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"}
+
+
+class WorkflowError(Exception):
+    """A failure worth one line to the user."""
+
+
+def clients(url: str):
+    kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="smemu", aws_secret_access_key="smemu")
+    return boto3.client("sagemaker", **kw), boto3.client("sagemaker-runtime", **kw)
+
+
+def say(message: str):
+    print(message, file=sys.stderr, flush=True)
+
+
+def error_text(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    return f"{error.get('Code')}: {error.get('Message')}"
+
+
+def model_data(framework: str, artifacts: list[Path], workdir: Path, inference_code, requirements) -> Path:
+    """An archive or directory is used as it is; raw files are packaged first."""
+    if len(artifacts) == 1 and (artifacts[0].is_dir() or artifacts[0].name.endswith((".tar.gz", ".tgz"))) \
+            and inference_code is None and requirements is None:
+        return artifacts[0].resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    say(f"packaging {len(artifacts)} artifact(s) ...")
+    return package(framework, artifacts, workdir / "model.tar.gz", inference_code, requirements).resolve()
+
+
+def wait_endpoint(sagemaker, name: str, timeout: float = 900) -> dict:
+    started, last = time.monotonic(), None
+    while time.monotonic() - started < timeout:
+        described = sagemaker.describe_endpoint(EndpointName=name)
+        status = described["EndpointStatus"]
+        if status != last:
+            say(f"  endpoint {name}: {status} ({time.monotonic() - started:.1f} s)")
+            last = status
+        if status == "InService":
+            return described
+        if status == "Failed":
+            raise WorkflowError(f"endpoint {name} failed: {described.get('FailureReason')}")
+        time.sleep(0.1)
+    raise WorkflowError(f"endpoint {name} is still {last} after {timeout:g} s")
+
+
+def wait_component(sagemaker, name: str, timeout: float = 900) -> dict:
+    started, last = time.monotonic(), None
+    while time.monotonic() - started < timeout:
+        described = sagemaker.describe_inference_component(InferenceComponentName=name)
+        status = described["InferenceComponentStatus"]
+        copies = described["RuntimeConfig"]
+        progress = f"{status}, {copies.get('CurrentCopyCount', 0)}/{copies['DesiredCopyCount']} copies"
+        if progress != last:
+            say(f"  component {name}: {progress} ({time.monotonic() - started:.1f} s)")
+            last = progress
+        if status == "InService":
+            return described
+        if status == "Failed":
+            raise WorkflowError(f"component {name} failed: {described.get('FailureReason')}")
+        time.sleep(0.1)
+    raise WorkflowError(f"component {name} is still {last} after {timeout:g} s")
+
+
+def deploy(url, name, framework, artifacts, workdir, inference_code=None, requirements=None, instance_type="ml.m5.large",
+           instance_count=1, environment=None, endpoint=None, cores=1.0, memory_mb=1024, copies=1) -> str:
+    """Model + endpoint config + endpoint (or, with ``endpoint``, an inference component on it); returns
+    the command that invokes it."""
+    sagemaker, _ = clients(url)
+    data = model_data(framework, [Path(a) for a in artifacts], Path(workdir), inference_code, requirements)
+    env = dict(environment or {})
+    if framework == "xgboost" and inference_code is not None:
+        env.setdefault("SAGEMAKER_PROGRAM", "inference.py")
+    container = {"Image": IMAGES[framework], "ModelDataUrl": str(data), **({"Environment": env} if env else {})}
+    try:
+        if endpoint is None:
+            say(f"creating model, endpoint config and endpoint {name} ...")
+            sagemaker.create_model(ModelName=name, PrimaryContainer=container)
+            sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+                "VariantName": "AllTraffic", "ModelName": name, "InstanceType": instance_type,
+                "InitialInstanceCount": instance_count}])
+            sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+            wait_endpoint(sagemaker, name)
+            return f"smemu invoke {name} --body @input --content-type {'text/csv' if framework == 'xgboost' else 'application/json'}"
+        say(f"creating model and inference component {name} on endpoint {endpoint} ...")
+        config_name = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+        role = {"ExecutionRoleArn": config["ExecutionRoleArn"]} if config.get("ExecutionRoleArn") else {}
+        sagemaker.create_model(ModelName=name, PrimaryContainer=container, **role)
+        sagemaker.create_inference_component(
+            InferenceComponentName=name, EndpointName=endpoint,
+            VariantName=config["ProductionVariants"][0]["VariantName"], RuntimeConfig={"CopyCount": copies},
+            Specification={"ModelName": name, "ComputeResourceRequirements": {
+                "NumberOfCpuCoresRequired": cores, "MinMemoryRequiredInMb": memory_mb}})
+        wait_component(sagemaker, name)
+        return (f"smemu invoke {endpoint} --component {name} --body @input "
+                f"--content-type {'text/csv' if framework == 'xgboost' else 'application/json'}")
+    except ClientError as exc:
+        raise WorkflowError(error_text(exc)) from None
+
+
+def invoke(url, endpoint, body: bytes, content_type=None, accept=None, component=None, variant=None) -> tuple[bytes, str]:
+    _, runtime = clients(url)
+    kwargs = {k: v for k, v in (("ContentType", content_type), ("Accept", accept),
+                                ("InferenceComponentName", component), ("TargetVariant", variant)) if v}
+    try:
+        response = runtime.invoke_endpoint(EndpointName=endpoint, Body=body, **kwargs)
+    except ClientError as exc:
+        raise WorkflowError(error_text(exc)) from None
+    return response["Body"].read(), response.get("ContentType", "")
+
+
+def delete(url, name, everything=False):
+    """Delete an endpoint (waiting until it is gone); with ``everything``, its config and models too."""
+    sagemaker, _ = clients(url)
+    try:
+        described = sagemaker.describe_endpoint(EndpointName=name)
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"]) \
+            if everything else None
+        say(f"deleting endpoint {name} ...")
+        sagemaker.delete_endpoint(EndpointName=name)
+        while True:
+            try:
+                sagemaker.describe_endpoint(EndpointName=name)
+            except ClientError:
+                break
+            time.sleep(0.1)
+        if config is not None:
+            sagemaker.delete_endpoint_config(EndpointConfigName=config["EndpointConfigName"])
+            for variant in config["ProductionVariants"]:
+                if variant.get("ModelName"):
+                    sagemaker.delete_model(ModelName=variant["ModelName"])
+    except ClientError as exc:
+        raise WorkflowError(error_text(exc)) from None

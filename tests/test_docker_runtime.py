@@ -251,3 +251,15 @@ def test_restart_adopts_healthy_containers_removes_the_rest_and_shutdown_removes
         second.stop()
         client.close()
     assert our_containers(second) == []  # a clean shutdown leaves no container behind
+
+
+@pytest.mark.docker
+def test_byoc_example_script(docker_server):
+    base = OFFLINE_BASE if subprocess.run(["docker", "image", "inspect", OFFLINE_BASE], capture_output=True).returncode == 0 \
+        else "python:3.11-slim"
+    subprocess.run(["docker", "build", "-q", "--build-arg", f"BASE_IMAGE={base}", "-t", "smemu-byoc-example:1",
+                    str(ROOT / "examples" / "byoc")], check=True, capture_output=True)
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "byoc" / "deploy.py")], capture_output=True, text=True,
+                            env={**os.environ, "SMEMU_URL": docker_server.url}, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "score: 3.0" in result.stdout  # great (2) + good (1) and result.stdout.rstrip().endswith("done")

@@ -10,13 +10,21 @@ import pytest
 from .conftest import ROOT
 
 
-@pytest.mark.parametrize("script", ["xgboost_endpoint.py", "pytorch_endpoint.py"])
+EXPECTED = {
+    "xgboost_endpoint.py": "endpoint predictions:",
+    "pytorch_endpoint.py": "endpoint predictions:",
+    "components_scale_to_zero.py": "scaled to zero: Inference Component has no capacity",
+    "streaming.py": "HELLO FROM A LOCAL ENDPOINT",
+}
+
+
+@pytest.mark.parametrize("script", sorted(EXPECTED))
 def test_example_runs(emulator, script):
-    env = {**os.environ, "SMEMU_URL": emulator.url, "EXAMPLE_NAME": f"example-{script.split('_')[0]}"}
+    env = {**os.environ, "SMEMU_URL": emulator.url, "EXAMPLE_NAME": f"example-{script.split('_')[0].split('.')[0]}"}
     result = subprocess.run([sys.executable, str(ROOT / "examples" / script)], env=env, capture_output=True,
                             text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "endpoint predictions:" in result.stdout and result.stdout.rstrip().endswith("done")
+    assert EXPECTED[script] in result.stdout and result.stdout.rstrip().endswith("done")
 
 
 def test_readme_examples_run(emulator, tmp_path):

@@ -6,9 +6,19 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q
 
-.PHONY: run test bench venv clean
+.PHONY: run test bench venv sdk-venv clean
 
 venv: $(VENV)/.installed
+
+# The SageMaker Python SDK gets an environment of its own: it brings scikit-learn, which would make
+# every XGBoost copy of the emulator's environment import half a second slower.
+SDK_VENV := .venv-sdk
+sdk-venv: $(SDK_VENV)/.installed
+
+$(SDK_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install --disable-pip-version-check -q "$(TORCH_SPEC)" "xgboost-cpu==3.2.0" "sagemaker==3.27.0"
+	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,14 +31,14 @@ run: venv
 	$(BIN)/smemu serve
 
 PYTEST_ARGS ?= -rs
-test: venv
+test: venv sdk-venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: venv
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .smemu .pytest_cache
+	rm -rf $(VENV) $(SDK_VENV) .smemu .pytest_cache
 
 # -- serving images -----------------------------------------------------------------------------
 TORCH_VERSION := 2.13.0

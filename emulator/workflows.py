@@ -51,9 +51,11 @@ def wait_endpoint(sagemaker, name: str, timeout: float = 900) -> dict:
     while time.monotonic() - started < timeout:
         described = sagemaker.describe_endpoint(EndpointName=name)
         status = described["EndpointStatus"]
-        if status != last:
-            say(f"  endpoint {name}: {status} ({time.monotonic() - started:.1f} s)")
-            last = status
+        phases = [s.get("StatusMessage") for v in described.get("ProductionVariants", []) for s in v.get("VariantStatus", [])]
+        progress = status + "".join(f": {p}" for p in phases if p and status == "Creating")
+        if progress != last:
+            say(f"  endpoint {name}: {progress} ({time.monotonic() - started:.1f} s)")
+            last = progress
         if status == "InService":
             return described
         if status == "Failed":

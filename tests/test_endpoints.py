@@ -239,3 +239,27 @@ def test_weight_and_capacity_changes_under_load_fail_no_request(sagemaker, runti
     assert failures == []
     assert set(seen) == {b"0.25\n", b"0.75\n"} and seen[-1] == b"0.75\n"
     delete_endpoint(sagemaker, name)
+
+
+def test_creating_endpoints_say_what_they_are_doing(sagemaker, artifacts, unique):
+    from . import models
+
+    name = unique("phases")
+    slow = models.write_code(models.xgboost_model_dir(artifacts / f"{name}-slow"),
+                             "import os, time, xgboost as xgb\n\ndef model_fn(model_dir):\n    time.sleep(2)\n"
+                             "    booster = xgb.Booster()\n    booster.load_model(os.path.join(model_dir, 'xgboost-model'))\n"
+                             "    return booster\n")
+    deploy(sagemaker, name, slow, environment={"SAGEMAKER_PROGRAM": "inference.py"}, wait=False)
+    messages = set()
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        described = sagemaker.describe_endpoint(EndpointName=name)
+        if described["EndpointStatus"] != "Creating":
+            break
+        for variant in described.get("ProductionVariants", []):
+            messages.update(s.get("StatusMessage") for s in variant.get("VariantStatus", []))
+        time.sleep(0.05)
+    assert any(m and "waiting for their ping health checks" in m for m in messages), messages
+    described = wait_in_service(sagemaker, name)
+    assert "VariantStatus" not in described["ProductionVariants"][0]
+    delete_endpoint(sagemaker, name)

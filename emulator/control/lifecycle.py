@@ -271,6 +271,16 @@ class EndpointLifecycle:
         await asyncio.gather(*(self.runtime.stop(c, grace=min(self.settings.stop_grace, 5.0)) for c in copies))
 
     # -- fleets ----------------------------------------------------------------------------------------
+    def _progress(self, name: str, variant: str, message: str):
+        """Say what a creating endpoint's variant is doing, in its VariantStatus, while it is Creating."""
+        doc = self.store.get(ENDPOINT, name)
+        if doc is None or doc["EndpointStatus"] != "Creating":
+            return
+        status = {"Status": "Creating", "StatusMessage": message, "StartTime": time.time()}
+        doc["ProductionVariants"] = [v for v in doc.get("ProductionVariants", []) if v["VariantName"] != variant] + [
+            {"VariantName": variant, "VariantStatus": [status]}]
+        self.store.put(ENDPOINT, name, doc, doc["EndpointStatus"], doc["LastModifiedTime"])
+
     async def build_fleet(self, name: str, deployment: dict, counts: dict, weights: dict) -> Fleet:
         """Start every copy of every variant; all pass their health checks or none is kept."""
         fleet = Fleet(endpoint=name)
@@ -283,7 +293,10 @@ class EndpointLifecycle:
                     fleet.variants[vname] = VariantFleet(vname, weights[vname])
                     continue
                 model = deployment["Models"][model_name.lower()]
+                self._progress(name, vname, "Downloading and extracting the model data")
                 templates = await self._copy_templates(name, variant, model)
+                self._progress(name, vname, f"Starting {counts[vname]} instance(s) and waiting for their ping "
+                                            "health checks")
                 copies = await self._start_instances(templates, counts[vname])
                 if templates[0].multi_model_prefix:
                     mode = "MultiModel"

@@ -1,0 +1,62 @@
+"""Point the SageMaker Python SDK (v3) at smemu, offline.
+
+The SDK talks to more than SageMaker: S3 (model data, its default bucket), STS (caller identity),
+IAM (the role) and CloudWatch Logs (while it waits). ``configure`` sends SageMaker and the runtime
+to smemu and the rest to a local AWS-compatible server (a moto server, LocalStack, MinIO for S3),
+skips the SDK's IAM permission simulation (no local server implements it), and turns the SDK's
+telemetry off so nothing leaves the machine. Imports nothing of the SDK; safe to call first.
+
+    from emulator import sdk
+    sdk.configure("http://127.0.0.1:7070", aws_url="http://127.0.0.1:5000")
+    session = sdk.session(default_bucket="my-local-bucket")   # pass it as sagemaker_session=
+    from sagemaker.serve.model_builder import ModelBuilder   # ... then use the SDK as usual
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+TELEMETRY_OFF = """SchemaVersion: '1.0'
+SageMaker:
+  PythonSDK:
+    Modules:
+      TelemetryOptOut: true
+"""
+
+
+def environment(smemu_url: str, aws_url: str, region: str = "us-east-1", config_dir: str | None = None) -> dict:
+    """The environment variables ``configure`` sets (also usable for a subprocess or a shell)."""
+    config = Path(config_dir or tempfile.mkdtemp(prefix="smemu-sdk-")) / "sagemaker-config.yaml"
+    config.write_text(TELEMETRY_OFF)
+    return {
+        "AWS_ENDPOINT_URL_SAGEMAKER": smemu_url,
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": smemu_url,
+        "AWS_ENDPOINT_URL_S3": aws_url,
+        "AWS_ENDPOINT_URL_STS": aws_url,
+        "AWS_ENDPOINT_URL_IAM": aws_url,
+        "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": aws_url,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        "SAGEMAKER_VALIDATE_ROLE": "false",
+        "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config),
+    }
+
+
+def configure(smemu_url: str = "http://127.0.0.1:7070", aws_url: str = "http://127.0.0.1:5000",
+              region: str = "us-east-1") -> dict:
+    """Set the variables in this process, before the SDK is imported; returns them."""
+    variables = environment(smemu_url, aws_url, region)
+    os.environ.update(variables)
+    return variables
+
+
+def session(default_bucket: str):
+    """A ready ``sagemaker`` Session for the configured endpoints (call ``configure`` first).
+
+    Its default bucket is given, because finding the SDK's own (``sagemaker-<region>-<account>``)
+    asks STS through an endpoint the SDK builds itself, which the endpoint variables do not reach."""
+    from sagemaker.core.helper.session_helper import Session
+
+    return Session(default_bucket=default_bucket)

@@ -38,12 +38,17 @@ log = logging.getLogger("smemu")
 
 def make_runtime(settings: Settings):
     """docker: every copy a container; process: every copy a subprocess; auto: docker when an engine
-    answers, else process."""
+    answers and smemu's serving images are built (so the quick start works either way), else process."""
     if settings.runtime in ("docker", "auto"):
         client = docker_client()
         if client is not None:
-            return DockerRuntime(client, settings.state_dir, settings.stop_grace, settings.image_overrides())
-        if settings.runtime == "docker":
+            runtime = DockerRuntime(client, settings.state_dir, settings.stop_grace, settings.image_overrides())
+            if settings.runtime == "docker" or all(runtime.check_image(i) is None for i in runtime.images.values()):
+                return runtime
+            log.info("a Docker engine answers but smemu's serving images are not built (make images-offline): "
+                     "copies run as processes; use --runtime docker to run containers anyway")
+            client.close()
+        elif settings.runtime == "docker":
             raise SystemExit("smemu: --runtime docker, but no Docker engine is reachable (is dockerd running?).")
     return ProcessRuntime(settings.state_dir, settings.stop_grace)
 

@@ -263,3 +263,19 @@ def test_byoc_example_script(docker_server):
                             env={**os.environ, "SMEMU_URL": docker_server.url}, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "score: 3.0" in result.stdout  # great (2) + good (1) and result.stdout.rstrip().endswith("done")
+
+
+@pytest.mark.docker
+def test_auto_takes_docker_only_when_the_images_are_built(tmp_path):
+    import httpx
+
+    if docker_unavailable():
+        pytest.skip(docker_unavailable())
+    built = EmulatorProcess(tmp_path / "built", runtime="auto").start()
+    missing = EmulatorProcess(tmp_path / "missing", {"SMEMU_IMAGE_XGBOOST": "smemu-test/never-built:1"}, runtime="auto").start()
+    try:
+        assert httpx.get(f"{built.url}/_smemu/health").json()["runtime"] == "docker"
+        assert httpx.get(f"{missing.url}/_smemu/health").json()["runtime"] == "process"
+    finally:
+        built.stop()
+        missing.stop()

@@ -46,40 +46,43 @@ def model_data(framework: str, artifacts: list[Path], workdir: Path, inference_c
     return package(framework, artifacts, workdir / "model.tar.gz", inference_code, requirements).resolve()
 
 
-def wait_endpoint(sagemaker, name: str, timeout: float = 900) -> dict:
+def _wait(kind: str, name: str, describe, status_of, progress_of, timeout: float) -> dict:
+    """Poll until InService (or Failed), printing each new phase."""
     started, last = time.monotonic(), None
     while time.monotonic() - started < timeout:
-        described = sagemaker.describe_endpoint(EndpointName=name)
-        status = described["EndpointStatus"]
-        phases = [s.get("StatusMessage") for v in described.get("ProductionVariants", []) for s in v.get("VariantStatus", [])]
-        progress = status + "".join(f": {p}" for p in phases if p and status == "Creating")
+        described = describe()
+        status = status_of(described)
+        progress = progress_of(described)
         if progress != last:
-            say(f"  endpoint {name}: {progress} ({time.monotonic() - started:.1f} s)")
+            say(f"  {kind} {name}: {progress} ({time.monotonic() - started:.1f} s)")
             last = progress
         if status == "InService":
             return described
         if status == "Failed":
-            raise WorkflowError(f"endpoint {name} failed: {described.get('FailureReason')}")
+            raise WorkflowError(f"{kind} {name} failed: {described.get('FailureReason')}")
         time.sleep(0.1)
-    raise WorkflowError(f"endpoint {name} is still {last} after {timeout:g} s")
+    raise WorkflowError(f"{kind} {name} is still {last} after {timeout:g} s")
+
+
+def wait_endpoint(sagemaker, name: str, timeout: float = 900) -> dict:
+    def progress(described):
+        status = described["EndpointStatus"]
+        phases = [s.get("StatusMessage") for v in described.get("ProductionVariants", [])
+                  for s in v.get("VariantStatus", [])]
+        return status + "".join(f": {p}" for p in phases if p and status == "Creating")
+
+    return _wait("endpoint", name, lambda: sagemaker.describe_endpoint(EndpointName=name),
+                 lambda d: d["EndpointStatus"], progress, timeout)
 
 
 def wait_component(sagemaker, name: str, timeout: float = 900) -> dict:
-    started, last = time.monotonic(), None
-    while time.monotonic() - started < timeout:
-        described = sagemaker.describe_inference_component(InferenceComponentName=name)
-        status = described["InferenceComponentStatus"]
+    def progress(described):
         copies = described["RuntimeConfig"]
-        progress = f"{status}, {copies.get('CurrentCopyCount', 0)}/{copies['DesiredCopyCount']} copies"
-        if progress != last:
-            say(f"  component {name}: {progress} ({time.monotonic() - started:.1f} s)")
-            last = progress
-        if status == "InService":
-            return described
-        if status == "Failed":
-            raise WorkflowError(f"component {name} failed: {described.get('FailureReason')}")
-        time.sleep(0.1)
-    raise WorkflowError(f"component {name} is still {last} after {timeout:g} s")
+        return (f"{described['InferenceComponentStatus']}, {copies.get('CurrentCopyCount', 0)}/"
+                f"{copies['DesiredCopyCount']} copies")
+
+    return _wait("component", name, lambda: sagemaker.describe_inference_component(InferenceComponentName=name),
+                 lambda d: d["InferenceComponentStatus"], progress, timeout)
 
 
 def deploy(url, name, framework, artifacts, workdir, inference_code=None, requirements=None, instance_type="ml.m5.large",

@@ -18,7 +18,6 @@ from ..runtime.fleet import Copy, Fleet, FleetRegistry, VariantFleet
 from ..runtime.modeldata import Deadline, DownloadTimeout, ModelDataError, ModelDataSpec, ModelDataStore
 from ..runtime.health import PING_TIMEOUT, CopyStartError
 from ..runtime.spec import CopySpec
-from ..scheduler.catalog import Catalog
 from .store import Store
 
 log = logging.getLogger("smemu.lifecycle")
@@ -341,7 +340,7 @@ class EndpointLifecycle:
         """A multi-model copy's budget: SMEMU_MME_MEMORY_MB, else its instance type's memory."""
         if self.settings.mme_memory_mb:
             return self.settings.mme_memory_mb
-        instance_type = Catalog.load().get(variant.get("InstanceType"))
+        instance_type = self.components.catalog.get(variant.get("InstanceType"))
         return instance_type.memory_mb if instance_type else 0.0
 
     async def _start_instances(self, templates: list[CopySpec], count: int, first_group: int = 0) -> list[Copy]:

@@ -38,10 +38,6 @@ class ModelLoader:
         self.wait_for_load = wait_for_load
         self.copies: dict[str, CopyModels] = {}
 
-    def loaded(self, copy_id: str) -> list[str]:
-        state = self.copies.get(copy_id)
-        return list(state.loaded) if state else []
-
     def forget(self, copy_id: str, name: str):
         state = self.copies.get(copy_id)
         if state:

@@ -150,7 +150,7 @@ class DockerRuntime:
 
     async def _into_service(self, container, spec, limits, copy_id, log_path, port) -> Copy:
         copy = Copy(copy_id, spec.endpoint, spec.variant, "127.0.0.1", port, str(log_path), handle=container,
-                    component=spec.component, version=spec.version, started_at=time.time(),
+                    component=spec.component, version=spec.version,
                     hostname=spec.container_name)
         copy.container_name = container.name
         if limits is not None:

@@ -32,7 +32,6 @@ class Copy:
     memory_mechanism: str | None = None
     devices: tuple = ()
     runs_on: str = "cpu"  # "cuda" when it was given GPUs of the host
-    started_at: float | None = None
     proxy: object = None  # the network-namespace proxy of an isolated container
     ping_failures: int = 0  # consecutive failed health checks while serving
     container_name: str | None = None  # the Docker container, in the Docker runtime

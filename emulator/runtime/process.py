@@ -85,7 +85,7 @@ class ProcessRuntime:
         )
         log.close()
         copy = Copy(copy_id, spec.endpoint, spec.variant, "127.0.0.1", port, str(log_path), process.pid, handle=process,
-                    component=spec.component, version=spec.version, started_at=time.time(),
+                    component=spec.component, version=spec.version,
                     hostname=spec.container_name)
         if limits is not None:
             self._enforce(copy, process.pid, limits)

@@ -56,7 +56,8 @@ def archives(workdir: Path) -> dict:
 def runtimes() -> list[str]:
     wanted = os.environ.get("BENCH_RUNTIMES", "process,docker").split(",")
     if "docker" in wanted:
-        from emulator.runtime.docker import DEFAULT_IMAGES, docker_client
+        from emulator.runtime.docker import docker_client
+        from emulator.runtime.images import SMEMU_IMAGES as DEFAULT_IMAGES
 
         client = docker_client()
         try:

@@ -165,7 +165,8 @@ def delete(args):
 
 
 def images(args):
-    from .runtime.docker import DEFAULT_IMAGES, docker_client
+    from .runtime.docker import docker_client
+    from .runtime.images import SMEMU_IMAGES
 
     client = docker_client()
     if client is None:
@@ -173,7 +174,7 @@ def images(args):
               "'make images-offline' once dockerd runs", file=sys.stderr)
         return 1
     try:
-        for framework, image in DEFAULT_IMAGES.items():
+        for framework, image in SMEMU_IMAGES.items():
             found = client.images.list(name=image)
             size = f"{found[0].attrs['Size'] / 1e6:.0f} MB" if found else "not built (make images-offline)"
             print(f"{framework:8} {image:40} {size}")

@@ -30,7 +30,7 @@ class Settings:
     # Multi-model endpoints: the memory (MB) one copy's loaded models may take (0: the instance type's
     # memory), and whether a request waits for a model that is loading (else 429 ModelNotReadyException).
     mme_memory_mb: float = 0.0
-    mme_wait_for_load: str = "true"
+    mme_wait_for_load: bool = True
     # Scale from zero for inference components: "faithful" (SageMaker: a request to a component
     # with no copies fails) or "wake" (the request starts a copy and waits for it). A component's
     # tag smemu:scale-from-zero overrides it, and smemu:idle-timeout-seconds its idle timeout.
@@ -40,6 +40,11 @@ class Settings:
     log_level: str = "info"
     # The level of the per-request access log line (logger smemu.access); shown when --log-level allows.
     access_log_level: str = "debug"
+    # A JSON file of extra or overriding instance types (same shape as emulator/data/instance_types.json).
+    instance_types: str = ""
+    # The images SageMaker's PyTorch and XGBoost image URIs run as in the Docker runtime ("": smemu's own).
+    image_pytorch: str = ""
+    image_xgboost: str = ""
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":
@@ -63,6 +68,10 @@ class Settings:
                 value = float(value)
             elif field.type in ("Path", Path):
                 value = Path(value).expanduser().resolve()
+            elif field.type in ("bool", bool) and isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(f"SMEMU_{field.name.upper()} must be true or false, not {value!r}")
+                value = value.lower() in ("true", "1", "yes")
             setattr(self, field.name, value)
         if self.runtime not in ("auto", "process", "docker"):
             raise ValueError(f"--runtime must be auto, process or docker, not {self.runtime!r}")
@@ -74,9 +83,9 @@ class Settings:
             raise ValueError("--timeout-scale must be positive")
 
     def image_overrides(self) -> dict:
-        """SMEMU_IMAGE_PYTORCH / SMEMU_IMAGE_XGBOOST: the images SageMaker's framework URIs map to."""
-        return {framework: os.environ[f"SMEMU_IMAGE_{framework.upper()}"]
-                for framework in ("pytorch", "xgboost") if os.environ.get(f"SMEMU_IMAGE_{framework.upper()}")}
+        """The images SageMaker's framework URIs map to, where SMEMU_IMAGE_<FRAMEWORK> sets one."""
+        return {framework: image for framework, image in (("pytorch", self.image_pytorch),
+                                                         ("xgboost", self.image_xgboost)) if image}
 
     def deadline_seconds(self, requested: float | None, default: float) -> float:
         return (requested if requested is not None else default) * self.timeout_scale

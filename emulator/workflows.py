@@ -13,9 +13,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from .packaging import package
-
-IMAGES = {"pytorch": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1.0-cpu-py310",
-          "xgboost": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"}
+from .runtime.images import SAGEMAKER_IMAGES
 
 
 class WorkflowError(Exception):
@@ -94,7 +92,7 @@ def deploy(url, name, framework, artifacts, workdir, inference_code=None, requir
     env = dict(environment or {})
     if framework == "xgboost" and inference_code is not None:
         env.setdefault("SAGEMAKER_PROGRAM", "inference.py")
-    container = {"Image": IMAGES[framework], "ModelDataUrl": str(data), **({"Environment": env} if env else {})}
+    container = {"Image": SAGEMAKER_IMAGES[framework], "ModelDataUrl": str(data), **({"Environment": env} if env else {})}
     try:
         if endpoint is None:
             say(f"creating model, endpoint config and endpoint {name} ...")

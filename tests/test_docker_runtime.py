@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from emulator.runtime.docker import DEFAULT_IMAGES, docker_client, owner_label
+from emulator.runtime.docker import docker_client, owner_label
+from emulator.runtime.images import SMEMU_IMAGES as DEFAULT_IMAGES
 
 from . import models
 from .conftest import PYTORCH_IMAGE, ROOT, EmulatorProcess, delete_endpoint, deploy, wait_in_service, wait_status

@@ -6,7 +6,7 @@ import json
 import pytest
 from botocore.eventstream import EventStreamBuffer
 
-from emulator.router import eventstream
+from emulator.api import eventstream
 
 
 def decode_all(data: bytes):

@@ -1,4 +1,10 @@
-"""restJson1 runtime: ``POST /endpoints/{EndpointName}/invocations``, as raw ASGI for speed."""
+"""The runtime wire format (restJson1): ``POST /endpoints/{EndpointName}/<action>``, as raw ASGI for speed.
+
+Header tables are derived once from the ``sagemaker-runtime`` botocore model: each request header
+maps to an ``InvokeRequest`` field, each ``InvokeResult`` field to a response header. Errors carry
+their code in ``x-amzn-ErrorType`` and the message in the JSON body; response streams are framed
+as ``application/vnd.amazon.eventstream``.
+"""
 from __future__ import annotations
 
 import json
@@ -9,10 +15,33 @@ from urllib.parse import unquote
 from ..router.asynchronous import AsyncInvocations
 from ..router.errors import RuntimeApiError, validation_error
 from ..router.invoke import MAX_BODY, InvocationRouter
-from .control import region_of
+from ..router.messages import InvokeRequest, InvokeResult
+from . import eventstream
+from .asgi import read_body
+from .protocol import region_of, service_model, snake_case
 
 log = logging.getLogger("smemu.api")
 NAME_PATTERN_MAX = 63
+MODEL = service_model("sagemaker-runtime")
+ACTIONS = {"invocations": "InvokeEndpoint", "invocations-response-stream": "InvokeEndpointWithResponseStream",
+           "async-invocations": "InvokeEndpointAsync"}
+
+
+def _headers_of(shape) -> dict[str, str]:
+    """{member: header name} for a shape's header-bound members."""
+    return {name: member.serialization["name"] for name, member in shape.members.items()
+            if member.serialization.get("location") == "header"}
+
+
+# action → {lower-cased request header: InvokeRequest field}
+REQUEST_FIELDS = {action: {header.lower(): snake_case(member)
+                           for member, header in _headers_of(MODEL.operation_model(op).input_shape).items()}
+                  for action, op in ACTIONS.items()}
+# action → [(result field, response header as bytes)]
+RESPONSE_HEADERS = {action: [(snake_case(member), header.lower().encode())
+                             for member, header in _headers_of(MODEL.operation_model(op).output_shape).items()]
+                    for action, op in ACTIONS.items()}
+STATUS = {action: MODEL.operation_model(op).http.get("responseCode", 200) for action, op in ACTIONS.items()}
 
 
 def invocation_target(path: str) -> tuple[str, str] | None:
@@ -22,9 +51,44 @@ def invocation_target(path: str) -> tuple[str, str] | None:
         return None
     rest = path[marker + len("/endpoints/"):]
     name, _, action = rest.partition("/")
-    if action not in ("invocations", "invocations-response-stream", "async-invocations") or not name:
+    if action not in ACTIONS or not name:
         return None
     return unquote(name), action
+
+
+def _encode_headers(action: str, result) -> list[tuple[bytes, bytes]]:
+    out = []
+    for field, header in RESPONSE_HEADERS[action]:
+        value = getattr(result, field, None)
+        if value:
+            out.append((header, value.encode("latin-1")))
+    return out
+
+
+class EventStreamSink:
+    """Writes a streamed answer to the ASGI connection as event-stream messages."""
+
+    def __init__(self, send, request_id: str):
+        self.send = send
+        self.request_id = request_id
+        self.started = False
+
+    async def start(self, result: InvokeResult):
+        headers = [(b"content-type", b"application/vnd.amazon.eventstream"),
+                   (b"x-amzn-requestid", self.request_id.encode())]
+        headers += _encode_headers("invocations-response-stream", result)
+        self.started = True
+        await self.send({"type": "http.response.start", "status": 200, "headers": headers})
+
+    async def part(self, data: bytes):
+        await self.send({"type": "http.response.body", "body": eventstream.payload_part(data), "more_body": True})
+
+    async def fail(self, kind: str, message: str, error_code: str | None = None):
+        await self.send({"type": "http.response.body", "body": eventstream.exception(kind, message, error_code),
+                         "more_body": True})
+
+    async def end(self):
+        await self.send({"type": "http.response.body", "body": b""})
 
 
 class RuntimeApi:
@@ -35,14 +99,25 @@ class RuntimeApi:
 
     async def __call__(self, scope, receive, send, target: tuple[str, str]):
         request_id = str(uuid.uuid4())
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         endpoint, action = target
-        started = False
+        fields = REQUEST_FIELDS[action]
+        members = {}
+        authorization = ""
+        declared = None
+        for key, value in scope["headers"]:
+            name = key.decode("latin-1").lower()
+            field = fields.get(name)
+            if field is not None:
+                members[field] = value.decode("latin-1")
+            elif name == "authorization":
+                authorization = value.decode("latin-1")
+            elif name == "content-length":
+                declared = value
+        sink = None
         try:
-            declared = headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
                 raise _oversize(request_id)
-            body = await _read_body(receive)
+            body = await read_body(receive, MAX_BODY)
             if body is None:
                 raise _oversize(request_id)
             if len(endpoint) > NAME_PATTERN_MAX:
@@ -50,28 +125,30 @@ class RuntimeApi:
                     f"1 validation error detected: Value '{endpoint}' at 'endpointName' failed to satisfy "
                     "constraint: Member must have length less than or equal to 63"
                 )
-            region = region_of(headers, self.default_region)
+            region = region_of({"authorization": authorization}, self.default_region) if authorization \
+                else self.default_region
+            request = InvokeRequest(endpoint, body, region, **members)
             if action == "invocations-response-stream":
-                async def tracked_send(message):
-                    nonlocal started
-                    started = True
-                    await send(message)
-
-                await self.router.stream(endpoint, body, headers, region, tracked_send, request_id)
+                sink = EventStreamSink(send, request_id)
+                await self.router.stream(request, sink)
                 return
             if action == "async-invocations":
-                status, out_headers, out_body = await self.asynchronous.submit(endpoint, body, headers, region)
+                accepted = await self.asynchronous.submit(request)
+                out_headers = [(b"content-type", b"application/json")] + _encode_headers(action, accepted)
+                out_body = json.dumps({"InferenceId": accepted.inference_id}).encode()
             else:
-                status, out_headers, out_body = await self.router.invoke(endpoint, body, headers, region)
+                result = await self.router.invoke(request)
+                out_headers, out_body = _encode_headers(action, result), result.body
+            status = STATUS[action]
         except RuntimeApiError as exc:
-            if started:  # too late for an HTTP error: the stream is already under way
+            if sink is not None and sink.started:  # too late for an HTTP error: the stream is already under way
                 log.warning("error after the response stream started: %s", exc)
                 return
-            status, out_body = exc.status, exc.body()
+            status, out_body = exc.status, error_body(exc)
             out_headers = [(b"content-type", b"application/json"), (b"x-amzn-errortype", exc.code.encode())]
         except Exception:
             log.exception("internal error invoking %s", endpoint)
-            if started:
+            if sink is not None and sink.started:
                 return
             status = 500
             out_body = json.dumps({"message": "An internal error occurred in smemu; see its log."}).encode()
@@ -82,18 +159,10 @@ class RuntimeApi:
         await send({"type": "http.response.body", "body": out_body})
 
 
+def error_body(exc: RuntimeApiError) -> bytes:
+    return json.dumps({"Message": exc.message, "message": exc.message, **exc.members}).encode()
+
+
 def _oversize(request_id: str) -> RuntimeApiError:
     return validation_error(f"Request {request_id} has oversize body.")
 
-
-async def _read_body(receive) -> bytes | None:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)

@@ -1,8 +1,12 @@
-"""Control-plane errors with SageMaker's codes and texts (HTTP 400 unless noted)."""
+"""Control-plane errors with the service's codes and texts (HTTP 400 unless noted).
+
+``ServiceError`` is what every provider serialises in its service's error form; SageMaker's
+helpers below build its usual ones.
+"""
 from __future__ import annotations
 
 
-class SageMakerError(Exception):
+class ServiceError(Exception):
     def __init__(self, code: str, message: str, status: int = 400):
         super().__init__(message)
         self.code = code
@@ -10,17 +14,20 @@ class SageMakerError(Exception):
         self.status = status
 
 
-def validation(message: str) -> SageMakerError:
-    return SageMakerError("ValidationException", message)
+SageMakerError = ServiceError
 
 
-def not_found(kind: str, arn: str) -> SageMakerError:
+def validation(message: str) -> ServiceError:
+    return ServiceError("ValidationException", message)
+
+
+def not_found(kind: str, arn: str) -> ServiceError:
     return validation(f'Could not find {kind} "{arn}".')
 
 
-def already_exists(kind: str, arn: str) -> SageMakerError:
+def already_exists(kind: str, arn: str) -> ServiceError:
     return validation(f'Cannot create already existing {kind} "{arn}".')
 
 
-def in_progress(arn: str) -> SageMakerError:
+def in_progress(arn: str) -> ServiceError:
     return validation(f'Cannot update in-progress endpoint "{arn}".')

@@ -1,72 +1,26 @@
 """Control-plane operations on models, endpoint configs, endpoints and tags.
 
-Each public method is one SageMaker operation: it takes the (already shape-validated) request
-and the caller's region, checks SageMaker's semantic rules, commits the change to the store and
-returns the response. Endpoint transitions that take time are handed to the lifecycle.
+Endpoint transitions that take time are handed to the endpoint lifecycle once the new status is
+committed; inference components have their own operation class (``control/components``).
 """
 from __future__ import annotations
 
-import base64
-import json
 import time
 
 from . import errors
-from .components import COMPONENT, ComponentManager, ComponentOperations
+from .endpoints import EndpointLifecycle
 from .errors import SageMakerError, validation
-from .lifecycle import EndpointLifecycle
-from .store import Conflict, ListQuery, Store
-
-MODEL, CONFIG, ENDPOINT = "model", "endpoint-config", "endpoint"
-KIND_WORDS = {MODEL: "model", CONFIG: "endpoint configuration", ENDPOINT: "endpoint", COMPONENT: "inference component"}
-BUSY_STATES = ("Creating", "Updating", "Deleting", "SystemUpdating", "RollingBack")
-HIDDEN_PREFIX = "_"  # record members kept for the emulator, never returned
+from .operations import BUSY_STATES, Operations, check_tags, decode_token, encode_token
+from .resources import CONFIG, ENDPOINT, MODEL
+from .store import Store
 
 
-def public(doc: dict) -> dict:
-    return {k: v for k, v in doc.items() if not k.startswith(HIDDEN_PREFIX)}
+class ControlPlane(Operations):
+    """Models, endpoint configs, endpoints and tags."""
 
-
-def encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def decode_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-        if isinstance(offset, int) and offset >= 0:
-            return offset
-    except Exception:
-        pass
-    raise validation("Invalid pagination token because the token is malformed or expired.")
-
-
-class ControlPlane(ComponentOperations):
-    def __init__(self, store: Store, lifecycle: EndpointLifecycle, components: ComponentManager, account: str):
-        self.store = store
+    def __init__(self, store: Store, account: str, lifecycle: EndpointLifecycle):
+        super().__init__(store, account)
         self.lifecycle = lifecycle
-        self.components = components
-        self.account = account
-
-    def arn(self, kind: str, name: str, region: str) -> str:
-        return f"arn:aws:sagemaker:{region}:{self.account}:{kind}/{name.lower()}"
-
-    def _require(self, kind: str, name: str, region: str) -> dict:
-        doc = self.store.get(kind, name)
-        if doc is None:
-            raise errors.not_found(KIND_WORDS[kind], self.arn(kind, name, region))
-        return doc
-
-    def _insert(self, kind: str, name: str, region: str, doc: dict, status: str | None, tags, now: float) -> str:
-        arn = self.arn(kind, name, region)
-        try:
-            self.store.insert(kind, name, arn, doc, status, now)
-        except Conflict:
-            raise errors.already_exists(KIND_WORDS[kind], self.store.get(kind, name).get(_arn_member(kind), arn)) from None
-        if tags:
-            self.store.add_tags(arn, tags)
-        return arn
 
     # -- models -----------------------------------------------------------------------------------
     def create_model(self, req: dict, region: str) -> dict:
@@ -74,31 +28,31 @@ class ControlPlane(ComponentOperations):
             raise validation("Either PrimaryContainer or Containers must be specified.")
         if req.get("PrimaryContainer") and req.get("Containers"):
             raise validation("PrimaryContainer and Containers cannot both be specified.")
-        _check_tags(req.get("Tags"))
+        check_tags(req.get("Tags"))
         now = time.time()
         name = req["ModelName"]
         doc = {k: v for k, v in req.items() if k != "Tags"}
         doc.update(ModelArn=self.arn(MODEL, name, region), CreationTime=now)
-        arn = self._insert(MODEL, name, region, doc, None, req.get("Tags"), now)
+        arn = self.insert(MODEL, name, region, doc, None, req.get("Tags"), now)
         return {"ModelArn": arn}
 
     def describe_model(self, req: dict, region: str) -> dict:
-        return public(self._require(MODEL, req["ModelName"], region))
+        return (self.require(MODEL, req["ModelName"], region))
 
     def delete_model(self, req: dict, region: str) -> dict:
-        doc = self._require(MODEL, req["ModelName"], region)
+        doc = self.require(MODEL, req["ModelName"], region)
         self.store.delete(MODEL, req["ModelName"], doc["ModelArn"])
         return {}
 
     def list_models(self, req: dict, region: str) -> dict:
-        items, token = self._list(MODEL, req)
-        return {"Models": [{k: d[k] for k in ("ModelName", "ModelArn", "CreationTime")} for d in items], **token}
+        items, token = self.list_page(MODEL, req)
+        return {"Models": items, **token}
 
     # -- endpoint configs ---------------------------------------------------------------------------
     def create_endpoint_config(self, req: dict, region: str) -> dict:
         name = req["EndpointConfigName"]
         variants = req["ProductionVariants"]
-        _check_tags(req.get("Tags"))
+        check_tags(req.get("Tags"))
         seen = set()
         for index, variant in enumerate(variants, start=1):
             key = variant["VariantName"].lower()
@@ -106,7 +60,7 @@ class ControlPlane(ComponentOperations):
                 raise validation(f"The variant name {variant['VariantName']} is used more than once in ProductionVariants.")
             seen.add(key)
             if variant.get("ModelName"):
-                self._require(MODEL, variant["ModelName"], region)
+                self.require(MODEL, variant["ModelName"], region)
             if not variant.get("ServerlessConfig") and not variant.get("InstanceType"):
                 raise validation(
                     f"1 validation error detected: Value null at 'productionVariants.{index}.member.instanceType' "
@@ -131,36 +85,35 @@ class ControlPlane(ComponentOperations):
         doc = {k: v for k, v in req.items() if k != "Tags"}
         doc["ProductionVariants"] = [{"InitialVariantWeight": 1.0, **v} for v in variants]
         doc.update(EndpointConfigArn=self.arn(CONFIG, name, region), CreationTime=now)
-        arn = self._insert(CONFIG, name, region, doc, None, req.get("Tags"), now)
+        arn = self.insert(CONFIG, name, region, doc, None, req.get("Tags"), now)
         return {"EndpointConfigArn": arn}
 
     def describe_endpoint_config(self, req: dict, region: str) -> dict:
-        return public(self._require(CONFIG, req["EndpointConfigName"], region))
+        return (self.require(CONFIG, req["EndpointConfigName"], region))
 
     def delete_endpoint_config(self, req: dict, region: str) -> dict:
-        doc = self._require(CONFIG, req["EndpointConfigName"], region)
+        doc = self.require(CONFIG, req["EndpointConfigName"], region)
         self.store.delete(CONFIG, req["EndpointConfigName"], doc["EndpointConfigArn"])
         return {}
 
     def list_endpoint_configs(self, req: dict, region: str) -> dict:
-        items, token = self._list(CONFIG, req)
-        keys = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
-        return {"EndpointConfigs": [{k: d[k] for k in keys} for d in items], **token}
+        items, token = self.list_page(CONFIG, req)
+        return {"EndpointConfigs": items, **token}
 
     # -- endpoints ----------------------------------------------------------------------------------
     def _deployment(self, config_name: str, region: str) -> dict:
         """Snapshot of a config and its models: the endpoint keeps running if either is deleted later."""
-        config = self._require(CONFIG, config_name, region)
+        config = self.require(CONFIG, config_name, region)
         models = {}
         for variant in config["ProductionVariants"]:
             if variant.get("ModelName"):
-                model = self._require(MODEL, variant["ModelName"], region)
+                model = self.require(MODEL, variant["ModelName"], region)
                 models[model["ModelName"].lower()] = model
         return {"Config": config, "Models": models}
 
     def create_endpoint(self, req: dict, region: str) -> dict:
         name = req["EndpointName"]
-        _check_tags(req.get("Tags"))
+        check_tags(req.get("Tags"))
         deployment = self._deployment(req["EndpointConfigName"], region)
         now = time.time()
         doc = {
@@ -177,15 +130,15 @@ class ControlPlane(ComponentOperations):
         for key in ("AsyncInferenceConfig", "ExplainerConfig", "MetricsConfig"):
             if deployment["Config"].get(key):
                 doc[key] = deployment["Config"][key]
-        arn = self._insert(ENDPOINT, name, region, doc, "Creating", req.get("Tags"), now)
+        arn = self.insert(ENDPOINT, name, region, doc, "Creating", req.get("Tags"), now)
         self.lifecycle.create(name)
         return {"EndpointArn": arn}
 
     def describe_endpoint(self, req: dict, region: str) -> dict:
-        return public(self._require(ENDPOINT, req["EndpointName"], region))
+        return (self.require(ENDPOINT, req["EndpointName"], region))
 
     def _require_in_service(self, name: str, region: str) -> dict:
-        doc = self._require(ENDPOINT, name, region)
+        doc = self.require(ENDPOINT, name, region)
         if doc["EndpointStatus"] in BUSY_STATES:
             raise errors.in_progress(doc["EndpointArn"])
         if doc["EndpointStatus"] != "InService":
@@ -261,7 +214,7 @@ class ControlPlane(ComponentOperations):
         return {"EndpointArn": doc["EndpointArn"]}
 
     def delete_endpoint(self, req: dict, region: str) -> dict:
-        doc = self._require(ENDPOINT, req["EndpointName"], region)
+        doc = self.require(ENDPOINT, req["EndpointName"], region)
         if doc["EndpointStatus"] in BUSY_STATES:
             raise errors.in_progress(doc["EndpointArn"])
         now = time.time()
@@ -271,9 +224,8 @@ class ControlPlane(ComponentOperations):
         return {}
 
     def list_endpoints(self, req: dict, region: str) -> dict:
-        items, token = self._list(ENDPOINT, req)
-        keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
-        return {"Endpoints": [{k: d[k] for k in keys} for d in items], **token}
+        items, token = self.list_page(ENDPOINT, req)
+        return {"Endpoints": items, **token}
 
     # -- tags ---------------------------------------------------------------------------------------
     def _require_arn(self, arn: str):
@@ -303,39 +255,3 @@ class ControlPlane(ComponentOperations):
         self._require_arn(req["ResourceArn"])
         self.store.delete_tags(req["ResourceArn"], req["TagKeys"])
         return {}
-
-    # -- shared -------------------------------------------------------------------------------------
-    def _list(self, kind: str, req: dict, extra: dict | None = None) -> tuple[list[dict], dict]:
-        query = ListQuery(
-            name_contains=req.get("NameContains"),
-            created_before=_epoch(req.get("CreationTimeBefore")),
-            created_after=_epoch(req.get("CreationTimeAfter")),
-            modified_before=_epoch(req.get("LastModifiedTimeBefore")),
-            modified_after=_epoch(req.get("LastModifiedTimeAfter")),
-            status=req.get("StatusEquals"),
-            sort_by=req.get("SortBy", "CreationTime"),
-            sort_order=req.get("SortOrder", "Descending"),
-            offset=decode_token(req.get("NextToken")),
-            limit=req.get("MaxResults", 10),
-            extra=extra,
-        )
-        items, more = self.store.list(kind, query)
-        return items, ({"NextToken": encode_token(query.offset + len(items))} if more else {})
-
-
-def _arn_member(kind: str) -> str:
-    return {MODEL: "ModelArn", CONFIG: "EndpointConfigArn", ENDPOINT: "EndpointArn",
-            COMPONENT: "InferenceComponentArn"}[kind]
-
-
-def _epoch(value) -> float | None:
-    if value is None or isinstance(value, (int, float)):
-        return value
-    from datetime import datetime
-
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-
-
-def _check_tags(tags):
-    if tags and len({t["Key"] for t in tags}) != len(tags):
-        raise validation("Tag keys must be unique.")

@@ -11,7 +11,7 @@ fails as timed out.
 from __future__ import annotations
 
 import asyncio
-import json
+import dataclasses
 import logging
 import time
 import uuid
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from ..runtime.modeldata import read_object, s3_client, write_object
 from .errors import RuntimeApiError, validation_error
 from .invoke import InvocationRouter
+from .messages import AsyncAccepted, InvokeRequest
 
 log = logging.getLogger("smemu.async")
 MAX_INLINE_BODY = 128_000
@@ -29,16 +30,11 @@ DEFAULT_CONCURRENCY = 4
 
 @dataclass
 class Job:
-    endpoint: str
-    inference_id: str
-    body: bytes | None
-    input_location: str | None
-    headers: dict
+    request: InvokeRequest  # what goes to the model (its body is read from input_location when empty)
     output: str
     failure: str
     expires: float
     timeout: float
-    region: str
 
 
 def _join(base: str, *parts: str) -> str:
@@ -58,8 +54,9 @@ class AsyncInvocations:
             self._s3 = s3_client(self.region)
         return self._s3
 
-    async def submit(self, endpoint: str, body: bytes, headers: dict, region: str):
-        """(status, headers, body) of the 202 answer, or a ValidationError."""
+    async def submit(self, request: InvokeRequest) -> AsyncAccepted:
+        """Queue the request; a ValidationError when it cannot be."""
+        endpoint = request.endpoint_name
         fleet = self.router.registry.get(endpoint)
         if fleet is None:
             raise validation_error(f"Endpoint {endpoint} of account {self.router.account} not found.")
@@ -67,40 +64,33 @@ class AsyncInvocations:
         if not config:
             raise validation_error(f"Endpoint {endpoint} is not configured for asynchronous inference: its endpoint "
                                    "configuration has no AsyncInferenceConfig.")
-        input_location = headers.get("x-amzn-sagemaker-inputlocation")
-        if input_location and body:
+        if request.input_location and request.body:
             raise validation_error("Specify either InputLocation or Body, not both.")
-        if not input_location and not body:
+        if not request.input_location and not request.body:
             raise validation_error("Specify InputLocation or Body.")
-        if len(body) > MAX_INLINE_BODY:
+        if len(request.body) > MAX_INLINE_BODY:
             raise validation_error(f"The inline Body of an asynchronous request is limited to {MAX_INLINE_BODY} bytes.")
         output_config = config["OutputConfig"]
         if not output_config.get("S3OutputPath"):
             raise validation_error(f"Endpoint {endpoint} has no AsyncInferenceConfig.OutputConfig.S3OutputPath.")
-        inference_id = headers.get("x-amzn-sagemaker-inference-id") or str(uuid.uuid4())
-        extension = headers.get("x-amzn-sagemaker-s3outputpathextension", "")
-        filename = headers.get("x-amzn-sagemaker-filename")
-        output = _join(output_config["S3OutputPath"], extension, filename or f"{inference_id}.out")
+        inference_id = request.inference_id or str(uuid.uuid4())
+        extension = request.s3_output_path_extension or ""
+        output = _join(output_config["S3OutputPath"], extension, request.filename or f"{inference_id}.out")
         failure = _join(output_config.get("S3FailurePath") or output_config["S3OutputPath"], extension,
                         f"{inference_id}-error.out")
-        ttl = int(headers.get("x-amzn-sagemaker-requestttlseconds", 21600))
-        timeout = int(headers.get("x-amzn-sagemaker-invocationtimeoutseconds", 900))
-        forwarded = {"content-type": headers.get("x-amzn-sagemaker-content-type"),
-                     "accept": headers.get("x-amzn-sagemaker-accept"),
-                     "x-amzn-sagemaker-custom-attributes": headers.get("x-amzn-sagemaker-custom-attributes"),
-                     "x-amzn-sagemaker-inference-id": inference_id}
-        job = Job(fleet.endpoint, inference_id, body or None, input_location,
-                  {k: v for k, v in forwarded.items() if v}, output, failure, time.time() + ttl, timeout, region)
+        ttl = int(request.request_ttl_seconds or 21600)
+        timeout = int(request.invocation_timeout_seconds or 900)
+        forwarded = InvokeRequest(fleet.endpoint, request.body, request.region, content_type=request.content_type,
+                                  accept=request.accept, custom_attributes=request.custom_attributes,
+                                  inference_id=inference_id, input_location=request.input_location)
+        job = Job(forwarded, output, failure, time.time() + ttl, timeout)
         queue = self._queue(fleet.endpoint, config)
         try:
             queue.put_nowait(job)
         except asyncio.QueueFull:
             raise RuntimeApiError("ServiceUnavailable", 503, f"The asynchronous queue of endpoint {endpoint} is full "
                                   f"({QUEUE_LIMIT} requests); try again later.") from None
-        out_headers = [(b"content-type", b"application/json"),
-                       (b"x-amzn-sagemaker-outputlocation", output.encode()),
-                       (b"x-amzn-sagemaker-failurelocation", failure.encode())]
-        return 202, out_headers, json.dumps({"InferenceId": inference_id}).encode()
+        return AsyncAccepted(inference_id, output, failure)
 
     def _queue(self, endpoint: str, config: dict) -> asyncio.Queue:
         key = endpoint.lower()
@@ -120,27 +110,29 @@ class AsyncInvocations:
             try:
                 await self._run(job)
             except Exception:
-                log.exception("asynchronous request %s failed unexpectedly", job.inference_id)
+                log.exception("asynchronous request %s failed unexpectedly", job.request.inference_id)
 
     async def _run(self, job: Job):
+        request = job.request
         if time.time() > job.expires:
             await self._fail(job, "The request expired: it was still queued after its RequestTTLSeconds.")
             return
+        if request.input_location:
+            try:
+                body = await asyncio.to_thread(read_object, request.input_location, request.region, self.s3())
+            except Exception as exc:
+                await self._fail(job, f"Could not read the input at {request.input_location}: {exc}")
+                return
+            request = dataclasses.replace(request, body=body, input_location=None)
         try:
-            body = job.body if job.body is not None else await asyncio.to_thread(read_object, job.input_location,
-                                                                                 job.region, self.s3())
-        except Exception as exc:
-            await self._fail(job, f"Could not read the input at {job.input_location}: {exc}")
-            return
-        try:
-            _, _, answer = await self.router.invoke(job.endpoint, body, job.headers, job.region, timeout=job.timeout)
+            result = await self.router.invoke(request, timeout=job.timeout)
         except RuntimeApiError as exc:
             await self._fail(job, exc.message)
             return
-        await asyncio.to_thread(write_object, job.output, answer, job.region, self.s3())
+        await asyncio.to_thread(write_object, job.output, result.body, request.region, self.s3())
 
     async def _fail(self, job: Job, message: str):
-        await asyncio.to_thread(write_object, job.failure, message.encode(), job.region, self.s3())
+        await asyncio.to_thread(write_object, job.failure, message.encode(), job.request.region, self.s3())
 
     def close(self):
         for tasks in self.workers.values():

@@ -1,7 +1,5 @@
-"""Runtime (restJson1) error responses: code in ``x-amzn-ErrorType``, message in the JSON body."""
+"""The data plane's errors, with SageMaker's codes, statuses, texts and members (the API serialises them)."""
 from __future__ import annotations
-
-import json
 
 
 class RuntimeApiError(Exception):
@@ -11,9 +9,6 @@ class RuntimeApiError(Exception):
         self.status = status
         self.message = message
         self.members = members
-
-    def body(self) -> bytes:
-        return json.dumps({"Message": self.message, "message": self.message, **self.members}).encode()
 
 
 def validation_error(message: str) -> RuntimeApiError:

@@ -1,75 +1,52 @@
-"""InvokeEndpoint: pick a variant and a copy, forward, and shape the answer as SageMaker does."""
+"""InvokeEndpoint: pick a variant and a copy, forward, and shape the answer as SageMaker does.
+
+The router takes an ``InvokeRequest`` and returns an ``InvokeResult`` (or streams into a sink);
+the wire format is the API layer's business. Which copy serves is ``policy``'s; the copies
+themselves are the runtime's.
+"""
 from __future__ import annotations
 
 import asyncio
-import calendar
-import time
-import uuid
-
 import logging
+import time
 
 import aiohttp
 
-from ..runtime.fleet import FleetRegistry
-from . import eventstream
+from ..runtime.fleet import Copy, Fleet, FleetRegistry
 from .errors import RuntimeApiError, model_error, validation_error
+from .forward import ContainerTimeout, ContainerUnreachable, Forwarder
+from .messages import InvokeRequest, InvokeResult, StreamSink
 from .metrics import Metrics
 from .multimodel import ModelLoader
-from .forward import ContainerTimeout, ContainerUnreachable, Forwarder
+from .policy import least_outstanding, pick_copy, pick_pipeline, pick_variant
+from .sessions import Sessions
 
 log = logging.getLogger("smemu.router")
 MAX_BODY = 6 * 1024 * 1024  # 6,291,456 bytes, botocore's BodyBlob limit
 RECOVERY_WAIT = 120.0  # how long a request waits for an endpoint brought back after a restart
 
-# Request headers that reach the container; SageMaker strips the rest.
-FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-inference-id",
-             "x-amzn-sagemaker-session-id", "x-amzn-sagemaker-target-model")
-SESSION_TTL = 20 * 60  # seconds a session created without an expiry from the container lasts
-
-
-class Sessions:
-    """Stateful sessions: a session id is bound to the copy that opened it, until it expires or closes."""
-
-    def __init__(self):
-        self.copies: dict[str, tuple[object, float]] = {}
-
-    def open(self, copy, announced: str | None) -> str:
-        """The NewSessionId to return: the container's own, or one made here when it announced none."""
-        if announced:
-            session_id, _, expiry = announced.partition(";")
-            expires = _parse_expiry(expiry) or time.time() + SESSION_TTL
-            value = announced
-        else:
-            session_id, expires = uuid.uuid4().hex, time.time() + SESSION_TTL
-            value = f"{session_id}; Expires={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(expires))}"
-        self.copies[session_id.strip()] = (copy, expires)
-        return value
-
-    def copy_of(self, session_id: str):
-        entry = self.copies.get(session_id)
-        if entry is None or entry[1] < time.time() or entry[0].state != "serving":
-            self.copies.pop(session_id, None)
-            return None
-        return entry[0]
-
-    def close(self, session_id: str):
-        self.copies.pop(session_id.strip(), None)
-
-
-def _parse_expiry(text: str) -> float | None:
-    text = text.strip()
-    if text.startswith("Expires="):
-        try:
-            return calendar.timegm(time.strptime(text[len("Expires="):], "%Y-%m-%dT%H:%M:%SZ"))
-        except ValueError:
-            return None
-    return None
-
-
 NO_CAPACITY = (
     "Inference Component has no capacity to process this request. ApplicationAutoScaling may be in-progress "
     "(if configured) or try to increase the capacity by invoking UpdateInferenceComponentRuntimeConfig API."
 )
+
+
+def container_headers(request: InvokeRequest) -> dict:
+    """What reaches the container: SageMaker forwards these and strips the rest."""
+    headers = {}
+    if request.content_type:
+        headers["content-type"] = request.content_type
+    if request.accept:
+        headers["accept"] = request.accept
+    if request.custom_attributes:
+        headers["x-amzn-sagemaker-custom-attributes"] = request.custom_attributes
+    if request.inference_id:
+        headers["x-amzn-sagemaker-inference-id"] = request.inference_id
+    if request.session_id:
+        headers["x-amzn-sagemaker-session-id"] = request.session_id
+    if request.target_model:
+        headers["x-amzn-sagemaker-target-model"] = request.target_model
+    return headers
 
 
 class InvocationRouter:
@@ -82,11 +59,10 @@ class InvocationRouter:
         self.forwarder = forwarder
         self.account = account
         self.timeout = timeout
-        # async (endpoint, component) -> Copy | None: wake mode starts a copy and waits for it
+        # async (endpoint, component) -> bool: a copy serves now (wake mode started one, or recovery ended)
         self.on_no_capacity = on_no_capacity
 
-    async def _choose(self, endpoint: str, headers: dict, region: str = ""):
-        """(copy, variant name) for a request, or a SageMaker ValidationError."""
+    async def _fleet(self, endpoint: str) -> Fleet:
         fleet = self.registry.get(endpoint)
         if fleet is None:
             recovering = self.registry.recovering(endpoint)
@@ -98,7 +74,13 @@ class InvocationRouter:
                 fleet = self.registry.get(endpoint)
         if fleet is None:
             raise validation_error(f"Endpoint {endpoint} of account {self.account} not found.")
-        component = headers.get("x-amzn-sagemaker-inference-component")
+        return fleet
+
+    async def _choose(self, request: InvokeRequest) -> tuple[list[Copy], str, str]:
+        """(copies to pass through, variant name, container path) for a request, or a ValidationError."""
+        endpoint = request.endpoint_name
+        fleet = await self._fleet(endpoint)
+        component = request.inference_component_name
         if fleet.hosts_components and not component:
             raise validation_error(
                 "Inference Component Name header is required for endpoints to which you plan to deploy "
@@ -110,7 +92,7 @@ class InvocationRouter:
                 "Inference Component Name header is not allowed for endpoints to which you dont plan to deploy "
                 "inference components. Please remove the Inference Component Name header and try again."
             )
-        session = headers.get("x-amzn-sagemaker-session-id")
+        session = request.session_id
         if session and session != "NEW_SESSION":
             copy = self.sessions.copy_of(session)
             if copy is None or copy.endpoint.lower() != endpoint.lower():
@@ -120,30 +102,30 @@ class InvocationRouter:
         if component:
             copy, variant_name = await self._component_copy(fleet, endpoint, component)
             return [copy], variant_name, "/invocations"
-        target = headers.get("x-amzn-sagemaker-target-variant")
+        target = request.target_variant
         if target:
             variant = fleet.variant(target)
             if variant is None:
                 raise validation_error(f"The variant {target} does not exist on endpoint {endpoint}.")
         else:
-            variant = fleet.pick_variant()
+            variant = pick_variant(fleet)
         if variant is None:
             raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
-        target_model = headers.get("x-amzn-sagemaker-target-model")
+        target_model = request.target_model
         if variant.mode == "MultiModel":
             if not target_model:
                 raise validation_error(f"Endpoint {endpoint} is a multi-model endpoint: set TargetModel to the model "
                                        "to invoke (its path under the model's ModelDataUrl).")
-            copy = variant.pick()
+            copy = pick_copy(variant)
             if copy is None:
                 raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
             template = variant.templates[0]
             name = await self.models.ensure(copy, template.multi_model_prefix, target_model, template.memory_budget_mb,
-                                            endpoint, region)
+                                            endpoint, request.region)
             return [copy], variant.name, f"/models/{name}/invoke"
         if target_model:
             raise validation_error("TargetModel is only valid for multi-model endpoints.")
-        hostname = headers.get("x-amzn-sagemaker-target-container-hostname")
+        hostname = request.target_container_hostname
         if hostname and variant.mode != "Direct":
             raise validation_error("TargetContainerHostname is only valid for an endpoint whose model runs several "
                                    "containers in Direct mode.")
@@ -152,9 +134,9 @@ class InvocationRouter:
                                    "TargetContainerHostname to one of " +
                                    ", ".join(t.container_name for t in variant.templates) + ".")
         if variant.mode == "Serial":
-            chain = variant.pipeline()
+            chain = pick_pipeline(variant)
         else:
-            copy = variant.pick(hostname)
+            copy = pick_copy(variant, hostname)
             if copy is None and hostname and hostname not in {t.container_name for t in variant.templates}:
                 raise validation_error(f"The container hostname {hostname} does not exist on endpoint {endpoint}.")
             chain = [copy] if copy else None
@@ -162,14 +144,30 @@ class InvocationRouter:
             raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
         return chain, variant.name, "/invocations"
 
-    async def _through(self, chain: list, body: bytes, headers: dict, endpoint: str, region: str,
-                       timeout: float | None = None, path: str = "/invocations"):
+    async def _component_copy(self, fleet: Fleet, endpoint: str, component: str) -> tuple[Copy, str]:
+        comp = fleet.components.get(component.lower())
+        if comp is None:
+            raise validation_error(f"Inference component {component} does not exist on endpoint {endpoint}.")
+        comp.last_request = time.monotonic()
+        copy = least_outstanding(comp.copies, comp.routing)
+        if copy is None and self.on_no_capacity is not None and await self.on_no_capacity(endpoint, comp.name):
+            copy = least_outstanding(comp.copies, comp.routing)
+        if copy is None:
+            comp.no_capacity_failures += 1  # SageMaker's NoCapacityInvocationFailures metric
+            raise validation_error(NO_CAPACITY)
+        comp.last_request = time.monotonic()
+        return copy, comp.variant
+
+    async def _through(self, chain: list[Copy], request: InvokeRequest, timeout: float | None = None,
+                       path: str = "/invocations") -> tuple[dict, bytes]:
         """POST through each container of the chain in turn (one, or an inference pipeline): a container's
         answer, with its Content-Type, is the next one's request; the caller's Accept goes to the last."""
-        content_type = headers.get("content-type")
+        headers = container_headers(request)
+        body = request.body
+        content_type = headers.pop("content-type", None)
+        response_headers: dict = {}
         for index, copy in enumerate(chain):
-            forward = {k: headers[k] for k in FORWARDED if k in headers}
-            forward.pop("content-type", None)
+            forward = dict(headers)
             if content_type:
                 forward["content-type"] = content_type
             if index < len(chain) - 1:
@@ -178,17 +176,16 @@ class InvocationRouter:
                 status, response_headers, body = await self.forwarder.post(copy.host, copy.port, body, forward,
                                                                            timeout or self.timeout, path)
             except (ContainerTimeout, ContainerUnreachable) as exc:
-                raise self._no_answer(exc, endpoint, region, copy.hostname) from None
+                raise self._no_answer(exc, request, copy.hostname) from None
             if not 200 <= status < 300:
-                raise model_error(status, body.decode("utf-8", "replace"), endpoint, region, self.account,
-                                  container=copy.hostname)
+                raise model_error(status, body.decode("utf-8", "replace"), request.endpoint_name, request.region,
+                                  self.account, container=copy.hostname)
             content_type = response_headers.get("content-type")
         return response_headers, body
 
-    async def invoke(self, endpoint: str, body: bytes, headers: dict, region: str, timeout: float | None = None):
-        """Return (status, headers list, body) for the client."""
+    async def invoke(self, request: InvokeRequest, timeout: float | None = None) -> InvokeResult:
         started = time.perf_counter()
-        chain, variant_name, path = await self._choose(endpoint, headers, region)
+        chain, variant_name, path = await self._choose(request)
         copy = chain[-1]
         for member in chain:
             member.outstanding += 1
@@ -196,16 +193,14 @@ class InvocationRouter:
         model_started = time.perf_counter()
         try:
             try:
-                response_headers, response_body = await self._through(chain, body, headers, endpoint, region,
-                                                                      timeout, path)
+                response_headers, response_body = await self._through(chain, request, timeout, path)
             except RuntimeApiError as exc:
                 if path == "/invocations" or exc.members.get("OriginalStatusCode") != 404:
                     raise
                 # A multi-model copy lost the model (evicted by another request): load it again, once.
                 self.models.forget(copy.copy_id, path.split("/")[2])
-                _, _, path = await self._choose(endpoint, headers, region)
-                response_headers, response_body = await self._through(chain, body, headers, endpoint, region,
-                                                                      timeout, path)
+                _, _, path = await self._choose(request)
+                response_headers, response_body = await self._through(chain, request, timeout, path)
             status = 200
         except RuntimeApiError as exc:
             status = exc.members.get("OriginalStatusCode", 500)
@@ -214,99 +209,68 @@ class InvocationRouter:
             for member in chain:
                 member.outstanding -= 1
             now = time.perf_counter()
-            self.metrics.record(endpoint, variant_name, copy.component, copy.copy_id, status,
+            self.metrics.record(request.endpoint_name, variant_name, copy.component, copy.copy_id, status,
                                 (now - model_started) * 1e6, (now - started) * 1e6)
-        out = [(b"x-amzn-invoked-production-variant", variant_name.encode())]
-        content_type = response_headers.get("content-type")
-        if content_type:
-            out.append((b"content-type", content_type.encode("latin-1")))
-        attributes = response_headers.get("x-amzn-sagemaker-custom-attributes")
-        if attributes:
-            out.append((b"x-amzn-sagemaker-custom-attributes", attributes.encode("latin-1")))
-        if headers.get("x-amzn-sagemaker-session-id") == "NEW_SESSION":
-            opened = self.sessions.open(copy, response_headers.get("x-amzn-sagemaker-new-session-id"))
-            out.append((b"x-amzn-sagemaker-new-session-id", opened.encode("latin-1")))
+        result = InvokeResult(response_body, response_headers.get("content-type"), variant_name,
+                              response_headers.get("x-amzn-sagemaker-custom-attributes"))
+        if request.session_id == "NEW_SESSION":
+            result.new_session_id = self.sessions.open(copy, response_headers.get("x-amzn-sagemaker-new-session-id"))
         closed = response_headers.get("x-amzn-sagemaker-closed-session-id")
         if closed:
             self.sessions.close(closed)
-            out.append((b"x-amzn-sagemaker-closed-session-id", closed.encode("latin-1")))
-        return 200, out, response_body
+            result.closed_session_id = closed
+        return result
 
-    async def stream(self, endpoint: str, body: bytes, headers: dict, region: str, send, request_id: str):
-        """InvokeEndpointWithResponseStream: relay the container's chunks as PayloadPart events.
+    async def stream(self, request: InvokeRequest, sink: StreamSink):
+        """InvokeEndpointWithResponseStream: relay the container's chunks as they come.
 
         Errors before the first byte are ordinary errors (raised); once the stream has started, a
         broken or timed-out container answer becomes an in-stream ModelStreamError."""
         started = time.perf_counter()
-        chain, variant_name, _ = await self._choose(endpoint, headers, region)
+        chain, variant_name, _ = await self._choose(request)
         copy = chain[-1]
-        if "x-amzn-sagemaker-accept" in headers:  # the streaming API carries Accept in its own header
-            headers = {**headers, "accept": headers["x-amzn-sagemaker-accept"]}
         for member in chain:
             member.outstanding += 1
         status = 0
         try:
+            body, headers = request.body, container_headers(request)
             if len(chain) > 1:  # a pipeline: every container but the last answers whole
-                prefix_headers, body = await self._through(chain[:-1], body, headers, endpoint, region)
-                headers = {**headers, "content-type": prefix_headers.get("content-type", "")}
-            forward = {k: headers[k] for k in FORWARDED if headers.get(k)}
-            async with self.forwarder.open(copy.base_url + "/invocations", body, forward, self.timeout) as response:
+                prefix_headers, body = await self._through(chain[:-1], request)
+                headers["content-type"] = prefix_headers.get("content-type", "")
+            async with self.forwarder.open(copy.base_url + "/invocations", body, headers, self.timeout) as response:
                 status = response.status
                 if not 200 <= response.status < 300:
                     text = (await response.read()).decode("utf-8", "replace")
-                    raise model_error(response.status, text, endpoint, region, self.account, container=copy.hostname)
-                out = [(b"content-type", b"application/vnd.amazon.eventstream"),
-                       (b"x-amzn-invoked-production-variant", variant_name.encode()),
-                       (b"x-amzn-requestid", request_id.encode())]
-                if response.headers.get("Content-Type"):
-                    out.append((b"x-amzn-sagemaker-content-type", response.headers["Content-Type"].encode("latin-1")))
-                attributes = response.headers.get("X-Amzn-SageMaker-Custom-Attributes")
-                if attributes:
-                    out.append((b"x-amzn-sagemaker-custom-attributes", attributes.encode("latin-1")))
-                await send({"type": "http.response.start", "status": 200, "headers": out})
+                    raise model_error(response.status, text, request.endpoint_name, request.region, self.account,
+                                      container=copy.hostname)
+                await sink.start(InvokeResult(content_type=response.headers.get("Content-Type"),
+                                              invoked_production_variant=variant_name,
+                                              custom_attributes=response.headers.get("X-Amzn-SageMaker-Custom-Attributes")))
                 try:
                     async for chunk in response.content.iter_any():
-                        await send({"type": "http.response.body", "body": eventstream.payload_part(chunk),
-                                    "more_body": True})
-                    tail = b""
+                        await sink.part(chunk)
                 except asyncio.TimeoutError:
-                    tail = eventstream.exception("ModelStreamError", "Your invocation timed out while waiting for "
-                                                 "the model to finish its response stream.", "ModelInvocationTimeExceeded")
+                    await sink.fail("ModelStreamError", "Your invocation timed out while waiting for the model to "
+                                    "finish its response stream.", "ModelInvocationTimeExceeded")
                 except aiohttp.ClientError as exc:
-                    tail = eventstream.exception("ModelStreamError", f"The model's response stream broke: {exc}",
-                                                 "StreamBroken")
+                    await sink.fail("ModelStreamError", f"The model's response stream broke: {exc}", "StreamBroken")
                 except Exception as exc:  # smemu's own failure, not the model's
-                    log.exception("relaying the response stream of %s failed", endpoint)
-                    tail = eventstream.exception("InternalStreamFailure", f"The response stream failed in smemu: {exc}")
-                await send({"type": "http.response.body", "body": tail})
+                    log.exception("relaying the response stream of %s failed", request.endpoint_name)
+                    await sink.fail("InternalStreamFailure", f"The response stream failed in smemu: {exc}")
+                await sink.end()
         except (ContainerTimeout, ContainerUnreachable) as exc:
-            raise self._no_answer(exc, endpoint, region, copy.hostname) from None
+            raise self._no_answer(exc, request, copy.hostname) from None
         finally:
             for member in chain:
                 member.outstanding -= 1
             elapsed = (time.perf_counter() - started) * 1e6
-            self.metrics.record(endpoint, variant_name, copy.component, copy.copy_id, status, elapsed, elapsed)
+            self.metrics.record(request.endpoint_name, variant_name, copy.component, copy.copy_id, status,
+                                elapsed, elapsed)
 
-    def _no_answer(self, exc: Exception, endpoint: str, region: str, container: str = "primary") -> RuntimeApiError:
+    def _no_answer(self, exc: Exception, request: InvokeRequest, container: str = "primary") -> RuntimeApiError:
         """A container that did not answer in time, or could not be reached, is a ModelError."""
         if isinstance(exc, ContainerTimeout):
-            return model_error(0, "", endpoint, region, self.account, container=container, timed_out=True)
-        return model_error(500, f"Could not reach the container: {exc}", endpoint, region, self.account,
-                           container=container)
-
-    async def _component_copy(self, fleet, endpoint: str, component: str):
-        comp = fleet.components.get(component.lower())
-        if comp is None:
-            raise validation_error(f"Inference component {component} does not exist on endpoint {endpoint}.")
-        comp.last_request = time.monotonic()
-        copy = comp.pick()
-        if copy is None and self.on_no_capacity is not None:
-            copy = await self.on_no_capacity(endpoint, comp.name)
-        if copy is None:
-            comp.no_capacity_failures += 1  # SageMaker's NoCapacityInvocationFailures metric
-            raise validation_error(NO_CAPACITY)
-        comp.last_request = time.monotonic()
-        return copy, comp.variant
-
-
-__all__ = ["InvocationRouter", "RuntimeApiError", "MAX_BODY"]
+            return model_error(0, "", request.endpoint_name, request.region, self.account, container=container,
+                               timed_out=True)
+        return model_error(500, f"Could not reach the container: {exc}", request.endpoint_name, request.region,
+                           self.account, container=container)

@@ -17,17 +17,16 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
+from .base import prepare_start
 from .fleet import Copy
 from .health import CopyStartError, bring_into_service
-from .images import framework_of
+from .images import SMEMU_IMAGES, framework_of
 from .limits import MEMORY_EXCEEDED
 from .spec import CopyLimits, CopySpec, free_port
 
 log = logging.getLogger("smemu.docker")
-DEFAULT_IMAGES = {"pytorch": "smemu/pytorch-inference:2.13.0-cpu", "xgboost": "smemu/xgboost-inference:3.2.0"}
 LABEL = "smemu.emulator"
 
 
@@ -54,7 +53,7 @@ class DockerRuntime:
     def __init__(self, client, state_dir: Path, stop_grace: float, images: dict | None = None):
         self.client = client
         self.stop_grace = stop_grace
-        self.images = {**DEFAULT_IMAGES, **(images or {})}
+        self.images = {**SMEMU_IMAGES, **(images or {})}
         self.owner = owner_label(state_dir)
         self.leftovers: dict[str, object] = {}  # running containers of an earlier run, until adopted
         self._collect_leftovers()
@@ -100,12 +99,7 @@ class DockerRuntime:
         return None
 
     async def start(self, spec: CopySpec, limits: CopyLimits | None = None, copy_id: str | None = None) -> Copy:
-        reason = self.check_image(spec.image)
-        if reason:
-            raise CopyStartError(reason)
-        copy_id = copy_id or uuid.uuid4().hex[:12]
-        spec.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = spec.log_dir / f"{spec.component or spec.variant}-{copy_id}.log"
+        copy_id, log_path = prepare_start(self, spec, copy_id)
         fingerprint = spec_fingerprint(spec, self.resolve(spec.image))
         adopted = self._adoptable(spec, fingerprint)
         if adopted is not None:
@@ -183,6 +177,21 @@ class DockerRuntime:
         if container.attrs["State"].get("OOMKilled"):
             return f"{MEMORY_EXCEEDED} of {copy.memory_limit_mb} MB and was stopped by the kernel (exit code {code})"
         return f"exited with code {code}"
+
+    def watch_exit(self, copy: Copy, callback):
+        container = copy.handle
+        if container is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def wait():
+            try:
+                container.wait()
+            except Exception:
+                return  # removed by smemu itself, or the engine went away: the periodic check decides
+            loop.call_soon_threadsafe(callback)
+
+        threading.Thread(target=wait, daemon=True, name=f"wait-{container.name}").start()
 
     async def stop(self, copy: Copy, grace: float | None = None):
         copy.state = "stopped"

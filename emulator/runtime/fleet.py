@@ -1,13 +1,14 @@
-"""The live table of serving copies: what the router reads and the lifecycle writes.
+"""The live table of serving copies: what the router reads and the control plane writes.
 
-A ``Fleet`` is the set of copies serving one endpoint, grouped by production variant. The
-lifecycle publishes a fleet only once every copy in it passed its health check, and swaps it
-whole on UpdateEndpoint, so the router never sees a half-built fleet.
+A ``Fleet`` is the set of copies serving one endpoint, grouped by production variant (or by
+inference component). The endpoint lifecycle publishes a fleet only once every copy in it passed
+its health check, and swaps it whole on UpdateEndpoint, so the router never sees a half-built
+fleet. Which copy serves a request is the router's business (``router/policy.py``); this module
+only holds the data.
 """
 from __future__ import annotations
 
 import asyncio
-import random
 from dataclasses import dataclass, field
 
 
@@ -69,29 +70,6 @@ class VariantFleet:
     templates: list = field(default_factory=list)  # the runtime's specs, one per container of the model
     mode: str = "Single"  # Single | Serial (an inference pipeline) | Direct (TargetContainerHostname)
 
-    def pick(self, hostname: str | None = None) -> Copy | None:
-        """Least outstanding requests first; ties broken at random."""
-        serving = [c for c in self.copies if c.state == "serving" and (hostname is None or c.hostname == hostname)]
-        if not serving:
-            return None
-        if len(serving) == 1:
-            return serving[0]
-        least = min(c.outstanding for c in serving)
-        return random.choice([c for c in serving if c.outstanding == least])
-
-    def pipeline(self) -> list[Copy] | None:
-        """Serial mode: the containers of one instance, in order; every one of them serving."""
-        groups: dict[int, list[Copy]] = {}
-        for copy in self.copies:
-            groups.setdefault(copy.group, []).append(copy)
-        order = [t.container_name for t in self.templates]
-        complete = [sorted(g, key=lambda c: order.index(c.hostname)) for g in groups.values()
-                    if len(g) == len(order) and all(c.state == "serving" for c in g)]
-        if not complete:
-            return None
-        least = min(sum(c.outstanding for c in g) for g in complete)
-        return random.choice([g for g in complete if sum(c.outstanding for c in g) == least])
-
     def groups(self) -> list[int]:
         return sorted({c.group for c in self.copies})
 
@@ -108,14 +86,8 @@ class ComponentFleet:
     last_request: float = 0.0
     events: list[str] = field(default_factory=list)
 
-    def pick(self) -> Copy | None:
-        serving = [c for c in self.copies if c.state == "serving"]
-        if not serving:
-            return None
-        if self.routing == "RANDOM":
-            return random.choice(serving)
-        least = min(c.outstanding for c in serving)
-        return random.choice([c for c in serving if c.outstanding == least])
+    def serving(self) -> bool:
+        return any(c.state == "serving" for c in self.copies)
 
     def record(self, event: str):
         self.events = (self.events + [event])[-20:]
@@ -138,16 +110,6 @@ class Fleet:
             if variant.name.lower() == name.lower():
                 return variant
         return None
-
-    def pick_variant(self) -> VariantFleet | None:
-        candidates = [v for v in self.variants.values() if v.weight > 0 and v.copies]
-        if not candidates:
-            candidates = [v for v in self.variants.values() if v.copies]
-        if not candidates:
-            return None
-        if len(candidates) == 1:
-            return candidates[0]
-        return random.choices(candidates, weights=[v.weight or 1.0 for v in candidates])[0]
 
 
 class FleetRegistry:

@@ -1,6 +1,8 @@
-"""Bringing a copy into service: poll ``GET /ping`` (2 s per ping) until 200, within the deadline.
+"""Health checks, in one place: ``GET /ping`` with SageMaker's 2-second limit per ping.
 
-Shared by every runtime, so the startup rules are the same for processes and containers.
+At start-up a copy is polled until it answers 200 within its deadline (shared by every runtime,
+so the start-up rules are the same for processes and containers); while it serves, the
+supervisor pings it with the same call.
 """
 from __future__ import annotations
 
@@ -15,6 +17,14 @@ PING_TIMEOUT = 2.0  # SageMaker's per-ping limit
 
 class CopyStartError(Exception):
     """A copy could not be brought into service; the message is the FailureReason."""
+
+
+async def ping(client: httpx.AsyncClient, base_url: str, timeout: float = PING_TIMEOUT) -> httpx.Response | None:
+    """The answer to one ``GET /ping``, or None when the copy could not be reached in time."""
+    try:
+        return await client.get(f"{base_url}/ping", timeout=timeout)
+    except httpx.HTTPError:
+        return None
 
 
 def tail(path: str, lines: int = 15) -> str:
@@ -48,7 +58,6 @@ async def wait_healthy(copy, spec, exit_code, builtin_serving: bool = True, tran
     """
     deadline = time.monotonic() + spec.startup_timeout
     interval = 0.01
-    url = f"{copy.base_url}/ping"
     async with httpx.AsyncClient(transport=transport) as client:
         while True:
             code = exit_code()
@@ -64,8 +73,8 @@ async def wait_healthy(copy, spec, exit_code, builtin_serving: bool = True, tran
                     f"the ping health check within ContainerStartupHealthCheckTimeoutInSeconds "
                     f"({spec.startup_timeout_requested:g} s). Run 'smemu logs {spec.endpoint}' for its log."
                 )
-            try:
-                response = await client.get(url, timeout=min(PING_TIMEOUT, remaining))
+            response = await ping(client, copy.base_url, min(PING_TIMEOUT, remaining))
+            if response is not None:
                 if response.status_code == 200:
                     return
                 if response.status_code == 500 and builtin_serving:
@@ -73,7 +82,5 @@ async def wait_healthy(copy, spec, exit_code, builtin_serving: bool = True, tran
                         f"The model for production variant {spec.variant} failed to load: "
                         f"{response.text.strip()[:800]}"
                     )
-            except httpx.TransportError:
-                pass
             await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
             interval = min(interval * 1.5, 0.1)

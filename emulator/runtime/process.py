@@ -14,11 +14,11 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
+from .base import append_log, prepare_start
 from .fleet import Copy
-from .health import CopyStartError, bring_into_service
+from .health import bring_into_service
 from .images import framework_of
 from .limits import MEMORY_EXCEEDED, MemoryLimiter, host_has_gpus, resident_mb
 from .spec import CopyLimits, CopySpec, free_port
@@ -44,10 +44,7 @@ class ProcessRuntime:
         return None
 
     async def start(self, spec: CopySpec, limits: CopyLimits | None = None, copy_id: str | None = None) -> Copy:
-        reason = self.check_image(spec.image)
-        if reason:
-            raise CopyStartError(reason)
-        copy_id = copy_id or uuid.uuid4().hex[:12]
+        copy_id, log_path = prepare_start(self, spec, copy_id)
         base_dir = self.copies_dir / copy_id
         base_dir.mkdir(parents=True, exist_ok=True)
         model_link = base_dir / "model"
@@ -55,8 +52,6 @@ class ProcessRuntime:
             model_link.symlink_to(spec.model_dir, target_is_directory=True)
         else:
             model_link.mkdir()
-        spec.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = spec.log_dir / f"{spec.component or spec.variant}-{copy_id}.log"
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SMEMU_", "SAGEMAKER_", "SM_"))}
         env.update(spec.environment or {})
@@ -100,7 +95,7 @@ class ProcessRuntime:
         except OSError:
             pass
         copy.memory_mechanism = self.memory.apply(copy.copy_id, pid, limits.memory_limit_mb)
-        _append_log(copy.log_path, f"--- smemu: host CPUs {limits.cpus}, memory limit {limits.memory_limit_mb} MB "
+        append_log(copy.log_path, f"--- smemu: host CPUs {limits.cpus}, memory limit {limits.memory_limit_mb} MB "
                                    f"({copy.memory_mechanism}) on instance {limits.instance_id}")
 
     def exit_reason(self, copy: Copy) -> str | None:
@@ -135,13 +130,27 @@ class ProcessRuntime:
             await asyncio.to_thread(process.wait)
         self.memory.release(copy.copy_id)
 
+    def watch_exit(self, copy: Copy, callback):
+        """A pidfd becomes readable the moment the child exits: no polling between health ticks."""
+        process: subprocess.Popen = copy.handle
+        try:
+            fd = os.pidfd_open(process.pid)
+        except (OSError, AttributeError):
+            return  # no pidfd here: the supervisor's periodic check still notices
+        loop = asyncio.get_running_loop()
+
+        def exited():
+            loop.remove_reader(fd)
+            os.close(fd)
+            callback()
+
+        loop.add_reader(fd, exited)
+
+    def finish_adoption(self):
+        pass  # processes die with the emulator: nothing is left to adopt
+
     def close(self):
         self.memory.close()
-
-
-def _append_log(path: str, line: str):
-    with open(path, "a") as handle:
-        handle.write(line + "\n")
 
 
 def _signal_group(pid: int, sig: int):

@@ -1,12 +1,11 @@
 """Instance types: vCPUs, memory and accelerators of the ``ml.*`` types.
 
-The table ships in ``emulator/data/instance_types.json``; a JSON file of the same shape named by
-``SMEMU_INSTANCE_TYPES`` adds types or overrides sizes.
+The table ships in ``emulator/data/instance_types.json``; a JSON file of the same shape (the
+``instance_types`` setting, SMEMU_INSTANCE_TYPES) adds types or overrides sizes.
 """
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,6 @@ class Catalog:
     @classmethod
     def load(cls, extra: str | None = None) -> "Catalog":
         raw = json.loads(DATA.read_text())["instance_types"]
-        extra = extra if extra is not None else os.environ.get("SMEMU_INSTANCE_TYPES")
         if extra:
             raw.update(json.loads(Path(extra).read_text())["instance_types"])
         return cls({

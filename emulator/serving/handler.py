@@ -13,7 +13,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol, runtime_checkable
 
 from .context import Context
 from .errors import InferenceError
@@ -28,6 +28,43 @@ class Response:
     body: object  # bytes, or an iterator of bytes for a streamed (chunked) response
     content_type: str | None = None
     headers: dict | None = None
+
+
+class Handler(Protocol):
+    """The contract every model handler meets (the server calls nothing else of it).
+
+    ``load`` runs once before the socket accepts; ``ping`` answers ``GET /ping`` (200 once the
+    model is loaded, 500 with the reason if loading failed); ``invoke`` answers
+    ``POST /invocations``. Handlers need not be thread-safe: the server calls them from one thread.
+    """
+
+    def load(self) -> None: ...
+
+    def ping(self) -> "Response": ...
+
+    def invoke(self, body: bytes, headers: dict) -> "Response": ...
+
+
+@runtime_checkable
+class ModelRegistry(Protocol):
+    """A handler that also serves SageMaker's multi-model API (``/models``)."""
+
+    def list(self) -> "Response": ...
+
+    def describe(self, name: str) -> "Response": ...
+
+    def register(self, body: bytes) -> "Response": ...
+
+    def unregister(self, name: str) -> "Response": ...
+
+    def invoke_model(self, name: str, body: bytes, headers: dict) -> "Response": ...
+
+
+@runtime_checkable
+class BatchParameters(Protocol):
+    """A handler that answers ``GET /execution-parameters`` (batch transform)."""
+
+    def execution_parameters(self) -> "Response": ...
 
 
 def is_stream(value) -> bool:

@@ -10,14 +10,15 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 from .environment import ServingEnvironment, read_environment
-from .handler import Response, is_stream
+from .handler import BatchParameters, Handler, ModelRegistry, Response, is_stream
+from .lifetime import die_with_parent
 
 _END = object()
 
 MAX_BODY = 6 * 1024 * 1024  # SageMaker's 6 MB invocation limit, plus room for headers below
 
 
-def make_handler(env: ServingEnvironment):
+def make_handler(env: ServingEnvironment) -> Handler:
     if env.multi_model and env.module_alias is None:
         from .multimodel import MultiModelHandler
 
@@ -59,9 +60,9 @@ class ServingApp:
                 await self._stream(send, response)
             else:
                 await self._send(send, response)
-        elif path == "/execution-parameters" and method == "GET" and hasattr(self.handler, "execution_parameters"):
+        elif path == "/execution-parameters" and method == "GET" and isinstance(self.handler, BatchParameters):
             await self._send(send, self.handler.execution_parameters())
-        elif path.startswith("/models") and hasattr(self.handler, "register"):
+        elif path.startswith("/models") and isinstance(self.handler, ModelRegistry):
             await self._send(send, await self._models(scope, receive, method, path))
         else:
             await self._send(send, Response(404, b"{}", "application/json"))
@@ -139,7 +140,5 @@ class ServingApp:
 
 def create_app() -> ServingApp:
     """Factory for uvicorn workers: each worker loads its own model, as on SageMaker."""
-    from .__main__ import die_with_parent
-
     die_with_parent()  # a worker goes when the serving process that spawned it goes
     return ServingApp(read_environment())

@@ -1,9 +1,12 @@
-"""Endpoint lifecycle: the work behind Creating, Updating and Deleting, run as background tasks.
+"""Endpoint lifecycle: the work behind Creating, Updating and Deleting, run as background transitions.
 
 ``Creating → InService | Failed``; ``InService → Updating → InService`` (a new fleet is started and
 must pass its health checks before it takes traffic and the old copies drain; a failed update
-leaves the old fleet serving and sets ``FailureReason``); ``Deleting → gone``. At start-up the
-lifecycle brings back every endpoint the store says is in service.
+leaves the old fleet serving and sets ``FailureReason``); ``Deleting → gone``. Whatever exception
+ends a transition, the endpoint gets a final status: the CopyManager calls the transition's
+``on_failure``. At start-up the lifecycle brings back every endpoint the store says is in service.
+Copies themselves (model data, start, supervision, stop) belong to the CopyManager; components
+to the ComponentReconciler, which the lifecycle attaches and detaches.
 """
 from __future__ import annotations
 
@@ -11,29 +14,28 @@ import asyncio
 import logging
 import time
 
-import httpx
-
 from ..config import Settings
 from ..runtime.fleet import Copy, Fleet, FleetRegistry, VariantFleet
-from ..runtime.modeldata import Deadline, DownloadTimeout, ModelDataError, ModelDataSpec, ModelDataStore
-from ..runtime.health import PING_TIMEOUT, CopyStartError
+from ..runtime.health import CopyStartError
 from ..runtime.spec import CopySpec
+from ..scheduler.catalog import Catalog
+from .components import ComponentReconciler
+from .copies import CopyManager, describe_failure
+from .resources import ENDPOINT
 from .store import Store
 
-log = logging.getLogger("smemu.lifecycle")
-ENDPOINT = "endpoint"
-UNHEALTHY_AFTER = 3  # failed pings in a row
+log = logging.getLogger("smemu.endpoints")
 
 
 class EndpointLifecycle:
-    def __init__(self, store: Store, runtime, model_data: ModelDataStore, registry: FleetRegistry, settings: Settings):
+    def __init__(self, store: Store, copies: CopyManager, registry: FleetRegistry, components: ComponentReconciler,
+                 catalog: Catalog, settings: Settings):
         self.store = store
-        self.runtime = runtime
-        self.model_data = model_data
+        self.copies = copies
         self.registry = registry
+        self.components = components
+        self.catalog = catalog
         self.settings = settings
-        self.tasks: dict[str, asyncio.Task] = {}
-        self.components = None  # the ComponentManager, set once both exist
 
     def publish(self, fleet: Fleet, config: dict, recovering: bool = False):
         fleet.async_config = config.get("AsyncInferenceConfig")
@@ -43,22 +45,23 @@ class EndpointLifecycle:
 
     # -- entry points (called by the control plane after it committed the new status) -------------
     def create(self, name: str):
-        self._submit(name, self._create(name))
+        self._submit(name, self._create(name), lambda exc: self._failed(name, exc))
 
     def update(self, name: str):
-        self._submit(name, self._update(name))
+        self._submit(name, self._update(name), lambda exc: self._rolled_back(name, exc))
 
     def update_capacity(self, name: str):
-        self._submit(name, self._update_capacity(name))
+        self._submit(name, self._update_capacity(name), lambda exc: self._save(
+            name, EndpointStatus="InService", FailureReason=describe_failure("Updating the instance counts", exc)))
 
     def delete(self, name: str):
-        self._submit(name, self._delete(name))
+        self._submit(name, self._delete(name), lambda exc: self._forget(name))
 
-    def _submit(self, name: str, coroutine):
-        task = asyncio.get_running_loop().create_task(coroutine)
-        key = name.lower()
-        self.tasks[key] = task
-        task.add_done_callback(lambda t: self.tasks.pop(key, None) if self.tasks.get(key) is t else None)
+    def _submit(self, name: str, coroutine, on_failure):
+        self.copies.submit(f"endpoint/{name.lower()}", coroutine, on_failure)
+
+    def busy(self, name: str) -> bool:
+        return self.copies.task(f"endpoint/{name.lower()}") is not None
 
     # -- transitions ---------------------------------------------------------------------------------
     async def _create(self, name: str):
@@ -66,13 +69,18 @@ class EndpointLifecycle:
         config = doc["_deployment"]["Config"]
         counts = {v["VariantName"]: _initial_count(v) for v in config["ProductionVariants"]}
         weights = {v["VariantName"]: float(v.get("InitialVariantWeight", 1.0)) for v in config["ProductionVariants"]}
-        try:
-            fleet = await self.build_fleet(name, doc["_deployment"], counts, weights)
-        except CopyStartError as exc:
-            self._save(name, EndpointStatus="Failed", FailureReason=str(exc)[:1024])
-            return
+        fleet = await self.build_fleet(name, doc["_deployment"], counts, weights)
         self.publish(fleet, config)
         self._save(name, EndpointStatus="InService", ProductionVariants=self._summaries(config, fleet, counts, weights))
+        if fleet.hosts_components:
+            log.info("endpoint %s is in service, waiting for inference components", name)
+        else:
+            log.info("endpoint %s is in service", name)
+
+    def _failed(self, name: str, exc: BaseException):
+        reason = describe_failure("Creating the endpoint", exc)
+        log.warning("endpoint %s failed: %s", name, reason)
+        self._save(name, EndpointStatus="Failed", FailureReason=reason)
 
     async def _update(self, name: str):
         doc = self.store.get(ENDPOINT, name)
@@ -89,12 +97,7 @@ class EndpointLifecycle:
                     counts[vname] = old.get("DesiredInstanceCount", counts[vname])
                 if "DesiredWeight" not in pending["Exclude"]:
                     weights[vname] = old.get("DesiredWeight", weights[vname])
-        try:
-            fleet = await self.build_fleet(name, pending, counts, weights)
-        except CopyStartError as exc:
-            self._save(name, EndpointStatus="InService", FailureReason=str(exc)[:1024], _pending=None,
-                       PendingDeploymentSummary=None)
-            return
+        fleet = await self.build_fleet(name, pending, counts, weights)
         old_fleet = self.registry.get(name)
         self.registry.publish(fleet)  # new copies take traffic; the old ones drain below
         self._save(
@@ -103,7 +106,13 @@ class EndpointLifecycle:
             _deployment={"Config": config, "Models": pending["Models"]}, _pending=None, PendingDeploymentSummary=None,
         )
         if old_fleet is not None:
-            await self.drain_and_stop(old_fleet.all_copies())
+            await self.copies.drain_and_stop(old_fleet.all_copies())
+
+    def _rolled_back(self, name: str, exc: BaseException):
+        """A failed update leaves the old fleet serving, and says why."""
+        reason = describe_failure("Updating the endpoint", exc)
+        log.warning("update of endpoint %s failed, the old fleet keeps serving: %s", name, reason)
+        self._save(name, EndpointStatus="InService", FailureReason=reason, _pending=None, PendingDeploymentSummary=None)
 
     async def _update_capacity(self, name: str):
         doc = self.store.get(ENDPOINT, name)
@@ -122,14 +131,14 @@ class EndpointLifecycle:
             if extra > 0:
                 try:
                     first = max(groups, default=-1) + 1
-                    variant.copies.extend(await self._start_instances(variant.templates, extra, first))
+                    variant.copies.extend(await self._start_instances(name, variant.templates, extra, first))
                 except CopyStartError as exc:
                     failure = str(exc)
             elif extra < 0:
                 retired = set(groups[extra:])
                 surplus = [c for c in variant.copies if c.group in retired]
                 variant.copies = [c for c in variant.copies if c.group not in retired]
-                await self.drain_and_stop(surplus)
+                await self.copies.drain_and_stop(surplus)
         if fleet is not None:
             for variant in fleet.variants.values():
                 variant.weight = weights.get(variant.name, variant.weight)
@@ -137,16 +146,42 @@ class EndpointLifecycle:
                    "ProductionVariants": self._summaries(config, fleet, counts, weights)}
         if failure:
             changes["FailureReason"] = failure[:1024]
+            log.warning("endpoint %s could not add instances: %s", name, failure)
         self._save(name, **changes)
 
     async def _delete(self, name: str):
-        await self.components.detach(name)  # components go with their endpoint
-        fleet = self.registry.remove(name)
-        if fleet is not None:
-            await self.drain_and_stop(fleet.all_copies())
+        try:
+            await self.components.detach(name)  # components go with their endpoint
+            fleet = self.registry.remove(name)
+            if fleet is not None:
+                await self.copies.drain_and_stop(fleet.all_copies())
+        finally:
+            self._forget(name)
+
+    def _forget(self, name: str):
+        self.registry.remove(name)
         doc = self.store.get(ENDPOINT, name)
         if doc is not None:
             self.store.delete(ENDPOINT, name, doc["EndpointArn"])
+
+    # -- copies that die ----------------------------------------------------------------------------
+    def _replace_in_place(self, endpoint: str, variant_name: str):
+        def on_death(copy: Copy, reason: str):
+            fleet = self.registry.get(endpoint)
+            variant = fleet.variant(variant_name) if fleet else None
+            if variant is not None and copy in variant.copies:
+                self.copies.submit(f"replace/{copy.copy_id}", self._replace(endpoint, variant, copy))
+        return on_death
+
+    async def _replace(self, endpoint: str, variant: VariantFleet, copy: Copy):
+        template = next(t for t in variant.templates if t.container_name == copy.hostname)
+        try:
+            (replacement,) = await self.copies.start_many(template, 1, self._replace_in_place(endpoint, variant.name))
+        except CopyStartError as exc:
+            log.error("could not replace copy %s of %s: %s", copy.copy_id, endpoint, exc)
+            return
+        replacement.group = copy.group
+        variant.copies = [replacement if c is copy else c for c in variant.copies]
 
     # -- recovery and shutdown -------------------------------------------------------------------------
     def recover(self):
@@ -160,18 +195,22 @@ class EndpointLifecycle:
                 self.delete(name)
             elif status in ("InService", "Updating"):
                 self.registry.mark_recovering(name)
-                self._submit(name, self._recover(name, status))
-                recoveries.append(self.tasks[name.lower()])
-        if hasattr(self.runtime, "finish_adoption"):
-            self._submit("(adoption)", self._finish_adoption(recoveries))
+                recoveries.append(self.copies.submit(
+                    f"endpoint/{name.lower()}", self._recover(name, status),
+                    lambda exc, name=name: self._not_recovered(name, exc)))
+        self.copies.submit("adoption", self._finish_adoption(recoveries))
+
+    def _not_recovered(self, name: str, exc: BaseException):
+        self.registry.remove(name)
+        reason = describe_failure("Bringing the endpoint back into service after a restart", exc)
+        log.warning("endpoint %s could not be brought back: %s", name, reason)
+        self._save(name, EndpointStatus="Failed", FailureReason=reason)
 
     async def _finish_adoption(self, recoveries: list, limit: float = 600.0):
         """Once every endpoint and component is back, the runtime drops what nobody adopted."""
         await asyncio.gather(*recoveries, return_exceptions=True)
-        end = time.monotonic() + limit
-        while time.monotonic() < end and any(h.recovering or h.dirty for h in self.components.hosts.values()):
-            await asyncio.sleep(0.1)
-        self.runtime.finish_adoption()
+        await self.components.settled(limit)
+        self.copies.runtime.finish_adoption()
 
     async def _recover(self, name: str, status: str):
         doc = self.store.get(ENDPOINT, name)
@@ -181,93 +220,29 @@ class EndpointLifecycle:
         try:
             fleet = await self.build_fleet(name, doc["_deployment"], counts, weights)
         except CopyStartError as exc:
-            self.registry.remove(name)
-            self._save(name, EndpointStatus="Failed",
-                       FailureReason=f"Could not bring the endpoint back into service after a restart: {exc}"[:1024])
-            return
+            raise CopyStartError(f"Could not bring the endpoint back into service after a restart: {exc}") from None
         self.publish(fleet, config, recovering=True)
         log.info("endpoint %s is serving again after a restart", name)
         if status == "Updating":
             if doc.get("_pending"):
-                await self._update(name)
+                await self._guarded(self._update(name), lambda exc: self._rolled_back(name, exc))
             else:
-                await self._update_capacity(name)
+                await self._guarded(self._update_capacity(name), lambda exc: self._save(
+                    name, EndpointStatus="InService", FailureReason=describe_failure("Updating the instance counts", exc)))
         else:
             self._save(name, ProductionVariants=self._summaries(config, fleet, counts, weights))
 
-    async def supervise(self, interval: float = 0.25):
-        """Replace copies that die (a crash, over their memory cap) or stop answering /ping, as
-        SageMaker replaces unhealthy instances."""
-        pinger = asyncio.get_running_loop().create_task(self._ping_loop())
+    @staticmethod
+    async def _guarded(coroutine, on_failure):
         try:
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    self._check_copies()
-                    self.components.scale_idle_to_zero()
-                except Exception:
-                    log.exception("supervising copies failed")
-        finally:
-            pinger.cancel()
-
-    async def _ping_loop(self):
-        async def ping(client, copy):
-            try:
-                healthy = (await client.get(f"{copy.base_url}/ping", timeout=PING_TIMEOUT)).status_code == 200
-            except httpx.HTTPError:
-                healthy = False
-            copy.ping_failures = 0 if healthy else copy.ping_failures + 1
-
-        async with httpx.AsyncClient() as client:
-            while True:
-                await asyncio.sleep(self.settings.health_check_interval)
-                copies = [c for fleet in self.registry.fleets() for c in fleet.all_copies() if c.state == "serving"]
-                await asyncio.gather(*(ping(client, c) for c in copies))
-
-    def _unhealthy(self, copy: Copy) -> str | None:
-        reason = self.runtime.exit_reason(copy)
-        if reason is None and copy.ping_failures >= UNHEALTHY_AFTER:
-            reason = f"stopped answering /ping ({copy.ping_failures} health checks in a row)"
-        return reason
-
-    def _check_copies(self):
-        for fleet in self.registry.fleets():
-            for comp in list(fleet.components.values()):
-                for copy in [c for c in comp.copies if c.state == "serving"]:
-                    reason = self._unhealthy(copy)
-                    if reason:
-                        copy.state = "failed"
-                        self.components.copy_died(fleet.endpoint, comp, copy, reason)
-            for variant in fleet.variants.values():
-                for copy in [c for c in variant.copies if c.state == "serving"]:
-                    reason = self._unhealthy(copy)
-                    if reason and variant.templates:
-                        copy.state = "failed"
-                        log.warning("copy %s of %s %s; replacing it", copy.copy_id, fleet.endpoint, reason)
-                        self._submit(f"{fleet.endpoint}/{copy.copy_id}", self._replace(variant, copy, reason))
-
-    async def _replace(self, variant: VariantFleet, copy: Copy, reason: str):
-        with open(copy.log_path, "a") as handle:
-            handle.write(f"--- smemu: copy {copy.copy_id} {reason}; replacing it\n")
-        await self.runtime.stop(copy, grace=0)
-        template = next(t for t in variant.templates if t.container_name == copy.hostname)
-        try:
-            (replacement,) = await self._start_copies(template, 1)
-        except CopyStartError as exc:
-            log.error("could not replace copy %s: %s", copy.copy_id, exc)
-            return
-        replacement.group = copy.group
-        variant.copies = [replacement if c is copy else c for c in variant.copies]
+            await coroutine
+        except Exception as exc:
+            on_failure(exc)
 
     async def shutdown(self):
-        for host in self.components.hosts.values():
-            if host.task is not None:
-                host.task.cancel()
-        for task in list(self.tasks.values()):
-            task.cancel()
-        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.components.shutdown()
         copies = [c for fleet in self.registry.fleets() for c in fleet.all_copies()]
-        await asyncio.gather(*(self.runtime.stop(c, grace=min(self.settings.stop_grace, 5.0)) for c in copies))
+        await self.copies.shutdown(copies)
 
     # -- fleets ----------------------------------------------------------------------------------------
     def _progress(self, name: str, variant: str, message: str):
@@ -296,7 +271,7 @@ class EndpointLifecycle:
                 templates = await self._copy_templates(name, variant, model)
                 self._progress(name, vname, f"Starting {counts[vname]} instance(s) and waiting for their ping "
                                             "health checks")
-                copies = await self._start_instances(templates, counts[vname])
+                copies = await self._start_instances(name, templates, counts[vname])
                 if templates[0].multi_model_prefix:
                     mode = "MultiModel"
                 elif len(templates) == 1:
@@ -306,7 +281,7 @@ class EndpointLifecycle:
                 fleet.variants[vname] = VariantFleet(vname, weights[vname], copies, model_name, templates[0].image,
                                                      templates, mode)
         except BaseException:
-            await asyncio.gather(*(self.runtime.stop(c, grace=2.0) for c in fleet.all_copies()))
+            await asyncio.gather(*(self.copies.stop(c, grace=2.0) for c in fleet.all_copies()))
             raise
         return fleet
 
@@ -316,7 +291,7 @@ class EndpointLifecycle:
         requested = variant.get("ContainerStartupHealthCheckTimeoutInSeconds")
         templates = []
         for index, container in enumerate(containers, start=1):
-            reason = self.runtime.check_image(container.get("Image"))
+            reason = self.copies.runtime.check_image(container.get("Image"))
             if reason:
                 raise CopyStartError(reason)
             hostname = container.get("ContainerHostname") or ("primary" if len(containers) == 1 else f"container-{index}")
@@ -324,9 +299,10 @@ class EndpointLifecycle:
             environment = dict(container.get("Environment") or {})
             if multi_model:  # models are loaded on first use, from under ModelDataUrl
                 environment["SAGEMAKER_MULTI_MODEL"] = "true"
+            model_dir = None if multi_model else await self.copies.fetch_model_data(
+                container, variant, variant["VariantName"], owner=endpoint)
             templates.append(CopySpec(
-                endpoint=endpoint, variant=variant["VariantName"], image=container.get("Image"),
-                model_dir=None if multi_model else await self._fetch_model_data(container, variant),
+                endpoint=endpoint, variant=variant["VariantName"], image=container.get("Image"), model_dir=model_dir,
                 multi_model_prefix=container.get("ModelDataUrl") if multi_model else None,
                 memory_budget_mb=self._copy_memory_mb(variant) if multi_model else 0.0,
                 environment=environment, log_dir=self.settings.logs_dir / endpoint.lower(),
@@ -340,15 +316,18 @@ class EndpointLifecycle:
         """A multi-model copy's budget: SMEMU_MME_MEMORY_MB, else its instance type's memory."""
         if self.settings.mme_memory_mb:
             return self.settings.mme_memory_mb
-        instance_type = self.components.catalog.get(variant.get("InstanceType"))
+        instance_type = self.catalog.get(variant.get("InstanceType"))
         return instance_type.memory_mb if instance_type else 0.0
 
-    async def _start_instances(self, templates: list[CopySpec], count: int, first_group: int = 0) -> list[Copy]:
+    async def _start_instances(self, endpoint: str, templates: list[CopySpec], count: int,
+                               first_group: int = 0) -> list[Copy]:
         """``count`` instances of the variant: every container of the model on each."""
-        results = await asyncio.gather(*(self._start_copies(t, count) for t in templates), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self.copies.start_many(t, count, self._replace_in_place(endpoint, t.variant)) for t in templates),
+            return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
-            await asyncio.gather(*(self.runtime.stop(c, grace=2.0) for r in results if isinstance(r, list) for c in r))
+            await asyncio.gather(*(self.copies.stop(c, grace=2.0) for r in results if isinstance(r, list) for c in r))
             raise failures[0]
         copies = []
         for started in results:
@@ -356,47 +335,6 @@ class EndpointLifecycle:
                 copy.group = first_group + offset
             copies.extend(started)
         return copies
-
-    async def _fetch_model_data(self, container: dict, variant: dict):
-        spec = ModelDataSpec.from_container(container)
-        if spec is None:
-            return None
-        requested = variant.get("ModelDataDownloadTimeoutInSeconds")
-        seconds = self.settings.deadline_seconds(requested, self.settings.download_timeout)
-        deadline = Deadline(seconds, "model data download")
-        limit = f"ModelDataDownloadTimeoutInSeconds ({(requested or self.settings.download_timeout):g} s)"
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(self.model_data.fetch, spec, deadline), seconds + 0.5)
-        except (asyncio.TimeoutError, DownloadTimeout):
-            deadline.cancelled = True
-            raise CopyStartError(
-                f"Failed to download model data for production variant {variant['VariantName']} from {spec.uri} "
-                f"within {limit}."
-            ) from None
-        except ModelDataError as exc:
-            raise CopyStartError(
-                f"Failed to download model data for production variant {variant['VariantName']}: {exc}"
-            ) from None
-
-    async def _start_copies(self, template: CopySpec, count: int) -> list[Copy]:
-        results = await asyncio.gather(*(self.runtime.start(template) for _ in range(count)), return_exceptions=True)
-        started = [r for r in results if isinstance(r, Copy)]
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            await asyncio.gather(*(self.runtime.stop(c, grace=2.0) for c in started))
-            if isinstance(failures[0], CopyStartError):
-                raise failures[0]
-            raise CopyStartError(f"Could not start a copy: {failures[0]!r}")
-        return started
-
-    async def drain_and_stop(self, copies: list[Copy]):
-        """Stop taking new requests, let in-flight ones finish (up to the invocation timeout), then stop."""
-        for copy in copies:
-            copy.state = "draining"
-        end = time.monotonic() + self.settings.invocation_timeout
-        while any(c.outstanding for c in copies) and time.monotonic() < end:
-            await asyncio.sleep(0.02)
-        await asyncio.gather(*(self.runtime.stop(c) for c in copies))
 
     # -- records ---------------------------------------------------------------------------------------
     def _save(self, name: str, **changes):

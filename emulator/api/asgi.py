@@ -1,0 +1,16 @@
+"""Small raw-ASGI pieces shared by the wire protocols."""
+from __future__ import annotations
+
+
+async def read_body(receive, limit: int) -> bytes | None:
+    """The whole request body, or None once it grows past ``limit`` bytes."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)

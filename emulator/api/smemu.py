@@ -1,0 +1,65 @@
+"""smemu's own HTTP views (not AWS APIs): health, Prometheus metrics, copies and placement."""
+from __future__ import annotations
+
+import json
+
+from fastapi import FastAPI, Response
+
+from ..control.components import ComponentReconciler
+from ..control.components.views import placement
+from ..control.resources import ENDPOINT
+from ..control.store import Store
+from ..router.metrics import Metrics
+from ..runtime.fleet import FleetRegistry
+
+
+def not_found(message: str) -> Response:
+    return Response(json.dumps({"message": message}), 404, media_type="application/json")
+
+
+def smemu_app(runtime_name: str, store: Store, registry: FleetRegistry, reconciler: ComponentReconciler,
+              metrics: Metrics) -> FastAPI:
+    web = FastAPI(title="smemu", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def copy_counts() -> list[tuple]:
+        """(endpoint, variant, component, current, desired) for every variant and component."""
+        rows = []
+        for fleet in registry.fleets():
+            doc = store.get(ENDPOINT, fleet.endpoint) or {}
+            desired = {v["VariantName"]: v.get("DesiredInstanceCount", 0) for v in doc.get("ProductionVariants", [])}
+            for variant in fleet.variants.values():
+                if variant.model_name:
+                    serving = sum(c.state == "serving" for c in variant.copies)
+                    rows.append((fleet.endpoint, variant.name, "", serving, desired.get(variant.name, 0)))
+            for component in reconciler.component_docs(fleet.endpoint):
+                config = component["RuntimeConfig"]
+                rows.append((fleet.endpoint, component["VariantName"], component["InferenceComponentName"],
+                             config.get("CurrentCopyCount", 0), config["DesiredCopyCount"]))
+        return rows
+
+    @web.get("/_smemu/health")
+    async def health():
+        return {"status": "ok", "runtime": runtime_name}
+
+    @web.get("/metrics")
+    async def prometheus():
+        return Response(metrics.render(registry.fleets(), copy_counts()), media_type="text/plain; version=0.0.4")
+
+    @web.get("/_smemu/endpoints/{name}/placement")
+    async def endpoint_placement(name: str):
+        view = placement(reconciler, registry, name)
+        return view if view is not None else not_found(f"Endpoint {name} is not serving.")
+
+    @web.get("/_smemu/placement")
+    async def all_placements():
+        views = [placement(reconciler, registry, f.endpoint) for f in registry.fleets()]
+        return {"Endpoints": [v for v in views if v is not None]}
+
+    @web.get("/_smemu/endpoints/{name}/copies")
+    async def copies(name: str):
+        fleet = registry.get(name)
+        if fleet is None:
+            return not_found(f"No running copies for endpoint {name}.")
+        return {"EndpointName": fleet.endpoint, "Copies": [c.describe() for c in fleet.all_copies()]}
+
+    return web

@@ -1,0 +1,205 @@
+"""The inference-component operations of the control plane."""
+from __future__ import annotations
+
+import time
+
+from ...scheduler.catalog import Catalog
+from ...scheduler.placement import NOT_ENOUGH_HARDWARE, VariantPool
+from .. import errors
+from ..errors import validation
+from ..operations import Operations
+from ..resources import COMPONENT, ENDPOINT, MODEL
+from .reconciler import ComponentReconciler, demand_of
+
+
+def _same_vpc(a: dict | None, b: dict | None) -> bool:
+    if not a or not b:
+        return not a and not b
+    return set(a.get("Subnets", [])) == set(b.get("Subnets", [])) and \
+        set(a.get("SecurityGroupIds", [])) == set(b.get("SecurityGroupIds", []))
+
+class ComponentOperations(Operations):
+    """CreateInferenceComponent, DescribeInferenceComponent, UpdateInferenceComponent,
+    UpdateInferenceComponentRuntimeConfig, DeleteInferenceComponent, ListInferenceComponents."""
+
+    def __init__(self, store, account: str, reconciler: ComponentReconciler, catalog: Catalog):
+        super().__init__(store, account)
+        self.reconciler = reconciler
+        self.catalog = catalog
+
+    def _component_spec(self, req: dict) -> dict | None:
+        specs = req.get("Specifications")
+        if req.get("Specification") and specs:
+            raise validation("Specify either Specification or Specifications, not both.")
+        if specs:
+            if len(specs) > 1:
+                raise validation("smemu supports one specification per inference component; use Specification.")
+            return specs[0]
+        return req.get("Specification")
+
+    def _check_spec(self, spec: dict, endpoint: dict, variant: dict, region: str, own_name: str) -> dict | None:
+        """Validate a specification against its endpoint; return the model snapshot it uses."""
+        base_name = spec.get("BaseInferenceComponentName")
+        if base_name:
+            base = self.store.get(COMPONENT, base_name)
+            if base is None or base["EndpointName"].lower() != endpoint["EndpointName"].lower():
+                raise errors.not_found("inference component", self.arn(COMPONENT, base_name, region))
+            if not (spec.get("Container") or {}).get("ArtifactUrl"):
+                raise validation("An adapter inference component needs Container.ArtifactUrl.")
+            return None
+        needs = spec.get("ComputeResourceRequirements")
+        if not needs:
+            raise validation("ComputeResourceRequirements is required unless BaseInferenceComponentName is set.")
+        if needs.get("MaxMemoryRequiredInMb") is not None and needs["MaxMemoryRequiredInMb"] < needs["MinMemoryRequiredInMb"]:
+            raise validation("MaxMemoryRequiredInMb must be greater than or equal to MinMemoryRequiredInMb.")
+        model = None
+        if spec.get("ModelName"):
+            model = self.require(MODEL, spec["ModelName"], region)
+            if len(model.get("Containers") or []) > 1:
+                raise validation(f"The model {model['ModelName']} runs several containers; an inference component "
+                                 "runs one. Use a model with a single container.")
+            config = endpoint["_deployment"]["Config"]
+            differences = []
+            if (model.get("ExecutionRoleArn") or None) != (config.get("ExecutionRoleArn") or None):
+                differences.append("ExecutionRoleArn")
+            if not _same_vpc(model.get("VpcConfig"), config.get("VpcConfig")):
+                differences.append("VpcConfig")
+            if bool(model.get("EnableNetworkIsolation")) != bool(config.get("EnableNetworkIsolation")):
+                differences.append("EnableNetworkIsolation")
+            if differences:
+                raise validation(
+                    f"The model {model['ModelName']} is not compatible with endpoint {endpoint['EndpointName']}: "
+                    f"{', '.join(differences)} of the model must match the endpoint configuration "
+                    f"{config['EndpointConfigName']}."
+                )
+        elif not (spec.get("Container") or {}).get("Image"):
+            raise validation("Specify ModelName or Container.Image in the inference component specification.")
+        if spec.get("InstanceType") and spec["InstanceType"] != variant["InstanceType"]:
+            raise validation(f"InstanceType {spec['InstanceType']} is not the instance type of variant "
+                             f"{variant['VariantName']} ({variant['InstanceType']}).")
+        instance_type = self.catalog.get(variant["InstanceType"])
+        if instance_type is None:
+            raise validation(f"smemu has no size for instance type {variant['InstanceType']}; add it with SMEMU_INSTANCE_TYPES.")
+        if not VariantPool("probe", instance_type, 0).can_ever_fit(demand_of(spec)):
+            raise validation(NOT_ENOUGH_HARDWARE)
+        return model
+
+    def _component_endpoint(self, req: dict, region: str) -> tuple[dict, dict]:
+        endpoint = self.require(ENDPOINT, req["EndpointName"], region)
+        if endpoint["EndpointStatus"] in ("Deleting", "Failed"):
+            raise validation(f'Endpoint "{endpoint["EndpointArn"]}" is {endpoint["EndpointStatus"]}: inference '
+                             "components cannot be deployed to it.")
+        variants = endpoint["_deployment"]["Config"]["ProductionVariants"]
+        if any(v.get("ModelName") for v in variants):
+            raise validation(f'Endpoint "{endpoint["EndpointArn"]}" serves models in its production variants; '
+                             "inference components can only go to endpoints whose variants name no model.")
+        name = req.get("VariantName") or (variants[0]["VariantName"] if len(variants) == 1 else None)
+        variant = next((v for v in variants if name and v["VariantName"].lower() == name.lower()), None)
+        if variant is None:
+            raise validation(f'The variant {req.get("VariantName")} does not exist on endpoint "{endpoint["EndpointArn"]}".')
+        return endpoint, variant
+
+    def create_inference_component(self, req: dict, region: str) -> dict:
+        name = req["InferenceComponentName"]
+        endpoint, variant = self._component_endpoint(req, region)
+        spec = self._component_spec(req)
+        if spec is None:
+            raise validation("Specification is required.")
+        if req.get("RuntimeConfig") is None:
+            raise validation("RuntimeConfig is required.")
+        model = self._check_spec(spec, endpoint, variant, region, name)
+        now = time.time()
+        doc = {
+            "InferenceComponentName": name, "InferenceComponentArn": self.arn(COMPONENT, name, region),
+            "EndpointName": endpoint["EndpointName"], "EndpointArn": endpoint["EndpointArn"],
+            "VariantName": variant["VariantName"], "Specification": spec,
+            "RuntimeConfig": {"DesiredCopyCount": req["RuntimeConfig"]["CopyCount"], "CurrentCopyCount": 0},
+            "InferenceComponentStatus": "Creating", "CreationTime": now, "LastModifiedTime": now,
+            "_version": 1, "_model": model,
+        }
+        arn = self.insert(COMPONENT, name, region, doc, "Creating", req.get("Tags"), now)
+        self.reconciler.schedule(endpoint["EndpointName"])
+        return {"InferenceComponentArn": arn}
+
+    def describe_inference_component(self, req: dict, region: str) -> dict:
+        doc = self.require(COMPONENT, req["InferenceComponentName"], region)
+        out = {k: v for k, v in doc.items() if not k.startswith("_")}
+        spec = dict(out["Specification"])
+        if spec.get("Container"):
+            container = dict(spec["Container"])
+            image = container.pop("Image", None)
+            if image:
+                container["DeployedImage"] = {"SpecifiedImage": image, "ResolvedImage": image,
+                                              "ResolutionTime": doc["CreationTime"]}
+            spec["Container"] = container
+        out["Specification"] = spec
+        return out
+
+    def _require_settled(self, doc: dict):
+        if doc["InferenceComponentStatus"] in ("Deleting",):
+            raise validation(f'Cannot update inference component "{doc["InferenceComponentArn"]}" while it is in '
+                             "state DELETE_IN_PROGRESS.")
+
+    def update_inference_component(self, req: dict, region: str) -> dict:
+        doc = self.require(COMPONENT, req["InferenceComponentName"], region)
+        self._require_settled(doc)
+        spec = self._component_spec(req)
+        if spec is None and req.get("RuntimeConfig") is None:
+            raise validation("Specify Specification or RuntimeConfig to update an inference component.")
+        if doc.get("_pending"):
+            raise validation(f'Cannot update inference component "{doc["InferenceComponentArn"]}" while it is in '
+                             "state UPDATE_IN_PROGRESS.")
+        endpoint, variant = self._component_endpoint({"EndpointName": doc["EndpointName"],
+                                                      "VariantName": doc["VariantName"]}, region)
+        if spec is not None:
+            model = self._check_spec(spec, endpoint, variant, region, doc["InferenceComponentName"])
+            doc["_pending"] = {"Specification": spec, "model": model, "version": doc["_version"] + 1}
+        if req.get("RuntimeConfig") is not None:
+            doc["RuntimeConfig"]["DesiredCopyCount"] = req["RuntimeConfig"]["CopyCount"]
+        if req.get("DeploymentConfig"):
+            doc["LastDeploymentConfig"] = req["DeploymentConfig"]
+        doc["InferenceComponentStatus"] = "Updating"
+        doc.pop("FailureReason", None)
+        self.reconciler.put(doc)
+        self.reconciler.schedule(doc["EndpointName"])
+        return {"InferenceComponentArn": doc["InferenceComponentArn"]}
+
+    def update_inference_component_runtime_config(self, req: dict, region: str) -> dict:
+        doc = self.require(COMPONENT, req["InferenceComponentName"], region)
+        self._require_settled(doc)
+        if doc["InferenceComponentStatus"] == "Failed":
+            raise validation(f'Cannot update inference component "{doc["InferenceComponentArn"]}" in status Failed; '
+                             "delete it and create it again.")
+        doc["RuntimeConfig"]["DesiredCopyCount"] = req["DesiredRuntimeConfig"]["CopyCount"]
+        doc["InferenceComponentStatus"] = "Updating"
+        doc.pop("FailureReason", None)
+        self.reconciler.put(doc)
+        self.reconciler.schedule(doc["EndpointName"])
+        return {"InferenceComponentArn": doc["InferenceComponentArn"]}
+
+    def delete_inference_component(self, req: dict, region: str) -> dict:
+        doc = self.require(COMPONENT, req["InferenceComponentName"], region)
+        if doc["InferenceComponentStatus"] == "Deleting":
+            raise validation(f'Cannot delete inference component "{doc["InferenceComponentArn"]}" while it is in '
+                             "state DELETE_IN_PROGRESS.")
+        adapters = [d["InferenceComponentName"] for d in self.reconciler.component_docs(doc["EndpointName"])
+                    if (d["Specification"].get("BaseInferenceComponentName") or "").lower() == doc["InferenceComponentName"].lower()]
+        if adapters:
+            raise validation(f'Inference component "{doc["InferenceComponentArn"]}" is a base inference component for '
+                             f"one or more associated inference components: {', '.join(adapters)}.")
+        doc["InferenceComponentStatus"] = "Deleting"
+        self.reconciler.put(doc)
+        if self.reconciler.host_of(doc["EndpointName"]) is None:  # endpoint not serving: nothing runs
+            self.store.delete(COMPONENT, doc["InferenceComponentName"], doc["InferenceComponentArn"])
+        else:
+            self.reconciler.schedule(doc["EndpointName"])
+        return {}
+
+    def list_inference_components(self, req: dict, region: str) -> dict:
+        extra = {}
+        if req.get("EndpointNameEquals"):
+            extra["EndpointName"] = req["EndpointNameEquals"]
+        if req.get("VariantNameEquals"):
+            extra["VariantName"] = req["VariantNameEquals"]
+        items, token = self.list_page(COMPONENT, req, extra)
+        return {"InferenceComponents": items, **token}

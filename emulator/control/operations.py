@@ -1,0 +1,91 @@
+"""What every control-plane operation class shares: ARNs, lookups, inserts, tags and list pages.
+
+Each public method of an operation class is one SageMaker operation: it takes the (already
+shape-validated) request and the caller's region, checks SageMaker's semantic rules, commits the
+change to the store and returns the response (the API layer projects it onto botocore's output
+shape, so private members never leave).
+"""
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+
+from . import errors
+from .errors import validation
+from .resources import KINDS
+from .store import Conflict, ListQuery, Store
+
+BUSY_STATES = ("Creating", "Updating", "Deleting", "SystemUpdating", "RollingBack")
+MAX_OFFSET = 10_000_000  # a page token never points further than any list can reach
+
+
+def encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def decode_token(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
+        if isinstance(offset, int) and 0 <= offset <= MAX_OFFSET:
+            return offset
+    except Exception:
+        pass
+    raise validation("Invalid pagination token because the token is malformed or expired.")
+
+
+def epoch(value) -> float | None:
+    if value is None or isinstance(value, (int, float)):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+def check_tags(tags):
+    if tags and len({t["Key"] for t in tags}) != len(tags):
+        raise validation("Tag keys must be unique.")
+
+
+class Operations:
+    def __init__(self, store: Store, account: str):
+        self.store = store
+        self.account = account
+
+    def arn(self, kind: str, name: str, region: str) -> str:
+        return f"arn:aws:sagemaker:{region}:{self.account}:{kind}/{name.lower()}"
+
+    def require(self, kind: str, name: str, region: str) -> dict:
+        doc = self.store.get(kind, name)
+        if doc is None:
+            raise errors.not_found(KINDS[kind].word, self.arn(kind, name, region))
+        return doc
+
+    def insert(self, kind: str, name: str, region: str, doc: dict, status: str | None, tags, now: float) -> str:
+        arn = self.arn(kind, name, region)
+        try:
+            self.store.insert(kind, name, arn, doc, status, now)
+        except Conflict:
+            existing = self.store.get(kind, name) or {}
+            raise errors.already_exists(KINDS[kind].word, existing.get(KINDS[kind].arn_member, arn)) from None
+        if tags:
+            self.store.add_tags(arn, tags)
+        return arn
+
+    def list_page(self, kind: str, req: dict, extra: dict | None = None) -> tuple[list[dict], dict]:
+        """One page of a List* call and its NextToken member (empty when the list ends)."""
+        query = ListQuery(
+            name_contains=req.get("NameContains"),
+            created_before=epoch(req.get("CreationTimeBefore")),
+            created_after=epoch(req.get("CreationTimeAfter")),
+            modified_before=epoch(req.get("LastModifiedTimeBefore")),
+            modified_after=epoch(req.get("LastModifiedTimeAfter")),
+            status=req.get("StatusEquals"),
+            sort_by=req.get("SortBy", "CreationTime"),
+            sort_order=req.get("SortOrder", "Descending"),
+            offset=decode_token(req.get("NextToken")),
+            limit=req.get("MaxResults", 10),
+            extra=extra,
+        )
+        items, more = self.store.list(kind, query)
+        return items, ({"NextToken": encode_token(query.offset + len(items))} if more else {})

@@ -1,22 +1,14 @@
-"""Shared by the benchmarks: an emulator of their own on a free loopback port."""
+"""Shared by the benchmarks: an emulator of their own on a free loopback port (the same harness the
+tests use, ``emulator.testing``), and where results go."""
 from __future__ import annotations
 
 import contextlib
-import socket
-import subprocess
-import sys
-import time
+import json
 from pathlib import Path
 
-import httpx
+from emulator.testing import EmulatorProcess
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server(str):
@@ -26,32 +18,18 @@ class Server(str):
 
 
 @contextlib.contextmanager
-def emulator(state_dir: Path, runtime: str = "process"):
+def emulator(state_dir: Path, runtime: str = "process", extra_env: dict | None = None):
     """Yield the URL of a fresh ``smemu serve`` (with ``.pid``); stop it afterwards."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "emulator", "serve", "--port", str(port), "--state-dir",
-                               str(state_dir), "--runtime", runtime, "--log-level", "warning"], cwd=ROOT)
+    process = EmulatorProcess(state_dir, extra_env, runtime=runtime, log_level="warning").start()
     try:
-        while True:
-            if server.poll() is not None:
-                raise SystemExit("the emulator did not start")
-            try:
-                if httpx.get(f"{url}/_smemu/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        served = Server(url)
-        served.pid = server.pid
+        served = Server(process.url)
+        served.pid = process.pid
         yield served
     finally:
-        server.terminate()
-        server.wait(30)
+        process.stop()
 
 
 def write_results(name: str, results: dict):
-    import json
-
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / name).write_text(json.dumps(results, indent=2))

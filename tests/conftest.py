@@ -1,75 +1,16 @@
-"""Fixtures: a real emulator process on a free loopback port, real boto3 clients, tiny models."""
+"""Fixtures: a real emulator process on a free loopback port, real boto3 clients, tiny models, a local S3."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import boto3
-import httpx
 import pytest
 
+from emulator.testing import EmulatorProcess
+
 from . import models
-
-ROOT = Path(__file__).resolve().parent.parent
-XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-PYTORCH_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1.0-cpu-py310"
-CREDENTIALS = dict(region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class EmulatorProcess:
-    """``smemu serve`` as a subprocess, as a user would run it."""
-
-    def __init__(self, state_dir: Path, extra_env: dict | None = None, port: int | None = None, runtime="process"):
-        self.state_dir = state_dir
-        self.runtime = runtime
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.extra_env = extra_env or {}
-        self.process: subprocess.Popen | None = None
-        self.log_path = state_dir.parent / f"{state_dir.name}-server.log"
-
-    def start(self, timeout=30.0):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SMEMU_")}
-        env.update(self.extra_env)
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "emulator", "serve", "--port", str(self.port), "--state-dir", str(self.state_dir),
-             "--runtime", self.runtime],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT),
-        )
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"smemu exited early:\n{self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/_smemu/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("smemu did not become healthy")
-
-    def stop(self, sig=signal.SIGTERM, timeout=30.0):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout)
-
-    def client(self, service: str, **kwargs):
-        return boto3.client(service, endpoint_url=self.url, **CREDENTIALS, **kwargs)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+from .helpers import S3_ENV
 
 
 @pytest.fixture(scope="session")
@@ -122,39 +63,41 @@ def unique():
     return lambda prefix="r": f"{prefix}-{os.getpid()}-{next(_names)}"
 
 
-def wait_in_service(sagemaker, name, delay=0.2, attempts=600):
-    sagemaker.get_waiter("endpoint_in_service").wait(
-        EndpointName=name, WaiterConfig={"Delay": delay, "MaxAttempts": attempts}
-    )
-    return sagemaker.describe_endpoint(EndpointName=name)
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto server on loopback standing in for S3."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
 
 
-def wait_status(sagemaker, name, statuses, timeout=120.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        status = sagemaker.describe_endpoint(EndpointName=name)
-        if status["EndpointStatus"] in statuses:
-            return status
-        time.sleep(0.1)
-    raise AssertionError(f"{name} never reached {statuses}")
+@pytest.fixture(scope="session")
+def s3(s3_server):
+    client = boto3.client("s3", endpoint_url=s3_server, region_name=S3_ENV["AWS_DEFAULT_REGION"],
+                          aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"])
+    client.create_bucket(Bucket="models")
+    return client
 
 
-def deploy(sagemaker, name, archive, image=XGBOOST_IMAGE, environment=None, variant_extra=None,
-           instance_count=1, wait=True):
-    """Model + config + endpoint, all named ``name``."""
-    container = {"Image": image, "ModelDataUrl": f"file://{archive}"}
-    if environment:
-        container["Environment"] = environment
-    sagemaker.create_model(ModelName=name, PrimaryContainer=container)
-    variant = {"VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.large",
-               "InitialInstanceCount": instance_count, **(variant_extra or {})}
-    sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
-    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    if wait:
-        return wait_in_service(sagemaker, name)
-    return None
+@pytest.fixture(scope="session")
+def s3_emulator(tmp_path_factory, s3_server):
+    """An emulator that reads model data from the local S3, with deadlines shortened 20 times."""
+    env = {**S3_ENV, "AWS_ENDPOINT_URL_S3": s3_server, "SMEMU_TIMEOUT_SCALE": "0.05"}
+    server = EmulatorProcess(tmp_path_factory.mktemp("smemu-s3") / "state", env).start()
+    yield server
+    server.stop()
 
 
-def delete_endpoint(sagemaker, name):
-    sagemaker.delete_endpoint(EndpointName=name)
-    sagemaker.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300})
+@pytest.fixture(scope="session")
+def inprocess(tmp_path_factory):
+    """The in-process tier (tests/inprocess.py): the app with a fake runtime, no server, no copies."""
+    from .inprocess import InProcessSmemu
+
+    smemu = InProcessSmemu(tmp_path_factory.mktemp("smemu-in-process") / "state")
+    yield smemu
+    smemu.close()

@@ -4,12 +4,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from .conftest import free_port
+from emulator.testing import eventually, free_port
 
 
 class ServingProcess:
@@ -30,16 +29,17 @@ class ServingProcess:
         )
 
     def wait_listening(self, timeout=60.0) -> "ServingProcess":
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
+        def listening():
             if self.process.poll() is not None:
-                return self
+                return True
             try:
                 httpx.get(f"{self.url}/ping", timeout=2)
-                return self
+                return True
             except httpx.TransportError:
-                time.sleep(0.05)
-        raise AssertionError(f"serving never listened:\n{self.log()}")
+                return False
+
+        eventually(listening, timeout, 0.05, "serving never listened")
+        return self
 
     def ping(self):
         return httpx.get(f"{self.url}/ping", timeout=5)

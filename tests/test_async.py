@@ -1,17 +1,17 @@
 """InvokeEndpointAsync through boto3: inputs and results on S3 (a moto server on loopback) or local files."""
 from __future__ import annotations
 
-import time
 
 import pytest
 
+from emulator.testing import EmulatorProcess, eventually
+
 from . import models
-from .conftest import XGBOOST_IMAGE, EmulatorProcess, wait_in_service
-from .test_model_data import S3_ENV, SLOW_PREDICT, s3, s3_server  # noqa: F401 (fixtures)
+from .helpers import S3_ENV, SLOW_PREDICT, XGBOOST_IMAGE, wait_in_service
 
 
 @pytest.fixture(scope="module")
-def async_emulator(tmp_path_factory, s3_server):  # noqa: F811
+def async_emulator(tmp_path_factory, s3_server):
     server = EmulatorProcess(tmp_path_factory.mktemp("smemu-async") / "state",
                              {**S3_ENV, "AWS_ENDPOINT_URL_S3": s3_server}).start()
     yield server
@@ -33,18 +33,19 @@ def async_endpoint(sagemaker, name, data, output, failure=None, environment=None
     wait_in_service(sagemaker, name)
 
 
-def fetch(s3, location, timeout=60):  # noqa: F811
+def fetch(s3, location, timeout=60):
     bucket, key = location.removeprefix("s3://").split("/", 1)
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+
+    def read():
         try:
             return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except s3.exceptions.NoSuchKey:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing appeared at {location}")
+            return None
+
+    return eventually(read, timeout, 0.1, f"nothing appeared at {location}")
 
 
-def test_results_and_failures_land_on_s3(async_emulator, s3, xgboost_archive):  # noqa: F811
+def test_results_and_failures_land_on_s3(async_emulator, s3, xgboost_archive):
     sagemaker, runtime = async_emulator.client("sagemaker"), async_emulator.client("sagemaker-runtime")
     for bucket in ("inputs", "results"):
         s3.create_bucket(Bucket=bucket)
@@ -79,9 +80,7 @@ def test_invocation_timeout_and_local_output(async_emulator, artifacts, tmp_path
                                              InvocationTimeoutSeconds=1, InferenceId="slow-1")
     assert response["FailureLocation"] == f"file://{tmp_path}/out/slow-1-error.out"
     failure = tmp_path / "out" / "slow-1-error.out"
-    end = time.monotonic() + 30
-    while not failure.exists() and time.monotonic() < end:
-        time.sleep(0.1)
+    eventually(failure.exists, 30, 0.1)
     assert "timed out while waiting for a response from container primary" in failure.read_text()
 
 

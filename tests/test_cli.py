@@ -7,7 +7,7 @@ import sys
 import time
 
 from . import models
-from .conftest import ROOT, wait_in_service
+from .helpers import ROOT, wait_in_service
 
 
 def smemu(*args, timeout=180):

@@ -1,4 +1,7 @@
-"""Models, endpoint configs, tags, validation and list operations through real boto3."""
+"""Models, endpoint configs, tags, validation and list operations.
+
+Most of these run on the in-process tier (botocore's own serialiser and parser, no server); the
+ones about the wire (signatures, environment variables) run against a real server with boto3."""
 from __future__ import annotations
 
 import datetime
@@ -10,9 +13,14 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from .conftest import XGBOOST_IMAGE
+from .helpers import XGBOOST_IMAGE
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012"
+
+
+@pytest.fixture
+def sagemaker(inprocess):
+    return inprocess.client("sagemaker")
 
 
 def error_of(call, **kwargs):
@@ -62,7 +70,7 @@ def test_validation_messages_follow_sagemaker_format(sagemaker):
     assert "Member must have length less than or equal to 63" in message and "; Value" in message
 
 
-def test_nested_paths_enums_and_unknown_members(sagemaker, unique, emulator):
+def test_nested_paths_enums_and_unknown_members(sagemaker, unique, inprocess):
     message = error_of(
         sagemaker.create_endpoint_config, EndpointConfigName=unique("c"),
         ProductionVariants=[{"VariantName": "v", "ModelName": "ENTER MODEL NAME", "InstanceType": "ml.m5.large",
@@ -73,16 +81,16 @@ def test_nested_paths_enums_and_unknown_members(sagemaker, unique, emulator):
     assert "Member must satisfy enum value set: [OutOfService, Creating," in message
     # Unknown members are ignored, as the service does.
     body = json.dumps({"ModelName": unique("raw"), "PrimaryContainer": {"Image": "x"}, "NotAMember": 1})
-    response = httpx.post(emulator.url, content=body, headers={"X-Amz-Target": "SageMaker.CreateModel",
-                                                               "Content-Type": "application/x-amz-json-1.1"})
+    response = inprocess.request("POST", "/", body.encode(), {"X-Amz-Target": "SageMaker.CreateModel",
+                                                              "Content-Type": "application/x-amz-json-1.1"})
     assert response.status_code == 200 and response.headers["x-amzn-requestid"]
 
 
-def test_unsupported_and_unknown_operations(sagemaker, emulator):
+def test_unsupported_and_unknown_operations(sagemaker, inprocess):
     error = error_of(sagemaker.list_training_jobs)
     assert error["Error"]["Code"] == "UnsupportedOperation"
     assert "not supported by the emulator" in error["Error"]["Message"]
-    response = httpx.post(emulator.url, content=b"{}", headers={"X-Amz-Target": "SageMaker.MakeCoffee"})
+    response = inprocess.request("POST", "/", b"{}", {"X-Amz-Target": "SageMaker.MakeCoffee"})
     assert response.status_code == 400 and response.json()["__type"] == "UnknownOperationException"
 
 
@@ -172,7 +180,15 @@ def test_environment_configures_server_and_clients(tmp_path, xgboost_archive):
 
     import boto3
 
-    from .conftest import ROOT, free_port
+    from emulator.testing import eventually, free_port
+
+    from .helpers import ROOT
+
+    def healthy(url):
+        try:
+            return httpx.get(f"{url}/_smemu/health").status_code == 200
+        except httpx.TransportError:
+            return False
 
     port = free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SMEMU_")},
@@ -181,13 +197,7 @@ def test_environment_configures_server_and_clients(tmp_path, xgboost_archive):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
-        end = time.monotonic() + 30
-        while time.monotonic() < end:
-            try:
-                if httpx.get(f"{url}/_smemu/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        eventually(lambda: healthy(url), 30)
         os.environ.update(AWS_ENDPOINT_URL_SAGEMAKER=url, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=url)
         try:
             client = boto3.client("sagemaker", region_name="eu-central-1", aws_access_key_id="a", aws_secret_access_key="b")

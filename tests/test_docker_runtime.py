@@ -10,17 +10,31 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from emulator.runtime.docker import docker_client, owner_label
 from emulator.runtime.images import SMEMU_IMAGES as DEFAULT_IMAGES
 
+from emulator.testing import EmulatorProcess, eventually
+
 from . import models
-from .conftest import PYTORCH_IMAGE, ROOT, EmulatorProcess, delete_endpoint, deploy, wait_in_service, wait_status
-from .test_inference_components import REPORTER, add_component, component_endpoint, copies_of, model, placement, wait_component
-from .test_model_data import serving_processes
+from .helpers import (
+    ic_model,
+    PYTORCH_IMAGE,
+    REPORTER,
+    ROOT,
+    add_component,
+    component_endpoint,
+    copies_of,
+    delete_endpoint,
+    deploy,
+    placement,
+    serving_processes,
+    wait_component,
+    wait_in_service,
+    wait_status,
+)
 
 OFFLINE_BASE = "smemu/bookworm-python:offline"
 
@@ -99,7 +113,7 @@ def test_both_frameworks_predict_like_in_process(server, trained_xgboost, artifa
 def test_component_limits_seen_from_inside_the_copy(server, artifacts, xgboost_archive):
     sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
     directory = models.write_code(models.pytorch_model_dir(artifacts / f"rt-reporter-{server.runtime}"), REPORTER)
-    model(sagemaker, "rt-reporter", models.tar_directory(directory, artifacts / f"rt-reporter-{server.runtime}.tar.gz"),
+    ic_model(sagemaker, "rt-reporter", models.tar_directory(directory, artifacts / f"rt-reporter-{server.runtime}.tar.gz"),
           image=PYTORCH_IMAGE)
     component_endpoint(sagemaker, "rt-ic", "ml.m5.xlarge", 1, {"MinInstanceCount": 0, "MaxInstanceCount": 1})
     add_component(sagemaker, "rt-report", "rt-ic", "rt-reporter", cores=1, memory=512, max_memory=1024)
@@ -142,7 +156,7 @@ def test_health_check_deadline(server, artifacts):
 @pytest.mark.parametrize("failure", ["crash", "hang"])
 def test_a_copy_that_dies_or_stops_answering_is_replaced(server, xgboost_archive, failure):
     sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
-    model(sagemaker, f"rt-{failure}-model", xgboost_archive)
+    ic_model(sagemaker, f"rt-{failure}-model", xgboost_archive)
     component_endpoint(sagemaker, f"rt-{failure}", "ml.m5.large", 1)
     add_component(sagemaker, f"rt-{failure}-c", f"rt-{failure}", f"rt-{failure}-model", cores=1, memory=256)
     wait_component(sagemaker, f"rt-{failure}-c")
@@ -152,13 +166,11 @@ def test_a_copy_that_dies_or_stops_answering_is_replaced(server, xgboost_archive
         subprocess.run(["docker", command, f"smemu-{before['CopyId']}"], check=True, capture_output=True)
     else:
         os.kill(before["Pid"], signal.SIGKILL if failure == "crash" else signal.SIGSTOP)
-    end = time.monotonic() + 60
-    while time.monotonic() < end:
+    def replaced():
         after = [c for c in copies_of(placement(server, f"rt-{failure}"), f"rt-{failure}-c") if c.get("State") == "serving"]
-        if after and after[0]["CopyId"] != before["CopyId"]:
-            break
-        time.sleep(0.1)
-    assert after and after[0]["CopyId"] != before["CopyId"]
+        return after and after[0]["CopyId"] != before["CopyId"]
+
+    eventually(replaced, 60, 0.1, "the copy was not replaced")
     events = {c["InferenceComponentName"]: c for c in placement(server, f"rt-{failure}")["InferenceComponents"]}[f"rt-{failure}-c"]
     expected = "exited with code" if failure == "crash" else "stopped answering /ping"
     assert any(expected in event for event in events["Events"]), events
@@ -239,9 +251,7 @@ def test_restart_adopts_healthy_containers_removes_the_rest_and_shutdown_removes
         body = second.client("sagemaker-runtime").invoke_endpoint(EndpointName="survivor", Body=b"0,0,1",
                                                                   ContentType="text/csv")["Body"].read()
         assert body == b"0.25\n"
-        end = time.monotonic() + 30
-        while time.monotonic() < end and len(our_containers(second)) != 1:
-            time.sleep(0.2)
+        eventually(lambda: len(our_containers(second)) == 1, 30, 0.2)
         (current,) = our_containers(second)
         assert current.id == old.id  # the healthy container was adopted, not replaced
         assert stray.id not in {c.id for c in client.containers.list(all=True)}  # the stray one is gone

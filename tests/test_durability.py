@@ -4,13 +4,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
+from emulator.testing import EmulatorProcess, eventually
+
 from . import models
-from .conftest import ROOT, XGBOOST_IMAGE, EmulatorProcess, deploy, wait_in_service
-from .test_model_data import serving_processes
+from .helpers import ROOT, XGBOOST_IMAGE, deploy, serving_processes, wait_in_service
 
 SLOW_START = '''
 import os, time, xgboost as xgb
@@ -21,15 +21,6 @@ def model_fn(model_dir):
     booster.load_model(os.path.join(model_dir, "xgboost-model"))
     return booster
 '''
-
-
-def wait_for(condition, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.fixture
@@ -51,7 +42,7 @@ def test_kill_9_and_restart_keeps_everything_and_serves_again(state_dir, xgboost
 
     first.stop(signal.SIGKILL)
     # Copies die with the emulator (PR_SET_PDEATHSIG), even on kill -9.
-    assert wait_for(lambda: not serving_processes(state_dir)), "copies outlived a killed emulator"
+    eventually(lambda: not serving_processes(state_dir), 20, 0.1, "copies outlived a killed emulator")
 
     second = EmulatorProcess(state_dir, port=first.port).start()
     try:
@@ -72,7 +63,7 @@ def test_kill_9_and_restart_keeps_everything_and_serves_again(state_dir, xgboost
         second.stop(signal.SIGTERM)
     # A clean shutdown stops every copy it started.
     assert second.process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once shut down
-    assert wait_for(lambda: not serving_processes(state_dir), timeout=5)
+    eventually(lambda: not serving_processes(state_dir), 5, 0.1)
 
 
 def test_logs_command_prints_copy_output(emulator, sagemaker, xgboost_archive, unique):
@@ -98,9 +89,9 @@ def test_components_come_back_after_kill_9(state_dir, xgboost_archive):
     sagemaker.create_inference_component(
         InferenceComponentName="c", EndpointName="ic", VariantName="AllTraffic", RuntimeConfig={"CopyCount": 2},
         Specification={"ModelName": "m", "ComputeResourceRequirements": {"NumberOfCpuCoresRequired": 1, "MinMemoryRequiredInMb": 256}})
-    assert wait_for(lambda: sagemaker.describe_inference_component(InferenceComponentName="c")["InferenceComponentStatus"] == "InService")
+    eventually(lambda: sagemaker.describe_inference_component(InferenceComponentName="c")["InferenceComponentStatus"] == "InService", 20, 0.1)
     first.stop(signal.SIGKILL)
-    assert wait_for(lambda: not serving_processes(state_dir))
+    eventually(lambda: not serving_processes(state_dir), 20, 0.1)
 
     second = EmulatorProcess(state_dir, port=first.port).start()
     try:
@@ -109,8 +100,8 @@ def test_components_come_back_after_kill_9(state_dir, xgboost_archive):
                                        ContentType="text/csv")["Body"].read()
         assert body == b"0.25\n"
         sagemaker = second.client("sagemaker")
-        assert wait_for(lambda: sagemaker.describe_inference_component(InferenceComponentName="c")
-                        ["RuntimeConfig"]["CurrentCopyCount"] == 2)
+        eventually(lambda: sagemaker.describe_inference_component(InferenceComponentName="c")
+                   ["RuntimeConfig"]["CurrentCopyCount"] == 2, 20, 0.1)
         table = subprocess.run([sys.executable, "-m", "emulator", "ps", "--url", second.url], capture_output=True,
                                text=True, cwd=ROOT)
         assert table.returncode == 0

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from .conftest import XGBOOST_IMAGE, delete_endpoint, deploy, wait_in_service
+from emulator.testing import eventually
+
+from .helpers import XGBOOST_IMAGE, delete_endpoint, deploy, wait_in_service
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012"
 CSV = b"0,0,1\n1,0,0"
@@ -89,12 +90,13 @@ def test_update_endpoint_swaps_models_without_failing_a_request(sagemaker, runti
     sagemaker.create_model(ModelName=f"{name}-v2", PrimaryContainer={"Image": XGBOOST_IMAGE, "ModelDataUrl": str(other)})
     sagemaker.create_endpoint_config(EndpointConfigName=f"{name}-v2", ProductionVariants=[
         {"VariantName": "AllTraffic", "ModelName": f"{name}-v2", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
-    seen, failures, stop = set(), [], threading.Event()
+    seen, answers, failures, stop = set(), [], [], threading.Event()
 
     def traffic():
         while not stop.is_set():
             try:
-                seen.add(runtime.invoke_endpoint(EndpointName=name, Body=b"0,0,1", ContentType="text/csv")["Body"].read())
+                answers.append(runtime.invoke_endpoint(EndpointName=name, Body=b"0,0,1", ContentType="text/csv")["Body"].read())
+                seen.add(answers[-1])
             except Exception as exc:  # any failure during the update is a defect
                 failures.append(exc)
 
@@ -106,7 +108,8 @@ def test_update_endpoint_swaps_models_without_failing_a_request(sagemaker, runti
         assert error_of(sagemaker.update_endpoint, EndpointName=name, EndpointConfigName=name)["Message"] == \
             f'Cannot update in-progress endpoint "{ARN}:endpoint/{name.lower()}".'
         described = wait_in_service(sagemaker, name)
-        time.sleep(0.3)
+        count = len(answers)
+        eventually(lambda: len(answers) >= count + 20 or failures, 30, 0.01)  # requests after the swap succeed too
     finally:
         stop.set()
         worker.join()
@@ -230,8 +233,7 @@ def test_weight_and_capacity_changes_under_load_fail_no_request(sagemaker, runti
             {"VariantName": "B", "DesiredWeight": 1, "DesiredInstanceCount": 2}])
         wait_in_service(sagemaker, name)
         count = len(seen)
-        while len(seen) < count + 20 and not failures:
-            time.sleep(0.01)
+        eventually(lambda: len(seen) >= count + 20 or failures, 30, 0.01)
     finally:
         stop.set()
         for worker in workers:
@@ -251,14 +253,14 @@ def test_creating_endpoints_say_what_they_are_doing(sagemaker, artifacts, unique
                              "    return booster\n")
     deploy(sagemaker, name, slow, environment={"SAGEMAKER_PROGRAM": "inference.py"}, wait=False)
     messages = set()
-    end = time.monotonic() + 60
-    while time.monotonic() < end:
+
+    def created():
         described = sagemaker.describe_endpoint(EndpointName=name)
-        if described["EndpointStatus"] != "Creating":
-            break
         for variant in described.get("ProductionVariants", []):
             messages.update(s.get("StatusMessage") for s in variant.get("VariantStatus", []))
-        time.sleep(0.05)
+        return described["EndpointStatus"] != "Creating"
+
+    eventually(created, 60, 0.05)
     assert any(m and "waiting for their ping health checks" in m for m in messages), messages
     described = wait_in_service(sagemaker, name)
     assert "VariantStatus" not in described["ProductionVariants"][0]

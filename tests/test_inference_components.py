@@ -5,43 +5,28 @@ import json
 import threading
 import time
 
-import httpx
 import pytest
-from botocore.exceptions import ClientError
+
+from emulator.testing import EmulatorProcess, eventually
 
 from . import models
-from .conftest import PYTORCH_IMAGE, XGBOOST_IMAGE, EmulatorProcess, delete_endpoint, wait_in_service
-
-ARN = "arn:aws:sagemaker:us-east-1:123456789012"
-ROLE = "arn:aws:iam::123456789012:role/smemu"
-
-# A PyTorch handler that reports, from inside the copy, what the host enforces on it.
-REPORTER = '''
-import json, os, torch
-
-def model_fn(model_dir):
-    return torch.jit.load(model_dir + "/model.pt")
-
-def _memory_limit():
-    candidates = []
-    for line in open("/proc/self/cgroup").read().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            candidates.append(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
-        elif controllers == "":
-            candidates += [f"/sys/fs/cgroup{path}/memory.max", f"/sys/fs/cgroup/unified{path}/memory.max"]
-    # Inside a container the cgroup's own files are mounted at the root of the hierarchy.
-    candidates += ["/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"]
-    for candidate in candidates:
-        if os.path.exists(candidate):
-            value = open(candidate).read().strip()
-            return None if value == "max" else int(value) // (1024 * 1024)
-    return None
-
-def transform_fn(model, data, content_type, accept):
-    return json.dumps({"affinity": sorted(os.sched_getaffinity(0)), "memory_limit_mb": _memory_limit(),
-                       "threads": os.environ.get("OMP_NUM_THREADS")}), "application/json"
-'''
+from .helpers import (
+    ARN,
+    PYTORCH_IMAGE,
+    REPORTER,
+    ROLE,
+    XGBOOST_IMAGE,
+    add_component,
+    component_endpoint,
+    copies_of,
+    delete_endpoint,
+    error_of,
+    ic_model,
+    placement,
+    predict_component,
+    wait_component,
+    wait_in_service,
+)
 
 HOG = '''
 import os, xgboost as xgb
@@ -57,72 +42,13 @@ def predict_fn(data, model):
 '''
 
 
-def error_of(call, **kwargs):
-    with pytest.raises(ClientError) as info:
-        call(**kwargs)
-    return info.value.response["Error"]
-
-
-def component_endpoint(sagemaker, name, instance_type="ml.m5.xlarge", count=1, scaling=None, **config_extra):
-    variant = {"VariantName": "AllTraffic", "InstanceType": instance_type, "InitialInstanceCount": count,
-               "RoutingConfig": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"}}
-    if scaling:
-        variant["ManagedInstanceScaling"] = {"Status": "ENABLED", **scaling}
-    sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant],
-                                     ExecutionRoleArn=ROLE, **config_extra)
-    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    return wait_in_service(sagemaker, name)
-
-
-def add_component(sagemaker, name, endpoint, model, cores=1, memory=512, copies=1, max_memory=None, extra_spec=None, tags=None):
-    needs = {"NumberOfCpuCoresRequired": cores, "MinMemoryRequiredInMb": memory}
-    if max_memory:
-        needs["MaxMemoryRequiredInMb"] = max_memory
-    spec = {"ModelName": model, "ComputeResourceRequirements": needs, **(extra_spec or {})}
-    return sagemaker.create_inference_component(
-        InferenceComponentName=name, EndpointName=endpoint, VariantName="AllTraffic", Specification=spec,
-        RuntimeConfig={"CopyCount": copies}, **({"Tags": tags} if tags else {}))
-
-
-def wait_component(sagemaker, name, statuses=("InService",), timeout=120):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        described = sagemaker.describe_inference_component(InferenceComponentName=name)
-        if described["InferenceComponentStatus"] in statuses:
-            return described
-        time.sleep(0.1)
-    raise AssertionError(f"{name} stayed {described['InferenceComponentStatus']}: {described.get('FailureReason')}")
-
-
-def placement(emulator, endpoint):
-    return httpx.get(f"{emulator.url}/_smemu/endpoints/{endpoint}/placement").json()
-
-
-def copies_of(view, component):
-    return [c for v in view["Variants"] for i in v["Instances"] for c in i["Copies"]
-            if c.get("InferenceComponentName") == component]
-
-
-def model(sagemaker, name, archive, image=XGBOOST_IMAGE, environment=None, **extra):
-    container = {"Image": image, "ModelDataUrl": str(archive)}
-    if environment:
-        container["Environment"] = environment
-    sagemaker.create_model(ModelName=name, PrimaryContainer=container, ExecutionRoleArn=ROLE, **extra)
-
-
-def predict(runtime, endpoint, component, body=b"0,0,1", content_type="text/csv"):
-    response = runtime.invoke_endpoint(EndpointName=endpoint, InferenceComponentName=component, Body=body,
-                                       ContentType=content_type)
-    return response["Body"].read()
-
-
 def test_two_frameworks_share_an_endpoint_placed_enforced_and_scaled_to_zero(sagemaker, runtime, emulator, artifacts,
                                                                             xgboost_archive):
     endpoint = "ic-shared"
     reporter = models.tar_directory(models.write_code(models.pytorch_model_dir(artifacts / "reporter"), REPORTER),
                                     artifacts / "reporter.tar.gz")
-    model(sagemaker, "ic-xgb", xgboost_archive)
-    model(sagemaker, "ic-torch", reporter, image=PYTORCH_IMAGE)
+    ic_model(sagemaker, "ic-xgb", xgboost_archive)
+    ic_model(sagemaker, "ic-torch", reporter, image=PYTORCH_IMAGE)
     described = component_endpoint(sagemaker, endpoint, "ml.m5.xlarge", 1, {"MinInstanceCount": 0, "MaxInstanceCount": 2})
     assert described["ProductionVariants"][0]["ManagedInstanceScaling"]["MaxInstanceCount"] == 2
     with pytest.raises(runtime.exceptions.ValidationError, match="Inference Component Name header is required"):
@@ -137,8 +63,8 @@ def test_two_frameworks_share_an_endpoint_placed_enforced_and_scaled_to_zero(sag
     assert a["RuntimeConfig"]["PlacementStatus"] == [{"InstanceType": "ml.m5.xlarge", "CurrentCopyCount": 2}]
     assert b["RuntimeConfig"]["CurrentCopyCount"] == 1
 
-    assert predict(runtime, endpoint, "ic-a") == b"0.25\n"
-    report = json.loads(predict(runtime, endpoint, "ic-b", b"[1]", "application/json"))
+    assert predict_component(runtime, endpoint, "ic-a") == b"0.25\n"
+    report = json.loads(predict_component(runtime, endpoint, "ic-b", b"[1]", "application/json"))
     response = runtime.invoke_endpoint(EndpointName=endpoint, InferenceComponentName="ic-a", Body=b"0,0,1", ContentType="text/csv")
     assert response["InvokedProductionVariant"] == "AllTraffic"
 
@@ -166,14 +92,14 @@ def test_two_frameworks_share_an_endpoint_placed_enforced_and_scaled_to_zero(sag
     sagemaker.update_inference_component_runtime_config(InferenceComponentName="ic-a", DesiredRuntimeConfig={"CopyCount": 0})
     assert wait_component(sagemaker, "ic-a")["RuntimeConfig"]["CurrentCopyCount"] == 0
     with pytest.raises(runtime.exceptions.ValidationError) as info:
-        predict(runtime, endpoint, "ic-a")
+        predict_component(runtime, endpoint, "ic-a")
     assert info.value.response["Error"]["Message"].startswith("Inference Component has no capacity to process this request.")
     counts = {c["InferenceComponentName"]: c for c in placement(emulator, endpoint)["InferenceComponents"]}
     assert counts["ic-a"]["NoCapacityInvocationFailures"] == 1
     # ...and back.
     sagemaker.update_inference_component_runtime_config(InferenceComponentName="ic-a", DesiredRuntimeConfig={"CopyCount": 1})
     assert wait_component(sagemaker, "ic-a")["RuntimeConfig"]["CurrentCopyCount"] == 1
-    assert predict(runtime, endpoint, "ic-a") == b"0.25\n"
+    assert predict_component(runtime, endpoint, "ic-a") == b"0.25\n"
 
     listed = sagemaker.list_inference_components(EndpointNameEquals=endpoint, SortBy="Name", SortOrder="Ascending")
     assert [c["InferenceComponentName"] for c in listed["InferenceComponents"]] == ["ic-a", "ic-b"]
@@ -187,7 +113,7 @@ def test_two_frameworks_share_an_endpoint_placed_enforced_and_scaled_to_zero(sag
 
 def test_scale_to_zero_releases_instances_down_to_the_minimum(sagemaker, runtime, xgboost_archive):
     endpoint = "ic-zero"
-    model(sagemaker, "ic-zero-model", xgboost_archive)
+    ic_model(sagemaker, "ic-zero-model", xgboost_archive)
     component_endpoint(sagemaker, endpoint, "ml.m5.large", 1, {"MinInstanceCount": 0, "MaxInstanceCount": 3})
     add_component(sagemaker, "ic-zero-c", endpoint, "ic-zero-model", cores=2, memory=512, copies=3)
     wait_component(sagemaker, "ic-zero-c")
@@ -204,7 +130,7 @@ def test_scale_to_zero_releases_instances_down_to_the_minimum(sagemaker, runtime
 
 def test_never_fits_is_refused_and_no_room_stays_pending(sagemaker, runtime, xgboost_archive, emulator):
     endpoint = "ic-full"
-    model(sagemaker, "ic-full-model", xgboost_archive)
+    ic_model(sagemaker, "ic-full-model", xgboost_archive)
     component_endpoint(sagemaker, endpoint, "ml.m5.large", 1)  # 2 vCPU, 8 GiB, no managed scaling
     error = error_of(add_component, sagemaker=sagemaker, name="ic-huge", endpoint=endpoint, model="ic-full-model", cores=4)
     assert error["Message"] == ("There is not enough hardware resources on the instances for this endpoint to create a "
@@ -213,15 +139,16 @@ def test_never_fits_is_refused_and_no_room_stays_pending(sagemaker, runtime, xgb
     add_component(sagemaker, "ic-big", endpoint, "ic-full-model", cores=2, memory=512)
     wait_component(sagemaker, "ic-big")
     add_component(sagemaker, "ic-waiting", endpoint, "ic-full-model", cores=1, memory=512)
-    time.sleep(1.0)
-    waiting = sagemaker.describe_inference_component(InferenceComponentName="ic-waiting")
+    # PlacementStatus is written by the reconciler's pass: once it is there, the copy was tried and left pending.
+    waiting = eventually(lambda: (d := sagemaker.describe_inference_component(InferenceComponentName="ic-waiting"))
+                         ["RuntimeConfig"].get("PlacementStatus") and d)
     assert waiting["InferenceComponentStatus"] == "Creating"
     assert waiting["RuntimeConfig"]["CurrentCopyCount"] == 0 < waiting["RuntimeConfig"]["DesiredCopyCount"]
     pending = {c["InferenceComponentName"]: c for c in placement(emulator, endpoint)["InferenceComponents"]}
     assert pending["ic-waiting"]["PendingCopyCount"] == 1
     sagemaker.delete_inference_component(InferenceComponentName="ic-big")
     assert wait_component(sagemaker, "ic-waiting")["RuntimeConfig"]["CurrentCopyCount"] == 1
-    assert predict(runtime, endpoint, "ic-waiting") == b"0.25\n"
+    assert predict_component(runtime, endpoint, "ic-waiting") == b"0.25\n"
     delete_endpoint(sagemaker, endpoint)
 
 
@@ -239,7 +166,7 @@ def test_compatibility_and_header_rules(sagemaker, runtime, xgboost_archive, emu
     add_component(sagemaker, "ic-same-c", endpoint, "ic-same")  # subnet order does not matter
     wait_component(sagemaker, "ic-same-c")
     with pytest.raises(runtime.exceptions.ValidationError, match="does not exist on endpoint"):
-        predict(runtime, endpoint, "no-such-component")
+        predict_component(runtime, endpoint, "no-such-component")
     # Components only go to endpoints whose variants name no model, and vice versa.
     sagemaker.create_endpoint_config(EndpointConfigName="ic-modelcfg", ProductionVariants=[
         {"VariantName": "AllTraffic", "ModelName": "ic-same", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
@@ -261,18 +188,19 @@ def test_rolling_update_without_failed_requests_and_failed_update_keeps_old_copi
     endpoint = "ic-roll"
     other = models.tar_directory(models.xgboost_model_dir(artifacts / "roll-075", models.xgboost_booster(base_score=0.75)),
                                  artifacts / "roll-075.tar.gz")
-    model(sagemaker, "ic-roll-v1", xgboost_archive)
-    model(sagemaker, "ic-roll-v2", other)
-    model(sagemaker, "ic-roll-bad", "/nonexistent/model.tar.gz")
+    ic_model(sagemaker, "ic-roll-v1", xgboost_archive)
+    ic_model(sagemaker, "ic-roll-v2", other)
+    ic_model(sagemaker, "ic-roll-bad", "/nonexistent/model.tar.gz")
     component_endpoint(sagemaker, endpoint, "ml.m5.xlarge", 1)
     add_component(sagemaker, "ic-roll-c", endpoint, "ic-roll-v1", cores=1, memory=512, copies=2)
     wait_component(sagemaker, "ic-roll-c")
-    failures, seen, stop = [], set(), threading.Event()
+    failures, seen, answers, stop = [], set(), [], threading.Event()
 
     def traffic():
         while not stop.is_set():
             try:
-                seen.add(predict(runtime, endpoint, "ic-roll-c"))
+                answers.append(predict_component(runtime, endpoint, "ic-roll-c"))
+                seen.add(answers[-1])
             except Exception as exc:
                 failures.append(exc)
 
@@ -283,45 +211,40 @@ def test_rolling_update_without_failed_requests_and_failed_update_keeps_old_copi
             "ModelName": "ic-roll-v2", "ComputeResourceRequirements": {"NumberOfCpuCoresRequired": 1, "MinMemoryRequiredInMb": 512}})
         assert sagemaker.describe_inference_component(InferenceComponentName="ic-roll-c")["InferenceComponentStatus"] == "Updating"
         described = wait_component(sagemaker, "ic-roll-c")
-        time.sleep(0.3)
+        count = len(answers)
+        eventually(lambda: len(answers) >= count + 20 or failures, 30, 0.01)  # requests after the roll-out succeed too
     finally:
         stop.set()
         worker.join()
     assert failures == [] and seen == {b"0.25\n", b"0.75\n"}
     assert described["Specification"]["ModelName"] == "ic-roll-v2" and described["RuntimeConfig"]["CurrentCopyCount"] == 2
-    assert predict(runtime, endpoint, "ic-roll-c") == b"0.75\n"
+    assert predict_component(runtime, endpoint, "ic-roll-c") == b"0.75\n"
 
     sagemaker.update_inference_component(InferenceComponentName="ic-roll-c", Specification={
         "ModelName": "ic-roll-bad", "ComputeResourceRequirements": {"NumberOfCpuCoresRequired": 1, "MinMemoryRequiredInMb": 512}})
-    end = time.monotonic() + 60
-    while time.monotonic() < end:
-        described = sagemaker.describe_inference_component(InferenceComponentName="ic-roll-c")
-        if described["InferenceComponentStatus"] == "InService" and described.get("FailureReason"):
-            break
-        time.sleep(0.1)
+    described = eventually(lambda: (d := sagemaker.describe_inference_component(InferenceComponentName="ic-roll-c"))
+                           ["InferenceComponentStatus"] == "InService" and d.get("FailureReason") and d, 60, 0.1)
     assert "does not exist" in described["FailureReason"]
     assert described["Specification"]["ModelName"] == "ic-roll-v2"
-    assert predict(runtime, endpoint, "ic-roll-c") == b"0.75\n"
+    assert predict_component(runtime, endpoint, "ic-roll-c") == b"0.75\n"
     delete_endpoint(sagemaker, endpoint)
 
 
 def test_a_copy_over_its_memory_cap_is_stopped_and_replaced(sagemaker, runtime, emulator, artifacts):
     endpoint = "ic-hog"
     hog = models.write_code(models.xgboost_model_dir(artifacts / "hog"), HOG)
-    model(sagemaker, "ic-hog-model", hog, environment={"SAGEMAKER_PROGRAM": "inference.py"})
+    ic_model(sagemaker, "ic-hog-model", hog, environment={"SAGEMAKER_PROGRAM": "inference.py"})
     component_endpoint(sagemaker, endpoint, "ml.m5.large", 1)
     add_component(sagemaker, "ic-hog-c", endpoint, "ic-hog-model", cores=1, memory=256, max_memory=300)
     wait_component(sagemaker, "ic-hog-c")
     (before,) = copies_of(placement(emulator, endpoint), "ic-hog-c")
     with pytest.raises(runtime.exceptions.ModelError):
-        predict(runtime, endpoint, "ic-hog-c")
-    end = time.monotonic() + 60
-    while time.monotonic() < end:
+        predict_component(runtime, endpoint, "ic-hog-c")
+    def replaced():
         after = [c for c in copies_of(placement(emulator, endpoint), "ic-hog-c") if c.get("State") == "serving"]
-        if after and after[0]["CopyId"] != before["CopyId"]:
-            break
-        time.sleep(0.1)
-    assert after and after[0]["CopyId"] != before["CopyId"], "the copy was not replaced"
+        return after and after[0]["CopyId"] != before["CopyId"]
+
+    eventually(replaced, 60, 0.1, "the copy was not replaced")
     events = {c["InferenceComponentName"]: c for c in placement(emulator, endpoint)["InferenceComponents"]}["ic-hog-c"]["Events"]
     assert any("exceeded its memory limit of 300 MB" in e for e in events), events
     assert "exceeded its memory limit" in open(before["LogPath"]).read()
@@ -332,7 +255,7 @@ def test_adapter_shares_its_base_resources(sagemaker, runtime, emulator, xgboost
     endpoint = "ic-adapter"
     adapter_data = models.tar_directory(models.xgboost_model_dir(artifacts / "adapter", models.xgboost_booster(base_score=0.5)),
                                         artifacts / "adapter.tar.gz")
-    model(sagemaker, "ic-base-model", xgboost_archive)
+    ic_model(sagemaker, "ic-base-model", xgboost_archive)
     component_endpoint(sagemaker, endpoint, "ml.m5.large", 1)
     add_component(sagemaker, "ic-base", endpoint, "ic-base-model", cores=2, memory=4096)
     wait_component(sagemaker, "ic-base")
@@ -341,7 +264,7 @@ def test_adapter_shares_its_base_resources(sagemaker, runtime, emulator, xgboost
                                                         "Container": {"ArtifactUrl": str(adapter_data)}},
                                          RuntimeConfig={"CopyCount": 1})
     wait_component(sagemaker, "ic-lora")
-    assert predict(runtime, endpoint, "ic-lora") == b"0.5\n"
+    assert predict_component(runtime, endpoint, "ic-lora") == b"0.5\n"
     view = placement(emulator, endpoint)
     (instance,) = view["Variants"][0]["Instances"]
     assert instance["Used"]["Cores"] == 2 and instance["Used"]["MemoryMb"] == 4096  # the adapter adds nothing
@@ -362,29 +285,27 @@ def wake_emulator(tmp_path_factory):
 def test_wake_mode_serves_the_request_that_finds_no_copy_then_idles_back_to_zero(wake_emulator, xgboost_archive):
     sagemaker, runtime = wake_emulator.client("sagemaker"), wake_emulator.client("sagemaker-runtime")
     endpoint = "wake"
-    model(sagemaker, "wake-model", xgboost_archive)
+    ic_model(sagemaker, "wake-model", xgboost_archive)
     component_endpoint(sagemaker, endpoint, "ml.m5.large", 1, {"MinInstanceCount": 0, "MaxInstanceCount": 1})
     add_component(sagemaker, "wake-c", endpoint, "wake-model", copies=0,
                   tags=[{"Key": "smemu:idle-timeout-seconds", "Value": "1"}])
     wait_component(sagemaker, "wake-c")
     started = time.monotonic()
-    assert predict(runtime, endpoint, "wake-c") == b"0.25\n"  # no error: the request waited for its copy
+    assert predict_component(runtime, endpoint, "wake-c") == b"0.25\n"  # no error: the request waited for its copy
     cold_start = time.monotonic() - started
     assert cold_start < 60
     assert sagemaker.describe_inference_component(InferenceComponentName="wake-c")["RuntimeConfig"]["DesiredCopyCount"] == 1
-    end = time.monotonic() + 30
-    while time.monotonic() < end:
-        runtime_config = sagemaker.describe_inference_component(InferenceComponentName="wake-c")["RuntimeConfig"]
-        if runtime_config["DesiredCopyCount"] == 0 and runtime_config["CurrentCopyCount"] == 0:
-            break
-        time.sleep(0.2)
-    assert runtime_config == {**runtime_config, "DesiredCopyCount": 0, "CurrentCopyCount": 0}
+    def back_at_zero():
+        config = sagemaker.describe_inference_component(InferenceComponentName="wake-c")["RuntimeConfig"]
+        return config["DesiredCopyCount"] == 0 and config["CurrentCopyCount"] == 0
+
+    eventually(back_at_zero, 30, 0.2)
     # A component tagged faithful keeps SageMaker's behaviour on the same server.
     add_component(sagemaker, "faithful-c", endpoint, "wake-model", copies=0,
                   tags=[{"Key": "smemu:scale-from-zero", "Value": "faithful"}])
     wait_component(sagemaker, "faithful-c")
     with pytest.raises(runtime.exceptions.ValidationError, match="no capacity"):
-        predict(runtime, endpoint, "faithful-c")
+        predict_component(runtime, endpoint, "faithful-c")
     delete_endpoint(sagemaker, endpoint)
 
 
@@ -392,14 +313,14 @@ def test_accelerators_are_counted_and_reported_as_cpu_without_host_gpus(sagemake
     import shutil
 
     endpoint = "ic-gpu"
-    model(sagemaker, "ic-gpu-model", xgboost_archive)
+    ic_model(sagemaker, "ic-gpu-model", xgboost_archive)
     component_endpoint(sagemaker, endpoint, "ml.g5.12xlarge", 1)  # 4 emulated GPUs
     sagemaker.create_inference_component(
         InferenceComponentName="ic-gpu-c", EndpointName=endpoint, VariantName="AllTraffic", RuntimeConfig={"CopyCount": 2},
         Specification={"ModelName": "ic-gpu-model", "ComputeResourceRequirements": {
             "NumberOfCpuCoresRequired": 1, "MinMemoryRequiredInMb": 256, "NumberOfAcceleratorDevicesRequired": 2}})
     wait_component(sagemaker, "ic-gpu-c")
-    assert predict(runtime, endpoint, "ic-gpu-c") == b"0.25\n"
+    assert predict_component(runtime, endpoint, "ic-gpu-c") == b"0.25\n"
     view = placement(emulator, endpoint)
     devices = sorted(tuple(c["AcceleratorDevices"]) for c in copies_of(view, "ic-gpu-c"))
     assert devices == [(0, 1), (2, 3)]
@@ -434,15 +355,14 @@ def test_scaling_down_drains_in_flight_requests(sagemaker, runtime, emulator, ar
 
     endpoint = "ic-drain"
     slow = models.write_code(models.xgboost_model_dir(artifacts / "slow-drain"), SLOW)
-    model(sagemaker, "ic-drain-model", slow, environment={"SAGEMAKER_PROGRAM": "inference.py"})
+    ic_model(sagemaker, "ic-drain-model", slow, environment={"SAGEMAKER_PROGRAM": "inference.py"})
     component_endpoint(sagemaker, endpoint, "ml.m5.xlarge", 1)
     add_component(sagemaker, "ic-drain-c", endpoint, "ic-drain-model", cores=1, memory=256, copies=2)
     wait_component(sagemaker, "ic-drain-c")
     with ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(predict, runtime, endpoint, "ic-drain-c") for _ in range(2)]
-        end = time.monotonic() + 5
-        while time.monotonic() < end and sum(c["Outstanding"] for c in copies_of(placement(emulator, endpoint), "ic-drain-c")) < 2:
-            time.sleep(0.02)
+        futures = [pool.submit(predict_component, runtime, endpoint, "ic-drain-c") for _ in range(2)]
+        eventually(lambda: sum(c["Outstanding"] for c in copies_of(placement(emulator, endpoint), "ic-drain-c")) >= 2,
+                   5, 0.02)
         sagemaker.update_inference_component_runtime_config(InferenceComponentName="ic-drain-c",
                                                             DesiredRuntimeConfig={"CopyCount": 1})
         assert [f.result() for f in futures] == [b"[0.25]", b"[0.25]"]  # none dropped by the scale-in (script mode: JSON)

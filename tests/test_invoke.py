@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from . import models
-from .conftest import PYTORCH_IMAGE, delete_endpoint, deploy
+from .helpers import PYTORCH_IMAGE, delete_endpoint, deploy
 
 
 @pytest.fixture(scope="module")

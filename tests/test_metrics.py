@@ -6,7 +6,9 @@ import re
 import httpx
 import pytest
 
-from .conftest import EmulatorProcess, delete_endpoint, deploy
+from emulator.testing import EmulatorProcess
+
+from .helpers import delete_endpoint, deploy
 
 
 def scrape(emulator) -> dict[str, float]:

@@ -5,42 +5,12 @@ import http.server
 import threading
 import time
 
-import boto3
-import psutil
 import pytest
 
+from emulator.testing import EmulatorProcess
+
 from . import models
-from .conftest import XGBOOST_IMAGE, EmulatorProcess, delete_endpoint, wait_in_service, wait_status
-
-S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def s3_emulator(tmp_path_factory, s3_server):
-    env = {**S3_ENV, "AWS_ENDPOINT_URL_S3": s3_server, "SMEMU_TIMEOUT_SCALE": "0.05"}
-    server = EmulatorProcess(tmp_path_factory.mktemp("smemu-s3") / "state", env).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def s3(s3_server):
-    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
-    client.create_bucket(Bucket="models")
-    return client
-
+from .helpers import S3_ENV, SLOW_PREDICT, XGBOOST_IMAGE, delete_endpoint, serving_processes, wait_in_service, wait_status
 
 def create(sagemaker, name, container, variant_extra=None):
     sagemaker.create_model(ModelName=name, PrimaryContainer={"Image": XGBOOST_IMAGE, **container})
@@ -52,18 +22,6 @@ def create(sagemaker, name, container, variant_extra=None):
 
 def predict(runtime, name):
     return runtime.invoke_endpoint(EndpointName=name, Body=b"0,0,1", ContentType="text/csv")["Body"].read()
-
-
-def serving_processes(state_dir) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        try:
-            if "emulator.serving" in " ".join(process.info["cmdline"] or []) and \
-                    str(state_dir) in process.environ().get("SAGEMAKER_BASE_DIR", ""):
-                found.append(process)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return found
 
 
 def test_s3_tarball_is_downloaded_and_cached_by_etag(s3_emulator, s3, xgboost_archive):
@@ -194,20 +152,6 @@ def test_model_that_fails_to_load_fails_fast(slow_emulator, artifacts):
     described = wait_status(sagemaker, "broken", ("Failed",))
     assert "failed to load" in described["FailureReason"] and "bad weights" in described["FailureReason"]
     delete_endpoint(sagemaker, "broken")
-
-
-SLOW_PREDICT = '''
-import os, time, xgboost as xgb
-
-def model_fn(model_dir):
-    booster = xgb.Booster()
-    booster.load_model(os.path.join(model_dir, "xgboost-model"))
-    return booster
-
-def predict_fn(data, model):
-    time.sleep(10)
-    return model.predict(data)
-'''
 
 
 def test_invocation_timeout_is_a_model_error(slow_emulator, artifacts):

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from . import models
-from .conftest import PYTORCH_IMAGE, XGBOOST_IMAGE, delete_endpoint, wait_in_service
+from .helpers import PYTORCH_IMAGE, XGBOOST_IMAGE, delete_endpoint, wait_in_service
 
 # A preprocessing step: words in, a CSV feature row out (what the XGBoost step then scores).
 PREPROCESS = '''
@@ -69,7 +69,7 @@ def test_direct_mode_needs_and_follows_target_container_hostname(sagemaker, runt
 
 
 def test_target_container_hostname_is_refused_on_single_container_endpoints(sagemaker, runtime, xgboost_archive):
-    from .conftest import deploy
+    from .helpers import deploy
 
     deploy(sagemaker, "single-host", xgboost_archive)
     with pytest.raises(runtime.exceptions.ValidationError, match="only valid for an endpoint whose model runs several"):

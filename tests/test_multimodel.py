@@ -6,8 +6,10 @@ import json
 import httpx
 import pytest
 
+from emulator.testing import EmulatorProcess
+
 from . import models
-from .conftest import PYTORCH_IMAGE, XGBOOST_IMAGE, EmulatorProcess, delete_endpoint, wait_in_service
+from .helpers import PYTORCH_IMAGE, XGBOOST_IMAGE, delete_endpoint, wait_in_service
 
 
 def scaler(factor: float):
@@ -79,7 +81,7 @@ def test_models_load_on_first_use_and_the_least_recently_used_is_evicted(mme_emu
 
 
 def test_target_model_is_refused_on_single_model_endpoints(mme_emulator, xgboost_archive):
-    from .conftest import deploy
+    from .helpers import deploy
 
     sagemaker, runtime = mme_emulator.client("sagemaker"), mme_emulator.client("sagemaker-runtime")
     deploy(sagemaker, "not-mme", xgboost_archive, image=XGBOOST_IMAGE)

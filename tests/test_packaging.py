@@ -10,7 +10,7 @@ import pytest
 from emulator.packaging import PackagingError, package
 
 from . import models
-from .conftest import PYTORCH_IMAGE, ROOT, XGBOOST_IMAGE, delete_endpoint, deploy
+from .helpers import PYTORCH_IMAGE, ROOT, XGBOOST_IMAGE, delete_endpoint, deploy
 
 
 def smemu(*args):

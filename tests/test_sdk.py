@@ -6,8 +6,7 @@ import subprocess
 
 import pytest
 
-from .conftest import ROOT
-from .test_model_data import s3_emulator, s3_server  # noqa: F401 (fixtures)
+from .helpers import ROOT
 
 SDK_PYTHON = ROOT / ".venv-sdk" / "bin" / "python"
 

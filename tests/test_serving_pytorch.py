@@ -6,6 +6,8 @@ import io
 import numpy as np
 import pytest
 
+from emulator.testing import eventually
+
 from . import models
 from .serving_process import ServingProcess
 
@@ -192,12 +194,7 @@ def test_several_workers_each_load_the_model(tmp_path):
     process = serve(model_dir, {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"})
     try:
         assert process.invoke(JSON_BODY, {"Content-Type": "application/json"}).status_code == 200
-        import time
-
-        deadline = time.monotonic() + 30
-        while process.log().count("loading in") < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert process.log().count("loading in") == 2
+        eventually(lambda: process.log().count("loading in") == 2, 30, 0.1)
     finally:
         process.stop()
 

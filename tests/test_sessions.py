@@ -7,7 +7,7 @@ import re
 import pytest
 
 from . import models
-from .conftest import PYTORCH_IMAGE, delete_endpoint, deploy
+from .helpers import PYTORCH_IMAGE, delete_endpoint, deploy
 
 SESSIONS = '''
 import json, os, torch

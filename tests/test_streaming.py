@@ -7,7 +7,7 @@ import pytest
 from botocore.exceptions import EventStreamError
 
 from . import models
-from .conftest import PYTORCH_IMAGE, delete_endpoint, deploy
+from .helpers import PYTORCH_IMAGE, delete_endpoint, deploy
 
 STREAMER = '''
 import time, torch

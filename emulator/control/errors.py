@@ -14,8 +14,6 @@ class ServiceError(Exception):
         self.status = status
 
 
-SageMakerError = ServiceError
-
 
 def validation(message: str) -> ServiceError:
     return ServiceError("ValidationException", message)

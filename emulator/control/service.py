@@ -9,7 +9,7 @@ import time
 
 from . import errors
 from .endpoints import EndpointLifecycle
-from .errors import SageMakerError, validation
+from .errors import ServiceError, validation
 from .operations import BUSY_STATES, Operations, check_tags, decode_token, encode_token
 from .resources import CONFIG, ENDPOINT, MODEL
 from .store import Store
@@ -237,7 +237,7 @@ class ControlPlane(Operations):
         self._require_arn(arn)
         keys = self.store.tag_keys(arn) | {t["Key"] for t in req["Tags"]}
         if len(keys) > 50:
-            raise SageMakerError("ResourceLimitExceeded", f"Resource {arn} would have more than 50 tags.")
+            raise ServiceError("ResourceLimitExceeded", f"Resource {arn} would have more than 50 tags.")
         self.store.add_tags(arn, req["Tags"])
         return {"Tags": req["Tags"]}
 

@@ -123,7 +123,7 @@ class ComponentOperations(Operations):
 
     def describe_inference_component(self, req: dict, region: str) -> dict:
         doc = self.require(COMPONENT, req["InferenceComponentName"], region)
-        out = {k: v for k, v in doc.items() if not k.startswith("_")}
+        out = dict(doc)
         spec = dict(out["Specification"])
         if spec.get("Container"):
             container = dict(spec["Container"])

@@ -1,0 +1,177 @@
+"""Helpers shared by the test modules (test modules import this, never each other)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from botocore.exceptions import ClientError
+
+from emulator.runtime.images import SAGEMAKER_IMAGES
+from emulator.testing import eventually
+
+ROOT = Path(__file__).resolve().parent.parent
+XGBOOST_IMAGE = SAGEMAKER_IMAGES["xgboost"]
+PYTORCH_IMAGE = SAGEMAKER_IMAGES["pytorch"]
+ARN = "arn:aws:sagemaker:us-east-1:123456789012"
+ROLE = "arn:aws:iam::123456789012:role/smemu"
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+# -- endpoints ------------------------------------------------------------------------------------
+def wait_in_service(sagemaker, name, delay=0.2, attempts=600):
+    sagemaker.get_waiter("endpoint_in_service").wait(
+        EndpointName=name, WaiterConfig={"Delay": delay, "MaxAttempts": attempts}
+    )
+    return sagemaker.describe_endpoint(EndpointName=name)
+
+
+def wait_status(sagemaker, name, statuses, timeout=120.0):
+    def reached():
+        described = sagemaker.describe_endpoint(EndpointName=name)
+        return described if described["EndpointStatus"] in statuses else None
+
+    return eventually(reached, timeout, 0.1, f"{name} never reached {statuses}")
+
+
+def deploy(sagemaker, name, archive, image=XGBOOST_IMAGE, environment=None, variant_extra=None,
+           instance_count=1, wait=True):
+    """Model + config + endpoint, all named ``name``."""
+    container = {"Image": image, "ModelDataUrl": f"file://{archive}"}
+    if environment:
+        container["Environment"] = environment
+    sagemaker.create_model(ModelName=name, PrimaryContainer=container)
+    variant = {"VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.large",
+               "InitialInstanceCount": instance_count, **(variant_extra or {})}
+    sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    if wait:
+        return wait_in_service(sagemaker, name)
+    return None
+
+
+def delete_endpoint(sagemaker, name):
+    sagemaker.delete_endpoint(EndpointName=name)
+    sagemaker.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300})
+
+
+# -- inference components ---------------------------------------------------------------------
+def error_of(call, **kwargs):
+    with pytest.raises(ClientError) as info:
+        call(**kwargs)
+    return info.value.response["Error"]
+
+
+def component_endpoint(sagemaker, name, instance_type="ml.m5.xlarge", count=1, scaling=None, **config_extra):
+    variant = {"VariantName": "AllTraffic", "InstanceType": instance_type, "InitialInstanceCount": count,
+               "RoutingConfig": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"}}
+    if scaling:
+        variant["ManagedInstanceScaling"] = {"Status": "ENABLED", **scaling}
+    sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant],
+                                     ExecutionRoleArn=ROLE, **config_extra)
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    return wait_in_service(sagemaker, name)
+
+
+def add_component(sagemaker, name, endpoint, model, cores=1, memory=512, copies=1, max_memory=None, extra_spec=None, tags=None):
+    needs = {"NumberOfCpuCoresRequired": cores, "MinMemoryRequiredInMb": memory}
+    if max_memory:
+        needs["MaxMemoryRequiredInMb"] = max_memory
+    spec = {"ModelName": model, "ComputeResourceRequirements": needs, **(extra_spec or {})}
+    return sagemaker.create_inference_component(
+        InferenceComponentName=name, EndpointName=endpoint, VariantName="AllTraffic", Specification=spec,
+        RuntimeConfig={"CopyCount": copies}, **({"Tags": tags} if tags else {}))
+
+
+def wait_component(sagemaker, name, statuses=("InService",), timeout=120):
+    def reached():
+        described = sagemaker.describe_inference_component(InferenceComponentName=name)
+        assert described["InferenceComponentStatus"] in statuses, \
+            f"{name} stayed {described['InferenceComponentStatus']}: {described.get('FailureReason')}"
+        return described
+
+    return eventually(reached, timeout, 0.1)
+
+
+def placement(emulator, endpoint):
+    return httpx.get(f"{emulator.url}/_smemu/endpoints/{endpoint}/placement").json()
+
+
+def copies_of(view, component):
+    return [c for v in view["Variants"] for i in v["Instances"] for c in i["Copies"]
+            if c.get("InferenceComponentName") == component]
+
+
+def ic_model(sagemaker, name, archive, image=XGBOOST_IMAGE, environment=None, **extra):
+    container = {"Image": image, "ModelDataUrl": str(archive)}
+    if environment:
+        container["Environment"] = environment
+    sagemaker.create_model(ModelName=name, PrimaryContainer=container, ExecutionRoleArn=ROLE, **extra)
+
+
+def predict_component(runtime, endpoint, component, body=b"0,0,1", content_type="text/csv"):
+    response = runtime.invoke_endpoint(EndpointName=endpoint, InferenceComponentName=component, Body=body,
+                                       ContentType=content_type)
+    return response["Body"].read()
+
+
+
+
+# -- processes --------------------------------------------------------------------------------------
+def serving_processes(state_dir) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if "emulator.serving" in " ".join(process.info["cmdline"] or []) and \
+                    str(state_dir) in process.environ().get("SAGEMAKER_BASE_DIR", ""):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+
+# -- model code ------------------------------------------------------------------------------------
+# A PyTorch handler that reports, from inside the copy, what the host enforces on it.
+REPORTER = '''
+import json, os, torch
+
+def model_fn(model_dir):
+    return torch.jit.load(model_dir + "/model.pt")
+
+def _memory_limit():
+    candidates = []
+    for line in open("/proc/self/cgroup").read().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            candidates.append(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
+        elif controllers == "":
+            candidates += [f"/sys/fs/cgroup{path}/memory.max", f"/sys/fs/cgroup/unified{path}/memory.max"]
+    # Inside a container the cgroup's own files are mounted at the root of the hierarchy.
+    candidates += ["/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"]
+    for candidate in candidates:
+        if os.path.exists(candidate):
+            value = open(candidate).read().strip()
+            return None if value == "max" else int(value) // (1024 * 1024)
+    return None
+
+def transform_fn(model, data, content_type, accept):
+    return json.dumps({"affinity": sorted(os.sched_getaffinity(0)), "memory_limit_mb": _memory_limit(),
+                       "threads": os.environ.get("OMP_NUM_THREADS")}), "application/json"
+'''
+
+SLOW_PREDICT = '''
+import os, time, xgboost as xgb
+
+def model_fn(model_dir):
+    booster = xgb.Booster()
+    booster.load_model(os.path.join(model_dir, "xgboost-model"))
+    return booster
+
+def predict_fn(data, model):
+    time.sleep(10)
+    return model.predict(data)
+'''
+
+

@@ -2,32 +2,61 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# A CPU build of PyTorch; override for another build, e.g. TORCH_SPEC="torch==2.5.1".
+# PyTorch; override for another version or build, e.g. TORCH_SPEC="torch==2.5.1".
 TORCH_SPEC ?= torch==2.13.0
-PIP := $(BIN)/python -m pip install --disable-pip-version-check -q
+# PyTorch's own index of CPU builds (PyPI's Linux x86_64 wheel is the CUDA build, with GBs of GPU libraries).
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+PIP := $(BIN)/python -m pip install --disable-pip-version-check
 
 .PHONY: run test bench venv sdk-venv clean
 
 venv: $(VENV)/.installed
 
+# Install $(TORCH_SPEC) with the Python $(1), saying where it came from: a wheel pip finds with no index at
+# all (a local wheelhouse, PIP_FIND_LINKS) first, then PyTorch's CPU index, then PyPI.
+define install_torch
+	@if $(1) -m pip download --disable-pip-version-check --no-deps --no-index -q -d "$$(mktemp -d)" "$(TORCH_SPEC)" \
+	    >/dev/null 2>&1; then \
+	  echo "==> PyTorch: $(TORCH_SPEC) from a wheel on this machine (no index needed)"; \
+	  $(1) -m pip install --disable-pip-version-check "$(TORCH_SPEC)"; \
+	elif echo "==> PyTorch: trying the CPU build from $(TORCH_CPU_INDEX)" && \
+	    $(1) -m pip install --disable-pip-version-check --index-url $(TORCH_CPU_INDEX) \
+	      --extra-index-url https://pypi.org/simple "$(TORCH_SPEC)"; then \
+	  echo "==> PyTorch: $(TORCH_SPEC), the CPU build from $(TORCH_CPU_INDEX)"; \
+	else \
+	  echo "==> PyTorch: $(TORCH_CPU_INDEX) is not reachable; $(TORCH_SPEC) from PyPI instead" \
+	       "(on Linux x86_64 that is the CUDA build, several GB)"; \
+	  $(1) -m pip install --disable-pip-version-check "$(TORCH_SPEC)"; \
+	fi
+endef
+
 # The SageMaker Python SDK gets an environment of its own: it brings scikit-learn, which would make
-# every XGBoost copy of the emulator's environment import half a second slower.
+# every XGBoost copy of the emulator's environment import half a second slower. smemu itself goes in
+# without its dependencies, so `from emulator import sdk` works there as the README shows.
 SDK_VENV := .venv-sdk
 sdk-venv: $(SDK_VENV)/.installed
 
-$(SDK_VENV)/.installed: Makefile
+$(SDK_VENV)/.installed: Makefile pyproject.toml
+	@echo "==> $(SDK_VENV): the SageMaker Python SDK's environment (a few minutes the first time)"
 	$(PYTHON) -m venv $(SDK_VENV)
-	$(SDK_VENV)/bin/python -m pip install --disable-pip-version-check -q "$(TORCH_SPEC)" "xgboost-cpu==3.2.0" "sagemaker==3.27.0"
+	$(call install_torch,$(SDK_VENV)/bin/python)
+	@echo "==> $(SDK_VENV): XGBoost and the SageMaker Python SDK"
+	$(SDK_VENV)/bin/python -m pip install --disable-pip-version-check "xgboost-cpu==3.2.0" "sagemaker==3.27.0"
+	$(SDK_VENV)/bin/python -m pip install --disable-pip-version-check -q --no-deps -e .
 	touch $@
 
 $(VENV)/.installed: pyproject.toml
+	@echo "==> $(VENV): smemu's environment (a few minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) --upgrade pip
-	$(PIP) "$(TORCH_SPEC)"
+	$(PIP) -q --upgrade pip
+	$(call install_torch,$(BIN)/python)
+	@echo "==> $(VENV): smemu with XGBoost and the test tools"
 	$(PIP) -e ".[xgboost,test]"
 	touch $@
 
 run: venv
+	@echo "==> smemu's commands live in $(BIN): activate it with '. $(BIN)/activate' to type smemu and aws"
+	@echo "    (or call $(BIN)/smemu and $(BIN)/aws). Stop the server with Ctrl-C."
 	$(BIN)/smemu serve
 
 PYTEST_ARGS ?= -rs
@@ -48,7 +77,9 @@ XGBOOST_IMAGE := smemu/xgboost-inference:$(XGBOOST_VERSION)
 OFFLINE_BASE := smemu/bookworm-python:offline
 IMAGE_WHEELS := "torch==$(TORCH_VERSION)" "xgboost-cpu==$(XGBOOST_VERSION)" numpy uvicorn uvloop httptools
 
-.PHONY: images images-offline image-wheels offline-base
+BYOC_IMAGE := smemu-byoc-example:1
+
+.PHONY: images images-offline image-wheels offline-base byoc-image
 
 # With a registry: FROM python:3.11-slim, packages from PyPI.
 images:
@@ -71,3 +102,7 @@ offline-base:
 	  rootfs=$$(mktemp -d) && \
 	  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm $$rootfs && \
 	  tar -C $$rootfs -c . | docker import - $(OFFLINE_BASE) && rm -rf $$rootfs; fi
+
+# The bring-your-own-container example's image, built on the offline base (no registry needed).
+byoc-image: offline-base
+	docker build --build-arg BASE_IMAGE=$(OFFLINE_BASE) -t $(BYOC_IMAGE) examples/byoc

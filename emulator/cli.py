@@ -10,6 +10,15 @@ from pathlib import Path
 from .config import DEFAULT_PORT, Settings
 
 
+class CommandError(Exception):
+    """A user error: one line, plus where it helps one line of what to do, and an exit code."""
+
+    def __init__(self, message: str, hint: str | None = None, code: int = 1):
+        super().__init__(message)
+        self.hint = hint
+        self.code = code
+
+
 def serve(args):
     import uvicorn
 
@@ -22,8 +31,7 @@ def serve(args):
             scale_from_zero=args.scale_from_zero, log_level=args.log_level,
         )
     except ValueError as exc:
-        print(f"smemu: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), code=2) from None
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # health probes would log every ping
     emulator = Emulator(settings)
@@ -43,8 +51,8 @@ def logs(args):
     files = log_files()
     if not files and not args.follow:
         what = f"component {args.component} of " if args.component else ""
-        print(f"smemu: no logs for {what}endpoint {args.endpoint} under {settings.logs_dir}", file=sys.stderr)
-        return 1
+        raise CommandError(f"no logs for {what}endpoint {args.endpoint} under {settings.logs_dir}",
+                           "give the server's state directory with --state-dir")
     offsets = {}
     try:
         while True:
@@ -69,35 +77,69 @@ def default_url(args) -> str:
     return args.url or f"http://127.0.0.1:{Settings.from_env().port}"
 
 
+def _table(rows: list[tuple]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def _short(text: str | None, width: int = 100) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def ps(args):
     import httpx
 
     url = default_url(args)
-    try:
-        views = httpx.get(f"{url}/_smemu/placement", timeout=10).json()["Endpoints"]
-    except httpx.HTTPError as exc:
-        print(f"smemu: cannot reach the emulator at {url}: {exc}", file=sys.stderr)
-        return 1
-    rows = [("ENDPOINT", "VARIANT", "INSTANCE", "COMPONENT", "COPY", "CORES", "HOST CPUS", "MEM MB", "PORT", "PID", "STATE")]
-    for view in views:
-        for variant in view["Variants"]:
+    status = httpx.get(f"{url}/_smemu/status", timeout=10).raise_for_status().json()
+    host = status["Host"]
+    print(f"runtime: {status['Runtime']}   host CPUs: {','.join(map(str, host['HostCpus']))}   "
+          f"emulated cores assigned: {host['EmulatedCoresAssigned']:g}"
+          f"{'   (oversubscribed)' if host['Oversubscribed'] else ''}")
+    if not status["Endpoints"]:
+        print("no endpoints")
+        return 0
+    endpoints = [("ENDPOINT", "STATUS", "VARIANT", "INSTANCE TYPE", "INSTANCES", "CORES USED", "MEM MB USED", "REASON")]
+    components = [("COMPONENT", "ENDPOINT", "STATUS", "COPIES", "REASON")]
+    copies = [("ENDPOINT", "VARIANT", "INSTANCE", "COMPONENT", "COPY", "CORES", "HOST CPUS", "MEM LIMIT MB",
+               "RSS MB", "PORT", "PID", "STATE")]
+    for endpoint in status["Endpoints"]:
+        name, view = endpoint["EndpointName"], endpoint["Placement"]
+        reason = _short(endpoint.get("FailureReason"))
+        variants = view["Variants"] if view else []
+        if not variants:
+            endpoints.append((name, endpoint["EndpointStatus"], "-", "-", "-", "-", "-", reason or "-"))
+        for variant in variants:
+            capacity = variant.get("Capacity") or {}
             instances = variant.get("Instances")
-            if instances is None:  # a model-based variant: copies are whole instances
+            if instances is None:  # a model-based variant: each instance runs the model's containers
+                count = len({c.get("Instance", 0) for c in variant["Copies"]})
+                used_cores = used_memory = "-"
                 instances = [{"InstanceId": "-", "Copies": variant["Copies"]}]
+            else:
+                count = len(instances)
+                used_cores = f"{sum(i['Used']['Cores'] for i in instances):g}/{capacity.get('Cores', 0) * count:g}"
+                used_memory = f"{sum(i['Used']['MemoryMb'] for i in instances)}/{capacity.get('MemoryMb', 0) * count}"
+            endpoints.append((name, endpoint["EndpointStatus"], variant["VariantName"], variant.get("InstanceType") or "-",
+                              count, used_cores, used_memory, reason or "-"))
             for instance in instances:
-                for copy in instance["Copies"] or [{}]:
-                    rows.append((view["EndpointName"], variant["VariantName"], instance["InstanceId"],
-                                 copy.get("InferenceComponentName", "-"), copy.get("CopyId", "-"),
-                                 _cell(copy.get("Cores")), ",".join(map(str, copy.get("HostCpus") or [])) or "-",
-                                 _cell(copy.get("MemoryLimitMb")), _cell(copy.get("Port")), _cell(copy.get("Pid")),
-                                 copy.get("State", "idle")))
-        for component in view.get("InferenceComponents", []):
-            if component["PendingCopyCount"]:
-                rows.append((view["EndpointName"], "", "(pending)", component["InferenceComponentName"],
-                             f"{component['PendingCopyCount']} waiting for room", "", "", "", "", "", component["Status"]))
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+                for copy in instance["Copies"]:
+                    copies.append((name, variant["VariantName"], instance["InstanceId"],
+                                   copy.get("InferenceComponentName", "-"), copy.get("CopyId", "-"),
+                                   _cell(copy.get("Cores")), ",".join(map(str, copy.get("HostCpus") or [])) or "-",
+                                   _cell(copy.get("MemoryLimitMb")), _cell(copy.get("ResidentMb")),
+                                   _cell(copy.get("Port")), _cell(copy.get("Pid")), copy.get("State", "-")))
+        for component in endpoint["InferenceComponents"]:
+            components.append((component["InferenceComponentName"], name, component["Status"],
+                               f"{component['CurrentCopyCount']}/{component['DesiredCopyCount']}",
+                               _short(component.get("FailureReason")) or "-"))
+    print("\n".join(_table(endpoints)))
+    if len(components) > 1:
+        print()
+        print("\n".join(_table(components)))
+    if len(copies) > 1:
+        print()
+        print("\n".join(_table(copies)))
     return 0
 
 
@@ -108,8 +150,7 @@ def package(args):
     try:
         output = build(args.framework, args.artifacts, args.output, args.inference_code, args.requirements)
     except PackagingError as exc:
-        print(f"smemu package: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), code=2) from None
     print(f"wrote {output}")
     note = hint(args.framework, args.inference_code)
     if note:
@@ -118,32 +159,55 @@ def package(args):
 
 
 def deploy(args):
-    from .workflows import WorkflowError
+    from .packaging import PackagingError
     from .workflows import deploy as run
 
+    bad = [item for item in args.env or [] if "=" not in item]
+    if bad:
+        raise CommandError(f"--env {bad[0]} is not KEY=VALUE")
     environment = dict(item.split("=", 1) for item in args.env or [])
     try:
-        hint = run(default_url(args), args.name, args.framework, args.artifacts, args.state_dir_for_packages(),
-                   args.inference_code, args.requirements, args.instance_type, args.instance_count, environment,
-                   args.endpoint, args.cores, args.memory, args.copies)
-    except (WorkflowError, ValueError) as exc:
-        print(f"smemu deploy: {exc}", file=sys.stderr)
-        return 1
-    print(f"ready; invoke it with:\n  {hint}")
+        command = run(default_url(args), args.name, args.framework, args.artifacts, args.state_dir_for_packages(),
+                      args.inference_code, args.requirements, args.instance_type, args.instance_count, environment,
+                      args.endpoint, args.cores, args.memory, args.copies, args.replace)
+    except PackagingError as exc:
+        raise CommandError(str(exc), code=2) from None
+    print(f"ready; invoke it with (@FILE reads the body from FILE; or give the body inline):\n  {command}")
     return 0
 
 
+def looks_like_csv(body: bytes) -> bool:
+    """Rows of comma-separated numbers."""
+    try:
+        lines = [line.strip() for line in body.decode().strip().splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        return False
+    if not lines or not all("," in line for line in lines):
+        return False
+    try:
+        for line in lines:
+            [float(cell) for cell in line.split(",") if cell.strip()]
+    except ValueError:
+        return False
+    return True
+
+
 def invoke(args):
-    from .workflows import WorkflowError
     from .workflows import invoke as run
 
-    body = Path(args.body[1:]).read_bytes() if args.body.startswith("@") else args.body.encode()
-    try:
-        answer, content_type = run(default_url(args), args.endpoint, body, args.content_type, args.accept,
-                                   args.component, args.variant)
-    except WorkflowError as exc:
-        print(f"smemu invoke: {exc}", file=sys.stderr)
-        return 1
+    if args.body.startswith("@"):
+        try:
+            body = Path(args.body[1:]).read_bytes()
+        except OSError as exc:
+            raise CommandError(f"cannot read the body file {args.body[1:]}: {exc.strerror}",
+                               "write the request body to that file, or give the body inline: --body '0.5,1.2,3'")
+    else:
+        body = args.body.encode()
+    if args.content_type is None and looks_like_csv(body):
+        print("smemu invoke: warning: the body looks like CSV but no --content-type was given; XGBoost reads a body "
+              "without a Content-Type as LIBSVM (as on SageMaker). Add --content-type text/csv.", file=sys.stderr)
+    answer, content_type = run(default_url(args), args.endpoint, body, args.content_type, args.accept,
+                               args.component, args.variant)
     sys.stdout.buffer.write(answer)
     sys.stdout.flush()
     if args.verbose:
@@ -152,14 +216,9 @@ def invoke(args):
 
 
 def delete(args):
-    from .workflows import WorkflowError
     from .workflows import delete as run
 
-    try:
-        run(default_url(args), args.endpoint, args.all)
-    except WorkflowError as exc:
-        print(f"smemu delete: {exc}", file=sys.stderr)
-        return 1
+    run(default_url(args), args.endpoint, args.all)
     print(f"deleted {args.endpoint}" + (" with its endpoint config and models" if args.all else ""))
     return 0
 
@@ -170,9 +229,8 @@ def images(args):
 
     client = docker_client()
     if client is None:
-        print("smemu images: no Docker engine is reachable; build the images with 'make images' or "
-              "'make images-offline' once dockerd runs", file=sys.stderr)
-        return 1
+        raise CommandError("no Docker engine is reachable",
+                           "start dockerd, then build the images with 'make images' or 'make images-offline'")
     try:
         for framework, image in SMEMU_IMAGES.items():
             found = client.images.list(name=image)
@@ -233,6 +291,8 @@ def main(argv=None):
     p.add_argument("--cores", type=float, default=1.0, help="component: NumberOfCpuCoresRequired")
     p.add_argument("--memory", type=int, default=1024, help="component: MinMemoryRequiredInMb")
     p.add_argument("--copies", type=int, default=1, help="component: CopyCount")
+    p.add_argument("--replace", action="store_true",
+                   help="delete the model, config and endpoint (or component) of this name first, if they exist")
     p.add_argument("--url", default=None, help=url_help)
     p.set_defaults(func=deploy, state_dir_for_packages=lambda: Settings.from_env().state_dir / "packages")
 
@@ -281,7 +341,44 @@ def main(argv=None):
     p.set_defaults(func=package)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # every failure is one line (and a hint), never a traceback
+        message, hint, code = explain(exc, args)
+        print(f"smemu {args.command}: {message}", file=sys.stderr)
+        if hint:
+            print(f"  {hint}", file=sys.stderr)
+        return code
+
+
+def explain(exc: Exception, args) -> tuple[str, str | None, int]:
+    """(message, what to do, exit code) for an exception that ended a command."""
+    import httpx
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+    from .workflows import WorkflowError
+
+    url = getattr(args, "url", None) or f"http://127.0.0.1:{Settings.from_env().port}"
+    if isinstance(exc, CommandError):
+        return str(exc), exc.hint, exc.code
+    if isinstance(exc, WorkflowError):
+        return str(exc), exc.hint, 1
+    if isinstance(exc, (EndpointConnectionError, httpx.TransportError)):
+        return (f"cannot reach the emulator at {url}",
+                "start it in another terminal with 'make run' (or 'smemu serve'), or pass --url", 1)
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"the emulator at {url} answered {exc.response.status_code}: {exc.response.text[:200]}", None, 1
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code')}: {error.get('Message')}", None, 1
+    if isinstance(exc, BotoCoreError):
+        return str(exc), None, 1
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror}", None, 1
+    return (f"{type(exc).__name__}: {exc}",
+            "this looks like a bug in smemu; please report it with the command you ran", 1)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ booster) are refused here, each explained in one line.
 """
 from __future__ import annotations
 
+import gzip
 import pickle
 import tarfile
 import warnings
@@ -83,7 +84,9 @@ def package(framework: str, artifacts: list, output, inference_code=None, requir
                                          "top-level file as one: leave it out, or give --inference-code")
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(output, "w:gz") as tar:
+    # gzip's header carries no timestamp, so the same inputs make the same bytes (packages are named by content).
+    with open(output, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as compressed, \
+            tarfile.open(fileobj=compressed, mode="w") as tar:
         for path in files:
             tar.add(path, arcname=path.name)
         if inference_code is not None or requirements is not None:

@@ -71,6 +71,7 @@ class EmulatorProcess:
     def start(self, timeout: float = 30.0) -> "EmulatorProcess":
         env = {k: v for k, v in os.environ.items() if not k.startswith("SMEMU_")}
         env.update(self.extra_env)
+        env = {k: v for k, v in env.items() if v is not None}  # None in extra_env unsets a variable
         self.state_dir.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "emulator", "serve", "--port", str(self.port), "--state-dir",
                    str(self.state_dir), "--runtime", self.runtime, *self.args]

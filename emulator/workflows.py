@@ -1,23 +1,31 @@
 """One command each for the common local tasks: deploy, invoke, delete (the ``smemu`` CLI uses these).
 
 They talk to a running emulator through boto3, as a user's own code would, and print progress for
-the steps that take time.
+the steps that take time. A deploy that fails removes what it created, so trying again works.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import boto3
 from botocore.exceptions import ClientError
 
 from .packaging import package
+from .runtime.health import summary
 from .runtime.images import SAGEMAKER_IMAGES
 
 
 class WorkflowError(Exception):
-    """A failure worth one line to the user."""
+    """A failure worth one line to the user (and, where it helps, one line of what to do)."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
 
 
 def clients(url: str):
@@ -35,13 +43,26 @@ def error_text(exc: ClientError) -> str:
 
 
 def model_data(framework: str, artifacts: list[Path], workdir: Path, inference_code, requirements) -> Path:
-    """An archive or directory is used as it is; raw files are packaged first."""
+    """An archive or directory is used as it is; raw files are packaged first, into a package of
+    their own named by its content, so no later deploy ever changes an earlier model's data."""
     if len(artifacts) == 1 and (artifacts[0].is_dir() or artifacts[0].name.endswith((".tar.gz", ".tgz"))) \
             and inference_code is None and requirements is None:
+        if not artifacts[0].exists():
+            raise WorkflowError(f"{artifacts[0]} does not exist")
         return artifacts[0].resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     say(f"packaging {len(artifacts)} artifact(s) ...")
-    return package(framework, artifacts, workdir / "model.tar.gz", inference_code, requirements).resolve()
+    staging = workdir / f".staging-{uuid.uuid4().hex}.tar.gz"
+    try:
+        package(framework, artifacts, staging, inference_code, requirements)
+        digest = hashlib.sha256(staging.read_bytes()).hexdigest()[:16]
+        target = workdir / digest / "model.tar.gz"
+        if not target.exists():  # the same content is already there otherwise, and stays untouched
+            target.parent.mkdir(exist_ok=True)
+            os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
+    return target.resolve()
 
 
 def _wait(kind: str, name: str, describe, status_of, progress_of, timeout: float) -> dict:
@@ -57,7 +78,7 @@ def _wait(kind: str, name: str, describe, status_of, progress_of, timeout: float
         if status == "InService":
             return described
         if status == "Failed":
-            raise WorkflowError(f"{kind} {name} failed: {described.get('FailureReason')}")
+            raise WorkflowError(f"{kind} {name} failed: {summary(described.get('FailureReason') or '')}")
         time.sleep(0.1)
     raise WorkflowError(f"{kind} {name} is still {last} after {timeout:g} s")
 
@@ -83,41 +104,99 @@ def wait_component(sagemaker, name: str, timeout: float = 900) -> dict:
                  lambda d: d["InferenceComponentStatus"], progress, timeout)
 
 
+def _gone(describe, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            describe()
+        except ClientError:
+            return
+        time.sleep(0.1)
+
+
+def _remove(sagemaker, kind: str, name: str) -> bool:
+    """Delete one resource if it exists (waiting until an endpoint or component is gone)."""
+    calls = {
+        "endpoint": (sagemaker.delete_endpoint, sagemaker.describe_endpoint, "EndpointName"),
+        "component": (sagemaker.delete_inference_component, sagemaker.describe_inference_component,
+                      "InferenceComponentName"),
+        "endpoint config": (sagemaker.delete_endpoint_config, sagemaker.describe_endpoint_config, "EndpointConfigName"),
+        "model": (sagemaker.delete_model, sagemaker.describe_model, "ModelName"),
+    }
+    delete, describe, member = calls[kind]
+    try:
+        delete(**{member: name})
+    except ClientError:
+        return False
+    if kind in ("endpoint", "component"):
+        _gone(lambda: describe(**{member: name}))
+    return True
+
+
+def _clean_up(sagemaker, created: list[tuple[str, str]]) -> list[str]:
+    """Remove, newest first, what a failed deploy created."""
+    removed = []
+    for kind, name in reversed(created):
+        if _remove(sagemaker, kind, name):
+            removed.append(f"{kind} {name}")
+    return removed
+
+
 def deploy(url, name, framework, artifacts, workdir, inference_code=None, requirements=None, instance_type="ml.m5.large",
-           instance_count=1, environment=None, endpoint=None, cores=1.0, memory_mb=1024, copies=1) -> str:
+           instance_count=1, environment=None, endpoint=None, cores=1.0, memory_mb=1024, copies=1,
+           replace=False) -> str:
     """Model + endpoint config + endpoint (or, with ``endpoint``, an inference component on it); returns
-    the command that invokes it."""
+    the command that invokes it. With ``replace``, resources of that name are deleted first."""
     sagemaker, _ = clients(url)
     data = model_data(framework, [Path(a) for a in artifacts], Path(workdir), inference_code, requirements)
     env = dict(environment or {})
     if framework == "xgboost" and inference_code is not None:
         env.setdefault("SAGEMAKER_PROGRAM", "inference.py")
     container = {"Image": SAGEMAKER_IMAGES[framework], "ModelDataUrl": str(data), **({"Environment": env} if env else {})}
+    content_type = "text/csv" if framework == "xgboost" else "application/json"
+    created: list[tuple[str, str]] = []
     try:
+        if replace:
+            kinds = ("endpoint", "endpoint config", "model") if endpoint is None else ("component", "model")
+            replaced = [f"{kind} {name}" for kind in kinds if _remove(sagemaker, kind, name)]
+            if replaced:
+                say(f"replacing: deleted {', '.join(replaced)}")
         if endpoint is None:
             say(f"creating model, endpoint config and endpoint {name} ...")
             sagemaker.create_model(ModelName=name, PrimaryContainer=container)
+            created.append(("model", name))
             sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
                 "VariantName": "AllTraffic", "ModelName": name, "InstanceType": instance_type,
                 "InitialInstanceCount": instance_count}])
+            created.append(("endpoint config", name))
             sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+            created.append(("endpoint", name))
             wait_endpoint(sagemaker, name)
-            return f"smemu invoke {name} --body @input --content-type {'text/csv' if framework == 'xgboost' else 'application/json'}"
+            return f"smemu invoke {name} --body @rows.csv --content-type {content_type}"
         say(f"creating model and inference component {name} on endpoint {endpoint} ...")
         config_name = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
         config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
         role = {"ExecutionRoleArn": config["ExecutionRoleArn"]} if config.get("ExecutionRoleArn") else {}
         sagemaker.create_model(ModelName=name, PrimaryContainer=container, **role)
+        created.append(("model", name))
         sagemaker.create_inference_component(
             InferenceComponentName=name, EndpointName=endpoint,
             VariantName=config["ProductionVariants"][0]["VariantName"], RuntimeConfig={"CopyCount": copies},
             Specification={"ModelName": name, "ComputeResourceRequirements": {
                 "NumberOfCpuCoresRequired": cores, "MinMemoryRequiredInMb": memory_mb}})
+        created.append(("component", name))
         wait_component(sagemaker, name)
-        return (f"smemu invoke {endpoint} --component {name} --body @input "
-                f"--content-type {'text/csv' if framework == 'xgboost' else 'application/json'}")
-    except ClientError as exc:
-        raise WorkflowError(error_text(exc)) from None
+        return f"smemu invoke {endpoint} --component {name} --body @rows.csv --content-type {content_type}"
+    except (ClientError, WorkflowError) as exc:
+        message = error_text(exc) if isinstance(exc, ClientError) else str(exc)
+        hint = None
+        if "already existing" in message:
+            hint = (f"deploy again with --replace to delete and recreate it, or delete it first "
+                    f"(smemu delete {name} --all)")
+        removed = _clean_up(sagemaker, created)
+        if removed:
+            message += f" (removed what this deploy created: {', '.join(removed)})"
+        raise WorkflowError(message, hint) from None
 
 
 def invoke(url, endpoint, body: bytes, content_type=None, accept=None, component=None, variant=None) -> tuple[bytes, str]:
@@ -140,12 +219,7 @@ def delete(url, name, everything=False):
             if everything else None
         say(f"deleting endpoint {name} ...")
         sagemaker.delete_endpoint(EndpointName=name)
-        while True:
-            try:
-                sagemaker.describe_endpoint(EndpointName=name)
-            except ClientError:
-                break
-            time.sleep(0.1)
+        _gone(lambda: sagemaker.describe_endpoint(EndpointName=name), timeout=900)
         if config is not None:
             sagemaker.delete_endpoint_config(EndpointConfigName=config["EndpointConfigName"])
             for variant in config["ProductionVariants"]:

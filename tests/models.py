@@ -113,3 +113,17 @@ def tiny_wheel(directory: Path, name="smemutiny", version="0.1") -> Path:
         record_lines.append(f"{name}-{version}.dist-info/RECORD,,")
         zf.writestr(f"{name}-{version}.dist-info/RECORD", "\n".join(record_lines) + "\n")
     return wheel
+
+
+def booster_base_score(archive) -> float:
+    """The base score of the booster in a model.tar.gz (what its constant predictions are)."""
+    import json
+
+    import xgboost as xgb
+
+    with tarfile.open(archive) as tar:
+        data = tar.extractfile("xgboost-model").read()
+    booster = xgb.Booster()
+    booster.load_model(bytearray(data))
+    config = json.loads(booster.save_config())
+    return float(config["learner"]["learner_model_param"]["base_score"].strip("[]"))

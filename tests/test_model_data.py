@@ -164,3 +164,66 @@ def test_invocation_timeout_is_a_model_error(slow_emulator, artifacts):
     assert info.value.response["OriginalStatusCode"] == 0
     assert "timed out while waiting for a response from container primary" in info.value.response["Error"]["Message"]
     delete_endpoint(sagemaker, "slow-predict")
+
+
+def test_local_model_data_must_exist_and_be_absolute(sagemaker, tmp_path):
+    from botocore.exceptions import ClientError
+
+    def refused(url):
+        with pytest.raises(ClientError) as info:
+            sagemaker.create_model(ModelName="local-data", PrimaryContainer={"Image": XGBOOST_IMAGE, "ModelDataUrl": url})
+        return info.value.response["Error"]["Message"]
+
+    assert refused("file://model.tar.gz") == (
+        "primaryContainer.ModelDataUrl file://model.tar.gz is a relative file:// URL: smemu reads local model data "
+        "from an absolute path, as file:///absolute/path (three slashes) or /absolute/path.")
+    assert refused(f"file://{tmp_path}/absent.tar.gz") == f"Could not find model data at file://{tmp_path}/absent.tar.gz."
+    with pytest.raises(ClientError):
+        sagemaker.describe_model(ModelName="local-data")  # nothing was created
+
+
+def test_a_model_whose_local_data_changes_or_disappears_says_so(tmp_path, xgboost_archive):
+    import shutil
+    import signal
+
+    archive = tmp_path / "model.tar.gz"
+    shutil.copy(xgboost_archive, archive)
+    gone = tmp_path / "gone.tar.gz"
+    shutil.copy(xgboost_archive, gone)
+    server = EmulatorProcess(tmp_path / "state").start()
+    sagemaker = server.client("sagemaker")
+    for name, data in (("changes", archive), ("vanishes", gone)):
+        create(sagemaker, name, {"ModelDataUrl": f"file://{data}"})
+        wait_in_service(sagemaker, name)
+    assert "ModelDataFingerprint" not in str(sagemaker.describe_model(ModelName="changes"))
+    server.stop(signal.SIGKILL)
+    other = models.tar_directory(models.xgboost_model_dir(tmp_path / "other", models.xgboost_booster(base_score=0.75)),
+                                 tmp_path / "other.tar.gz")
+    shutil.copy(other, archive)  # the data changes under the model
+    gone.unlink()
+    server = EmulatorProcess(tmp_path / "state", port=server.port).start()
+    try:
+        sagemaker = server.client("sagemaker")
+        changed = wait_status(sagemaker, "changes", ("Failed",))["FailureReason"]
+        assert f"the model data at file://{archive} changed after the model was created" in changed
+        assert "create a new model for the new data" in changed
+        vanished = wait_status(sagemaker, "vanishes", ("Failed",))["FailureReason"]
+        assert f"the model data at file://{gone} no longer exists" in vanished
+    finally:
+        server.stop()
+
+
+def test_s3_model_data_without_credentials_is_read_signed(tmp_path, s3_server, s3, xgboost_archive):
+    """A local S3 server refuses unsigned requests: with no credentials configured, smemu signs with dummy ones."""
+    s3.upload_file(str(xgboost_archive), "models", "nocreds/model.tar.gz")
+    env = {"AWS_ENDPOINT_URL_S3": s3_server, "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None,
+           "AWS_SESSION_TOKEN": None, "AWS_PROFILE": None, "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+           "AWS_CONFIG_FILE": str(tmp_path / "none")}
+    server = EmulatorProcess(tmp_path / "state", env).start()
+    try:
+        sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
+        create(sagemaker, "s3-nocreds", {"ModelDataUrl": "s3://models/nocreds/model.tar.gz"})
+        wait_in_service(sagemaker, "s3-nocreds")
+        assert predict(runtime, "s3-nocreds") == b"0.25\n"
+    finally:
+        server.stop()

@@ -11,6 +11,7 @@ from ..control.resources import ENDPOINT
 from ..control.store import Store
 from ..router.metrics import Metrics
 from ..runtime.fleet import FleetRegistry
+from ..runtime.limits import resident_mb
 
 
 def not_found(message: str) -> Response:
@@ -54,6 +55,37 @@ def smemu_app(runtime_name: str, store: Store, registry: FleetRegistry, reconcil
     async def all_placements():
         views = [placement(reconciler, registry, f.endpoint) for f in registry.fleets()]
         return {"Endpoints": [v for v in views if v is not None]}
+
+    @web.get("/_smemu/status")
+    async def status():
+        """Every endpoint and component the store holds, whatever its state, with what runs for it."""
+        endpoints = []
+        for doc in store.all(ENDPOINT):
+            name = doc["EndpointName"]
+            view = placement(reconciler, registry, name)
+            if view is not None:
+                configs = {v["VariantName"]: v for v in doc["_deployment"]["Config"]["ProductionVariants"]}
+                for variant in view["Variants"]:
+                    config = configs.get(variant["VariantName"], {})
+                    instance_type = reconciler.catalog.get(config.get("InstanceType"))
+                    variant.setdefault("InstanceType", config.get("InstanceType"))
+                    if instance_type is not None:
+                        variant["Capacity"] = {"Cores": instance_type.vcpus, "MemoryMb": instance_type.memory_mb}
+                    copies = variant.get("Copies") or [c for i in variant.get("Instances", []) for c in i["Copies"]]
+                    for copy in copies:
+                        if copy.get("Pid"):
+                            copy["ResidentMb"] = round(resident_mb(copy["Pid"]), 1)
+            entry = {"EndpointName": name, "EndpointStatus": doc["EndpointStatus"], "Placement": view,
+                     "InferenceComponents": [
+                         {"InferenceComponentName": c["InferenceComponentName"], "Status": c["InferenceComponentStatus"],
+                          "DesiredCopyCount": c["RuntimeConfig"]["DesiredCopyCount"],
+                          "CurrentCopyCount": c["RuntimeConfig"].get("CurrentCopyCount", 0),
+                          **({"FailureReason": c["FailureReason"]} if c.get("FailureReason") else {})}
+                         for c in reconciler.component_docs(name)]}
+            if doc.get("FailureReason"):
+                entry["FailureReason"] = doc["FailureReason"]
+            endpoints.append(entry)
+        return {"Runtime": runtime_name, "Host": reconciler.cpus.describe(), "Endpoints": endpoints}
 
     @web.get("/_smemu/endpoints/{name}/copies")
     async def copies(name: str):

@@ -10,7 +10,10 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlparse
 
+from ..runtime.modeldata import FINGERPRINT_MEMBER, fingerprint_of, local_path
 from . import errors
 from .errors import validation
 from .resources import KINDS
@@ -89,3 +92,34 @@ class Operations:
         )
         items, more = self.store.list(kind, query)
         return items, ({"NextToken": encode_token(query.offset + len(items))} if more else {})
+
+
+def check_local_uri(uri: str, member: str) -> Path | None:
+    """The local path of a file:// URL or an absolute path (smemu's extension), refused when relative."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file" and parsed.netloc not in ("", "localhost"):
+        raise validation(f"{member} {uri} is a relative file:// URL: smemu reads local model data from an absolute "
+                         f"path, as file:///absolute/path (three slashes) or /absolute/path.")
+    return local_path(uri)
+
+
+def with_local_data_checked(container: dict, member: str) -> dict:
+    """Local model data must exist when the model is created (as SageMaker checks S3); a file's size and
+    modification time are kept, so a model whose data later changes under it says so instead of serving it."""
+    uris = [("ModelDataUrl", container.get("ModelDataUrl")),
+            ("ModelDataSource.S3DataSource.S3Uri", ((container.get("ModelDataSource") or {}).get("S3DataSource") or {})
+             .get("S3Uri"))]
+    container = dict(container)
+    for name, uri in uris:
+        if not uri:
+            continue
+        path = check_local_uri(uri, f"{member}.{name}")
+        if path is None:
+            continue
+        if not path.exists():
+            raise validation(f"Could not find model data at {uri}.")
+        if container.get("Mode") != "MultiModel":
+            fingerprint = fingerprint_of(path)
+            if fingerprint is not None:
+                container[FINGERPRINT_MEMBER] = list(fingerprint)
+    return container

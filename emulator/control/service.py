@@ -6,11 +6,10 @@ committed; inference components have their own operation class (``control/compon
 from __future__ import annotations
 
 import time
-
 from . import errors
 from .endpoints import EndpointLifecycle
 from .errors import ServiceError, validation
-from .operations import BUSY_STATES, Operations, check_tags, decode_token, encode_token
+from .operations import BUSY_STATES, Operations, check_tags, decode_token, encode_token, with_local_data_checked
 from .resources import CONFIG, ENDPOINT, MODEL
 from .store import Store
 
@@ -32,6 +31,11 @@ class ControlPlane(Operations):
         now = time.time()
         name = req["ModelName"]
         doc = {k: v for k, v in req.items() if k != "Tags"}
+        if doc.get("PrimaryContainer"):
+            doc["PrimaryContainer"] = with_local_data_checked(doc["PrimaryContainer"], "primaryContainer")
+        if doc.get("Containers"):
+            doc["Containers"] = [with_local_data_checked(c, f"containers.{i}.member")
+                                 for i, c in enumerate(doc["Containers"], start=1)]
         doc.update(ModelArn=self.arn(MODEL, name, region), CreationTime=now)
         arn = self.insert(MODEL, name, region, doc, None, req.get("Tags"), now)
         return {"ModelArn": arn}
@@ -255,3 +259,4 @@ class ControlPlane(Operations):
         self._require_arn(req["ResourceArn"])
         self.store.delete_tags(req["ResourceArn"], req["TagKeys"])
         return {}
+

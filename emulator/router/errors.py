@@ -24,10 +24,10 @@ def model_error(status: int, container_body: str, endpoint: str, region: str, ac
     else:
         text = container_body
     kind = "client" if 400 <= status < 500 else "server"
+    # SageMaker's shape, but its "See <console URL>" points locally: the same log is `smemu logs`.
     message = (
-        f'Received {kind} error ({status}) from {container} with message "{text}". See '
-        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logEventViewer:group={log_group} "
-        f"in account {account} for more information."
+        f'Received {kind} error ({status}) from {container} with message "{text}". See the log group {log_group} '
+        f"(smemu logs {endpoint}) in account {account} for more information."
     )
     return RuntimeApiError(
         "ModelError", 424, message,

@@ -27,6 +27,19 @@ async def ping(client: httpx.AsyncClient, base_url: str, timeout: float = PING_T
         return None
 
 
+def summary(text: str, limit: int = 600) -> str:
+    """An error's own words on one line: what comes before a traceback or a native stack trace."""
+    kept = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("Traceback (most recent call last)", "Stack trace:", "[bt]")):
+            break
+        if stripped:
+            kept.append(stripped)
+    text = " ".join(kept)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def tail(path: str, lines: int = 15) -> str:
     try:
         with open(path, "rb") as handle:
@@ -79,8 +92,8 @@ async def wait_healthy(copy, spec, exit_code, builtin_serving: bool = True, tran
                     return
                 if response.status_code == 500 and builtin_serving:
                     raise CopyStartError(
-                        f"The model for production variant {spec.variant} failed to load: "
-                        f"{response.text.strip()[:800]}"
+                        f"The model for production variant {spec.variant} failed to load: {summary(response.text)} "
+                        f"(the whole error is in the copy's log: smemu logs {spec.endpoint})"
                     )
             await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
             interval = min(interval * 1.5, 0.1)

@@ -30,19 +30,38 @@ class DownloadTimeout(ModelDataError):
     pass
 
 
+FINGERPRINT_MEMBER = "_ModelDataFingerprint"  # kept in a model's container record, never returned
+
+
 @dataclass(frozen=True)
 class ModelDataSpec:
     uri: str | None
     data_type: str = "S3Object"  # S3Object | S3Prefix
     compression: str = "Gzip"  # Gzip | None
+    fingerprint: tuple | None = None  # (size, mtime_ns) of a local file when its model was created
 
     @classmethod
     def from_container(cls, container: dict) -> "ModelDataSpec | None":
+        fingerprint = tuple(container[FINGERPRINT_MEMBER]) if container.get(FINGERPRINT_MEMBER) else None
         source = (container.get("ModelDataSource") or {}).get("S3DataSource")
         if source:
-            return cls(source["S3Uri"], source.get("S3DataType", "S3Object"), source.get("CompressionType", "None"))
+            return cls(source["S3Uri"], source.get("S3DataType", "S3Object"), source.get("CompressionType", "None"),
+                       fingerprint)
         url = container.get("ModelDataUrl") or container.get("ArtifactUrl")
-        return cls(url) if url else None
+        return cls(url, fingerprint=fingerprint) if url else None
+
+
+def local_path(uri: str) -> Path | None:
+    """The path of a file:// URL or an absolute path; None for remote locations (s3://, https://)."""
+    return _local_path(uri)
+
+
+def fingerprint_of(path: Path) -> tuple | None:
+    """What identifies a local model archive's content cheaply; None for a directory (used live)."""
+    if path.is_dir():
+        return None
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
 
 
 class Deadline:
@@ -60,13 +79,13 @@ class Deadline:
 def s3_client(region: str):
     """boto3's S3 client as the user configured it (AWS_ENDPOINT_URL_S3 points it at a local server)."""
     import boto3
-    import botocore
 
     session = boto3.Session()
-    config = None
-    if session.get_credentials() is None:  # a local S3 server may need no credentials
-        config = botocore.config.Config(signature_version=botocore.UNSIGNED)
-    return session.client("s3", region_name=session.region_name or region, config=config)
+    credentials = {}
+    if session.get_credentials() is None:
+        # Local S3 servers (moto, LocalStack) accept any signature but refuse unsigned requests.
+        credentials = {"aws_access_key_id": "smemu", "aws_secret_access_key": "smemu"}
+    return session.client("s3", region_name=session.region_name or region, **credentials)
 
 
 def read_object(uri: str, region: str, client=None) -> bytes:
@@ -113,7 +132,7 @@ class ModelDataStore:
         deadline.check()
         local = _local_path(spec.uri)
         if local is not None:
-            return self._fetch_local(local, deadline)
+            return self._fetch_local(local, spec, deadline)
         parsed = urlparse(spec.uri)
         if parsed.scheme not in ("s3", "https"):
             raise ModelDataError(f"Unsupported model data location {spec.uri}")
@@ -123,12 +142,19 @@ class ModelDataStore:
         return self._fetch_object(bucket, key, spec, deadline)
 
     # -- local files --------------------------------------------------------------------------
-    def _fetch_local(self, path: Path, deadline: Deadline) -> Path:
+    def _fetch_local(self, path: Path, spec: ModelDataSpec, deadline: Deadline) -> Path:
         if path.is_dir():
             return path
         if not path.is_file():
+            if spec.fingerprint:
+                raise ModelDataError(f"the model data at {spec.uri} no longer exists (it was there when the model "
+                                     "was created)")
             raise ModelDataError(f"Model data {path} does not exist")
         stat = path.stat()
+        if spec.fingerprint and (stat.st_size, stat.st_mtime_ns) != spec.fingerprint:
+            raise ModelDataError(f"the model data at {spec.uri} changed after the model was created (its size or "
+                                 "modification time differs), and smemu never serves a model whose data changed "
+                                 "under it: create a new model for the new data")
         target = self._cache_path(f"file:{path}:{stat.st_mtime_ns}:{stat.st_size}")
         if target.exists():
             return target

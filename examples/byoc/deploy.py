@@ -1,7 +1,8 @@
 """Deploy the bring-your-own container in this folder through smemu's Docker runtime.
 
-Build the image first (`docker build -t smemu-byoc-example:1 examples/byoc`), start smemu with
-`--runtime docker` (or auto with dockerd running), then: `.venv/bin/python examples/byoc/deploy.py`.
+Build the image first (`make byoc-image`), start smemu with a Docker engine running
+(`.venv/bin/smemu serve --runtime docker`), then: `.venv/bin/python examples/byoc/deploy.py`.
+Runs as often as you like: it removes what an earlier, interrupted run left behind.
 """
 import json
 import os
@@ -23,6 +24,23 @@ with tarfile.open(work / "model.tar.gz", "w:gz") as tar:
 
 kw = dict(endpoint_url=URL, region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
 sagemaker, runtime = boto3.client("sagemaker", **kw), boto3.client("sagemaker-runtime", **kw)
+
+
+def clean_up():
+    try:
+        sagemaker.delete_endpoint(EndpointName=NAME)
+        sagemaker.get_waiter("endpoint_deleted").wait(EndpointName=NAME, WaiterConfig={"Delay": 1})
+    except sagemaker.exceptions.ClientError:
+        pass
+    for delete, member in ((sagemaker.delete_endpoint_config, "EndpointConfigName"),
+                           (sagemaker.delete_model, "ModelName")):
+        try:
+            delete(**{member: NAME})
+        except sagemaker.exceptions.ClientError:
+            pass
+
+
+clean_up()  # what an interrupted earlier run left
 sagemaker.create_model(ModelName=NAME, PrimaryContainer={"Image": IMAGE, "ModelDataUrl": str(work / "model.tar.gz")})
 sagemaker.create_endpoint_config(EndpointConfigName=NAME, ProductionVariants=[{
     "VariantName": "AllTraffic", "ModelName": NAME, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
@@ -31,8 +49,5 @@ sagemaker.get_waiter("endpoint_in_service").wait(EndpointName=NAME, WaiterConfig
 answer = json.loads(runtime.invoke_endpoint(EndpointName=NAME, Body=b"a great and good day", ContentType="text/plain")["Body"].read())
 print("score:", answer["score"])
 
-sagemaker.delete_endpoint(EndpointName=NAME)
-sagemaker.get_waiter("endpoint_deleted").wait(EndpointName=NAME, WaiterConfig={"Delay": 1})
-sagemaker.delete_endpoint_config(EndpointConfigName=NAME)
-sagemaker.delete_model(ModelName=NAME)
+clean_up()
 print("done")

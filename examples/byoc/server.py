@@ -6,6 +6,8 @@ smemu's tests show that EnableNetworkIsolation leaves it no way out.
 """
 import json
 import os
+import signal
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL_DIR = "/opt/ml/model"
@@ -58,6 +60,15 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+def stop(signum, frame):
+    # As PID 1 in its container, the server gets no default SIGTERM handling: without this, stopping
+    # the container waits out the whole grace period before SIGKILL.
+    print("byoc server: SIGTERM, stopping", flush=True)
+    sys.exit(0)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, stop)
     port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))
+    print(f"byoc server: listening on port {port}", flush=True)
     ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()

@@ -7,7 +7,7 @@ from ...scheduler.catalog import Catalog
 from ...scheduler.placement import NOT_ENOUGH_HARDWARE, VariantPool
 from .. import errors
 from ..errors import validation
-from ..operations import Operations
+from ..operations import Operations, check_local_uri
 from ..resources import COMPONENT, ENDPOINT, MODEL
 from .reconciler import ComponentReconciler, demand_of
 
@@ -39,6 +39,11 @@ class ComponentOperations(Operations):
 
     def _check_spec(self, spec: dict, endpoint: dict, variant: dict, region: str, own_name: str) -> dict | None:
         """Validate a specification against its endpoint; return the model snapshot it uses."""
+        artifact = (spec.get("Container") or {}).get("ArtifactUrl")
+        if artifact:
+            path = check_local_uri(artifact, "Specification.Container.ArtifactUrl")
+            if path is not None and not path.exists():
+                raise validation(f"Could not find model data at {artifact}.")
         base_name = spec.get("BaseInferenceComponentName")
         if base_name:
             base = self.store.get(COMPONENT, base_name)

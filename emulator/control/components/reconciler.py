@@ -347,12 +347,12 @@ class ComponentReconciler:
         if target != doc["_version"]:
             # A copy of a new specification failed: the update is rolled back, the old copies keep
             # serving and the status says why (whichever of the rollout's copies failed first).
-            doc.pop("_pending", None)
-            doc["FailureReason"] = reason[:1024]
-            doc["_update_failed"] = True
-            self.put(doc)
-            log.warning("update of inference component %s failed, the old copies keep serving: %s",
-                        doc["InferenceComponentName"], reason)
+            if doc.pop("_pending", None) is not None:
+                log.warning("update of inference component %s failed, the old copies keep serving: %s",
+                            doc["InferenceComponentName"], reason)
+                doc["FailureReason"] = reason[:1024]
+                doc["_update_failed"] = True
+                self.put(doc)
             for copy in [c for c in comp.copies if c.version == target]:
                 loop.create_task(self._remove(pool, comp, [copy]))
         else:
@@ -361,6 +361,8 @@ class ComponentReconciler:
 
     def _fail(self, doc, reason):
         doc = self.store.get(COMPONENT, doc["InferenceComponentName"]) or doc
+        if doc["InferenceComponentStatus"] == "Failed":
+            return  # the first failure is the reason; later ones of the same pass say nothing new
         doc.update(InferenceComponentStatus="Failed", FailureReason=reason[:1024])
         log.warning("inference component %s failed: %s", doc["InferenceComponentName"], reason)
         self.put(doc)

@@ -11,6 +11,14 @@ export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-local}
 sm() { aws sagemaker --endpoint-url "$URL" "$@"; }
 
+# What an interrupted earlier run may have left: gone first, so the walkthrough runs again.
+if sm describe-endpoint --endpoint-name "$NAME" >/dev/null 2>&1; then
+  sm delete-endpoint --endpoint-name "$NAME"
+  until ! sm describe-endpoint --endpoint-name "$NAME" >/dev/null 2>&1; do sleep 0.2; done
+fi
+sm delete-endpoint-config --endpoint-config-name "$NAME" >/dev/null 2>&1 || true
+sm delete-model --model-name "$NAME" >/dev/null 2>&1 || true
+
 sm create-model --model-name "$NAME" \
   --primary-container "Image=$IMAGE,ModelDataUrl=file://$MODEL"
 sm create-endpoint-config --endpoint-config-name "$NAME" \

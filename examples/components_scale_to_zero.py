@@ -20,6 +20,27 @@ XGB_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-
 TORCH_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1.0-cpu-py310"
 kw = dict(endpoint_url=URL, region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
 sagemaker, runtime = boto3.client("sagemaker", **kw), boto3.client("sagemaker-runtime", **kw)
+MODELS = [f"{NAME}-xgb", f"{NAME}-torch"]
+
+def clean_up():
+    """Delete this example's endpoint, endpoint config and models, if they exist (an interrupted
+    earlier run may have left them)."""
+    try:
+        sagemaker.delete_endpoint(EndpointName=NAME)
+        sagemaker.get_waiter("endpoint_deleted").wait(EndpointName=NAME, WaiterConfig={"Delay": 1})
+    except sagemaker.exceptions.ClientError:
+        pass
+    for delete, member, names in ((sagemaker.delete_endpoint_config, "EndpointConfigName", [NAME]),
+                                  (sagemaker.delete_model, "ModelName", MODELS)):
+        for name in names:
+            try:
+                delete(**{member: name})
+            except sagemaker.exceptions.ClientError:
+                pass
+
+
+clean_up()
+
 work = Path(tempfile.mkdtemp())
 
 
@@ -85,7 +106,6 @@ wait(f"{NAME}-xgb")
 print("back:", runtime.invoke_endpoint(EndpointName=NAME, InferenceComponentName=f"{NAME}-xgb",
                                        Body="0.5,-1,2", ContentType="text/csv")["Body"].read())
 
-# 7. Clean up: deleting the endpoint deletes its components too.
-sagemaker.delete_endpoint(EndpointName=NAME)
-sagemaker.get_waiter("endpoint_deleted").wait(EndpointName=NAME, WaiterConfig={"Delay": 1})
+# 7. Clean up: deleting the endpoint deletes its components too; then its config and models.
+clean_up()
 print("done")

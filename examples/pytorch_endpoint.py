@@ -40,6 +40,27 @@ with tarfile.open(archive, "w:gz") as tar:
 credentials = dict(region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
 sagemaker = boto3.client("sagemaker", endpoint_url=URL, **credentials)
 runtime = boto3.client("sagemaker-runtime", endpoint_url=URL, **credentials)
+MODELS = [NAME]
+
+def clean_up():
+    """Delete this example's endpoint, endpoint config and models, if they exist (an interrupted
+    earlier run may have left them)."""
+    try:
+        sagemaker.delete_endpoint(EndpointName=NAME)
+        sagemaker.get_waiter("endpoint_deleted").wait(EndpointName=NAME, WaiterConfig={"Delay": 1})
+    except sagemaker.exceptions.ClientError:
+        pass
+    for delete, member, names in ((sagemaker.delete_endpoint_config, "EndpointConfigName", [NAME]),
+                                  (sagemaker.delete_model, "ModelName", MODELS)):
+        for name in names:
+            try:
+                delete(**{member: name})
+            except sagemaker.exceptions.ClientError:
+                pass
+
+
+clean_up()
+
 sagemaker.create_model(ModelName=NAME, PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"file://{archive}"})
 sagemaker.create_endpoint_config(EndpointConfigName=NAME, ProductionVariants=[{
     "VariantName": "AllTraffic", "ModelName": NAME, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
@@ -57,8 +78,5 @@ print("in-process predictions:", local)
 assert all(abs(a - b) < 1e-6 for x, y in zip(served, local) for a, b in zip(x, y))
 
 # 5. Clean up.
-sagemaker.delete_endpoint(EndpointName=NAME)
-sagemaker.get_waiter("endpoint_deleted").wait(EndpointName=NAME, WaiterConfig={"Delay": 1})
-sagemaker.delete_endpoint_config(EndpointConfigName=NAME)
-sagemaker.delete_model(ModelName=NAME)
+clean_up()
 print("done")

@@ -1,8 +1,10 @@
 """Deploy with the SageMaker Python SDK (v3, ModelBuilder) against smemu, offline.
 
-Needs the SDK (pip install sagemaker), a running smemu that can read the same S3 (start it with
-AWS_ENDPOINT_URL_S3 set), and a local AWS-compatible server for S3, STS and IAM, for example
-`moto_server -p 5000`. Then: SMEMU_URL=http://127.0.0.1:7070 AWS_URL=http://127.0.0.1:5000 python examples/sdk_deploy.py
+Needs the SDK's environment (make sdk-venv), a local AWS-compatible server for S3, STS and IAM
+(.venv/bin/moto_server -p 5000), and smemu reading the same S3
+(AWS_ENDPOINT_URL_S3=http://127.0.0.1:5000 make run). Then: .venv-sdk/bin/python examples/sdk_deploy.py
+(SMEMU_URL and AWS_URL point elsewhere than http://127.0.0.1:7070 and :5000). It removes what an
+earlier run left, and everything it creates, so it runs again.
 """
 import os
 import tarfile
@@ -23,8 +25,25 @@ from sagemaker.serve.model_builder import ModelBuilder  # noqa: E402
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 work = Path(tempfile.mkdtemp())
+sagemaker_client = boto3.client("sagemaker")
+
+
+def clean_up():
+    """Every endpoint, endpoint config and model of this example (sdk-*), endpoints first."""
+    for endpoint in sagemaker_client.list_endpoints(NameContains="sdk-")["Endpoints"]:
+        sagemaker_client.delete_endpoint(EndpointName=endpoint["EndpointName"])
+        sagemaker_client.get_waiter("endpoint_deleted").wait(EndpointName=endpoint["EndpointName"],
+                                                            WaiterConfig={"Delay": 0.5})
+    for config in sagemaker_client.list_endpoint_configs(NameContains="sdk-", MaxResults=100)["EndpointConfigs"]:
+        sagemaker_client.delete_endpoint_config(EndpointConfigName=config["EndpointConfigName"])
+    for model in sagemaker_client.list_models(NameContains="sdk-", MaxResults=100)["Models"]:
+        sagemaker_client.delete_model(ModelName=model["ModelName"])
+
+
+clean_up()
 s3 = boto3.client("s3")
-s3.create_bucket(Bucket="sdk-example")
+if "sdk-example" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+    s3.create_bucket(Bucket="sdk-example")
 session = sdk.session(default_bucket="sdk-example")
 
 # 1. XGBoost: a model artifact on S3 and SageMaker's own image URI, deployed unchanged.
@@ -74,5 +93,8 @@ for name in ("sdk-component-a", "sdk-component-b"):
     answer = runtime.invoke_endpoint(EndpointName="sdk-shared", InferenceComponentName=name, Body=b"0,1",
                                      ContentType="text/csv")
     print(f"component {name}:", answer["Body"].read().decode().strip())
-boto3.client("sagemaker").delete_endpoint(EndpointName="sdk-shared")  # its components go with it
+clean_up()  # the endpoints (their components go with them), the endpoint configs and models the SDK made
+left = [r for key, call in (("Endpoints", sagemaker_client.list_endpoints), ("EndpointConfigs", sagemaker_client.list_endpoint_configs),
+                            ("Models", sagemaker_client.list_models)) for r in call(NameContains="sdk-")[key]]
+print("nothing left behind" if not left else f"left behind: {left}")
 print("done")

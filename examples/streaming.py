@@ -37,6 +37,27 @@ with tarfile.open(work / "model.tar.gz", "w:gz") as tar:
 
 kw = dict(endpoint_url=URL, region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
 sagemaker, runtime = boto3.client("sagemaker", **kw), boto3.client("sagemaker-runtime", **kw)
+MODELS = [NAME]
+
+def clean_up():
+    """Delete this example's endpoint, endpoint config and models, if they exist (an interrupted
+    earlier run may have left them)."""
+    try:
+        sagemaker.delete_endpoint(EndpointName=NAME)
+        sagemaker.get_waiter("endpoint_deleted").wait(EndpointName=NAME, WaiterConfig={"Delay": 1})
+    except sagemaker.exceptions.ClientError:
+        pass
+    for delete, member, names in ((sagemaker.delete_endpoint_config, "EndpointConfigName", [NAME]),
+                                  (sagemaker.delete_model, "ModelName", MODELS)):
+        for name in names:
+            try:
+                delete(**{member: name})
+            except sagemaker.exceptions.ClientError:
+                pass
+
+
+clean_up()
+
 sagemaker.create_model(ModelName=NAME, PrimaryContainer={"Image": IMAGE, "ModelDataUrl": str(work / "model.tar.gz")})
 sagemaker.create_endpoint_config(EndpointConfigName=NAME, ProductionVariants=[{
     "VariantName": "AllTraffic", "ModelName": NAME, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
@@ -49,8 +70,5 @@ for event in response["Body"]:  # each PayloadPart arrives as the model yields i
     print(event["PayloadPart"]["Bytes"].decode(), end="", flush=True)
 print()
 
-sagemaker.delete_endpoint(EndpointName=NAME)
-sagemaker.get_waiter("endpoint_deleted").wait(EndpointName=NAME, WaiterConfig={"Delay": 1})
-sagemaker.delete_endpoint_config(EndpointConfigName=NAME)
-sagemaker.delete_model(ModelName=NAME)
+clean_up()
 print("done")

@@ -20,6 +20,7 @@ import numpy as np
 import psutil
 
 import cold_start_bench
+import failover_bench
 import harness
 import loadgen
 import placement_bench
@@ -136,6 +137,8 @@ def main():
     placement = placement_bench.main()
     print("cold start ...", flush=True)
     cold = cold_start_bench.main()
+    print("failover ...", flush=True)
+    failover = failover_bench.main()
 
     gate("added latency c1 p50", data["c1_added_p50_ms"], 0.25, "ms")
     gate("added latency c1 p99", data["c1_added_p99_ms"], 0.5, "ms")
@@ -165,11 +168,16 @@ def main():
         create = f"{runtime_name} {framework} create->InService"
         gate(f"{create} p50", cold[create]["median_s"], 1.5 if runtime_name == "process" else 2.5, "s")
 
+    gate("failed requests when one of two copies is killed", failover["failover"]["failed_requests"], 0, "requests")
+    gate("killed copy replaced (max of 3)", failover["failover"]["replacement_max_s"], 2.0, "s")
+    gate("pytest plugin fixture start", failover["plugin_startup"]["median_s"], 1.0, "s")
+
     widths = [max(len(r[i]) for r in ROWS + [("metric", "value", "gate", "verdict")]) for i in range(4)]
     print()
     for row in [("metric", "value", "gate", "verdict")] + ROWS:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     summary = {"data_plane": data, "control_plane": control, "placement": placement, "cold_start": cold,
+               "failover": failover,
                "gates": [dict(zip(("metric", "value", "gate", "verdict"), row)) for row in ROWS]}
     harness.write_results("summary.json", summary)
     failed = [row[0] for row in ROWS if row[3] == "FAIL"]

@@ -10,6 +10,7 @@ import gc
 import logging
 import shutil
 
+from .api.auth import SigV4Verifier, access_keys
 from .api.dispatch import Dispatcher
 from .api.runtime import RuntimeApi
 from .api.sagemaker import sagemaker_provider
@@ -18,6 +19,8 @@ from .config import Settings
 from .control.components import ComponentOperations, ComponentReconciler, WakeMode
 from .control.copies import CopyManager
 from .control.endpoints import EndpointLifecycle
+from .control.faults import FaultControl
+from .control.quotas import Quotas
 from .control.service import ControlPlane
 from .control.store import Store
 from .router.asynchronous import AsyncInvocations
@@ -27,6 +30,7 @@ from .router.metrics import Metrics
 from .router.multimodel import ModelLoader
 from .runtime.base import Runtime
 from .runtime.docker import DockerRuntime, docker_client
+from .runtime.faults import Faults
 from .runtime.fleet import FleetRegistry
 from .runtime.modeldata import ModelDataStore
 from .runtime.process import ProcessRuntime
@@ -53,32 +57,53 @@ def make_runtime(settings: Settings) -> Runtime:
 
 
 class Emulator:
-    def __init__(self, settings: Settings, runtime: Runtime | None = None):
+    def __init__(self, settings: Settings, runtime: Runtime | None = None, tune_gc: bool = True):
         self.settings = settings
+        self.tune_gc = tune_gc  # not when smemu runs inside another program (tests' embedded emulator)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.database_path)
         self.registry = FleetRegistry()
         self.runtime = runtime or make_runtime(settings)
         shutil.rmtree(settings.state_dir / "copies", ignore_errors=True)  # per-copy dirs of a previous run
         catalog = Catalog.load(settings.instance_types)
+        self.faults = Faults()
         self.copies = CopyManager(self.runtime, ModelDataStore(settings.state_dir / "model-cache", settings.region),
-                                  settings)
+                                  settings, self.faults)
         self.components = ComponentReconciler(self.store, self.copies, self.registry, settings, catalog)
         self.wake = WakeMode(self.store, self.components, self.registry, settings)
         self.endpoints = EndpointLifecycle(self.store, self.copies, self.registry, self.components, catalog, settings)
-        operations = [ControlPlane(self.store, settings.account_id, self.endpoints),
-                      ComponentOperations(self.store, settings.account_id, self.components, catalog)]
+        quotas = Quotas(self.store, settings)
+        operations = [ControlPlane(self.store, settings.account_id, self.endpoints, quotas),
+                      ComponentOperations(self.store, settings.account_id, self.components, catalog, quotas,
+                                          strict=settings.component_updates == "strict")]
         self.forwarder = Forwarder()
         models = ModelLoader(self.forwarder, self.copies.fetch_target_model, settings.account_id,
                              wait_for_load=settings.mme_wait_for_load)
         metrics = Metrics(logging.getLevelName(settings.access_log_level.upper()))
         self.router = InvocationRouter(self.registry, self.forwarder, settings.account_id, settings.invocation_timeout,
-                                       on_no_capacity=self.wake.wake, metrics=metrics, models=models)
+                                       on_no_capacity=self.wake.wake, metrics=metrics, models=models,
+                                       faults=self.faults)
+        self.fault_control = FaultControl(self.faults, self.store, self.registry, self.copies)
         self.asynchronous = AsyncInvocations(self.router, settings.region)
-        web = smemu_app(self.runtime.name, self.store, self.registry, self.components, metrics)
+        web = smemu_app(self.runtime.name, self.store, self.registry, self.components, metrics, self.fault_control)
+        verifier = None
+        if settings.auth == "sigv4":
+            keys = access_keys(settings.access_keys, settings.credentials_file)
+            if not keys:
+                raise ValueError("--auth sigv4 needs access keys: SMEMU_ACCESS_KEYS=AKID:SECRET or --credentials-file")
+            verifier = SigV4Verifier(keys)
+        elif settings.host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("smemu listens on %s with no authentication: anyone who reaches it can create, invoke and "
+                        "delete endpoints, and run code in copies. Use --auth sigv4 off loopback.", settings.host)
         self.dispatcher = Dispatcher([sagemaker_provider(operations, settings.region)],
-                                     RuntimeApi(self.router, self.asynchronous, settings.region), web)
+                                     RuntimeApi(self.router, self.asynchronous, settings.region, verifier), web,
+                                     verifier)
         self.supervisor: asyncio.Task | None = None
+
+    def _tick(self):
+        """Every quarter second: wake mode's idle scale-in, and faults that expired."""
+        self.wake.scale_idle_to_zero()
+        self.fault_control.tick()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -92,12 +117,12 @@ class Emulator:
             if message["type"] == "lifespan.startup":
                 await self.forwarder.start()
                 self.endpoints.recover()
-                self.supervisor = asyncio.get_running_loop().create_task(
-                    self.copies.supervise(on_tick=self.wake.scale_idle_to_zero))
-                # Long-lived start-up objects leave the collector's view, and young-generation passes
-                # run less often: collection pauses were the control plane's p99 tail.
-                gc.freeze()
-                gc.set_threshold(50_000, 20, 20)
+                self.supervisor = asyncio.get_running_loop().create_task(self.copies.supervise(on_tick=self._tick))
+                if self.tune_gc:
+                    # Long-lived start-up objects leave the collector's view, and young-generation passes
+                    # run less often: collection pauses were the control plane's p99 tail.
+                    gc.freeze()
+                    gc.set_threshold(50_000, 20, 20)
                 log.info("smemu ready on http://%s:%s (runtime: %s, state: %s)", self.settings.host,
                          self.settings.port, self.runtime.name, self.settings.state_dir)
                 await send({"type": "lifespan.startup.complete"})

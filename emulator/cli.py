@@ -29,12 +29,16 @@ def serve(args):
             host=args.host, port=args.port, state_dir=args.state_dir, runtime=args.runtime,
             account_id=args.account_id, region=args.region, timeout_scale=args.timeout_scale,
             scale_from_zero=args.scale_from_zero, log_level=args.log_level,
+            component_updates=args.component_updates, auth=args.auth, credentials_file=args.credentials_file,
         )
     except ValueError as exc:
         raise CommandError(str(exc), code=2) from None
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # health probes would log every ping
-    emulator = Emulator(settings)
+    try:
+        emulator = Emulator(settings)
+    except ValueError as exc:
+        raise CommandError(str(exc), code=2) from None
     uvicorn.run(emulator, host=settings.host, port=settings.port, log_level="warning", access_log=False,
                 loop="uvloop", http="httptools", lifespan="on", timeout_graceful_shutdown=10)
     return 0
@@ -73,6 +77,31 @@ def logs(args):
         return 0
 
 
+def call(method: str, url: str, body: dict | None = None):
+    """A request to smemu's own views, signed with the AWS credentials of this environment when there
+    are any (a server started with --auth sigv4 wants every request signed)."""
+    import json
+
+    import boto3
+    import httpx
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    data = json.dumps(body).encode() if body is not None else b""
+    headers = {"content-type": "application/json"} if body is not None else {}
+    credentials = boto3.Session().get_credentials()
+    if credentials is not None:
+        request = AWSRequest(method=method, url=url, data=data, headers=headers)
+        SigV4Auth(credentials.get_frozen_credentials(), "smemu", "us-east-1").add_auth(request)
+        headers = dict(request.headers)
+    response = httpx.request(method, url, content=data, headers=headers, timeout=10)
+    if response.status_code == 403:
+        raise CommandError(response.json().get("message", "refused"),
+                           "the server wants signed requests: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to one "
+                           "of its keys")
+    return response
+
+
 def default_url(args) -> str:
     return args.url or f"http://127.0.0.1:{Settings.from_env().port}"
 
@@ -88,10 +117,9 @@ def _short(text: str | None, width: int = 100) -> str:
 
 
 def ps(args):
-    import httpx
 
     url = default_url(args)
-    status = httpx.get(f"{url}/_smemu/status", timeout=10).raise_for_status().json()
+    status = call("GET", f"{url}/_smemu/status").raise_for_status().json()
     host = status["Host"]
     print(f"runtime: {status['Runtime']}   host CPUs: {','.join(map(str, host['HostCpus']))}   "
           f"emulated cores assigned: {host['EmulatedCoresAssigned']:g}"
@@ -241,6 +269,54 @@ def images(args):
     return 0
 
 
+def _value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def fault(args):
+
+    url = f"{default_url(args)}/_smemu/faults"
+    if args.action == "add":
+        bad = [item for item in args.param or [] if "=" not in item]
+        if bad:
+            raise CommandError(f"--param {bad[0]} is not KEY=VALUE")
+        body = {"Kind": args.kind, "EndpointName": args.endpoint,
+                "Parameters": {k: _value(v) for k, v in (item.split("=", 1) for item in args.param or [])}}
+        for key, value in (("InferenceComponentName", args.component), ("VariantName", args.variant),
+                           ("CopyId", args.copy), ("ExpiresInSeconds", args.expires), ("Count", args.count)):
+            if value is not None:
+                body[key] = value
+        response = call("POST", url, body)
+        if response.status_code == 400:
+            raise CommandError(response.json()["message"], "the kinds and their parameters: smemu fault kinds")
+        created = response.raise_for_status().json()
+        print(f"{created['FaultId']}  {created['Kind']} on {created['EndpointName']}")
+    elif args.action == "kinds":
+        for kind, text in call("GET", url).raise_for_status().json()["Kinds"].items():
+            print(f"{kind:14} {text}")
+    elif args.action == "list":
+        rows = [("FAULT", "KIND", "ENDPOINT", "TARGET", "PARAMETERS", "FIRED", "EXPIRES IN S")]
+        for item in call("GET", url).raise_for_status().json()["Faults"]:
+            target = "/".join(item.get(k, "") for k in ("InferenceComponentName", "VariantName", "CopyId")
+                              if item.get(k)) or "-"
+            rows.append((item["FaultId"], item["Kind"], item["EndpointName"], target,
+                         ",".join(f"{k}={v}" for k, v in item["Parameters"].items()) or "-", item["Fired"],
+                         f"{max(0, item['ExpiresAt'] - time.time()):.0f}"))
+        print("\n".join(_table(rows)))
+    elif args.action == "remove":
+        if call("DELETE", f"{url}/{args.fault_id}").status_code == 404:
+            raise CommandError(f"no fault {args.fault_id}", "list them with: smemu fault list")
+        print(f"removed {args.fault_id}")
+    else:
+        print(f"removed {call('DELETE', url).raise_for_status().json()['Removed']} fault(s)")
+    return 0
+
+
 def _cell(value) -> str:
     return "-" if value is None else str(value)
 
@@ -263,6 +339,13 @@ def main(argv=None):
     p.add_argument("--scale-from-zero", choices=["faithful", "wake"],
                    help="a request to an inference component with no copies fails like SageMaker (faithful, the "
                         "default) or starts a copy and waits for it (wake); tag smemu:scale-from-zero overrides it")
+    p.add_argument("--component-updates", choices=["strict", "lenient"],
+                   help="refuse changes to an inference component while it is creating or updating, as SageMaker does "
+                        "(strict, the default), or accept them (lenient)")
+    p.add_argument("--auth", choices=["none", "sigv4"],
+                   help="require SigV4-signed requests (keys from SMEMU_ACCESS_KEYS=AKID:SECRET,... or "
+                        "--credentials-file); default none, for loopback")
+    p.add_argument("--credentials-file", help="an AWS credentials file whose keys may sign requests (--auth sigv4)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
     p.set_defaults(func=serve)
 
@@ -339,6 +422,29 @@ def main(argv=None):
     p.add_argument("--requirements", type=Path, help="becomes code/requirements.txt, installed when a copy starts")
     p.add_argument("-o", "--output", type=Path, required=True, help="the .tar.gz to write")
     p.set_defaults(func=package)
+
+    p = commands.add_parser("fault", help="inject failures: kill copies, fail pings, add latency or errors, ...",
+                            description="Failure on demand, for your own tests. Example: smemu fault add error "
+                                        "--endpoint shared --component xgb --param StatusCode=500 --param Fraction=0.5")
+    actions = p.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="add a fault")
+    add.add_argument("kind", help="kill-copy, fail-ping, latency, error, throttle, hold-status, fail-download or raise")
+    add.add_argument("--endpoint", required=True)
+    add.add_argument("--component", help="only this inference component")
+    add.add_argument("--variant", help="only this production variant")
+    add.add_argument("--copy", help="only this copy (CopyId, from smemu ps)")
+    add.add_argument("--param", action="append", metavar="KEY=VALUE",
+                     help="LatencyMs, StatusCode, ErrorCode, Fraction, Status or Phase (repeatable)")
+    add.add_argument("--expires", type=float, help="seconds until the fault goes (default 3600)")
+    add.add_argument("--count", type=int, help="how many times it fires at most")
+    actions.add_parser("list", help="the active faults")
+    actions.add_parser("kinds", help="the fault kinds and what they do")
+    remove = actions.add_parser("remove", help="remove one fault")
+    remove.add_argument("fault_id")
+    actions.add_parser("clear", help="remove every fault")
+    for sub_parser in actions.choices.values():
+        sub_parser.add_argument("--url", default=None, help=url_help)
+    p.set_defaults(func=fault)
 
     args = parser.parse_args(argv)
     try:

@@ -25,6 +25,9 @@ class Settings:
     # Grace period between SIGTERM and SIGKILL when a copy is stopped (SageMaker: 30 s).
     stop_grace: float = 30.0
     invocation_timeout: float = 60.0
+    # An UpdateEndpointWeightsAndCapacities stays Updating at least this long (SageMaker's take minutes), so a
+    # second update in that time is refused as SageMaker refuses it; new weights take effect at once.
+    min_update_seconds: float = 1.0
     # Serving copies are pinged this often; three failed pings in a row and the copy is replaced.
     health_check_interval: float = 2.0
     # Multi-model endpoints: the memory (MB) one copy's loaded models may take (0: the instance type's
@@ -35,11 +38,23 @@ class Settings:
     # with no copies fails) or "wake" (the request starts a copy and waits for it). A component's
     # tag smemu:scale-from-zero overrides it, and smemu:idle-timeout-seconds its idle timeout.
     scale_from_zero: str = "faithful"
+    # Changing an inference component in a transition (creating, updating): "strict" refuses it as
+    # SageMaker does; "lenient" accepts updates and deletes in any state but deleting (smemu's convenience).
+    component_updates: str = "strict"
     wake_timeout: float = 120.0  # how long a woken request waits for its copy
     idle_timeout: float = 300.0  # wake mode: seconds without requests before scaling back to zero
     log_level: str = "info"
     # The level of the per-request access log line (logger smemu.access); shown when --log-level allows.
     access_log_level: str = "debug"
+    # Account quotas (ResourceLimitExceeded past them); every instance and copy is a process or container here.
+    quota_instances_per_type: int = 10
+    quota_instances: int = 20
+    quota_component_copies: int = 50
+    # Who may come in: "none" (anyone; the default, on loopback) or "sigv4" (requests signed with one of the
+    # access keys below: ACCESS_KEY_ID:SECRET pairs separated by commas, and/or an AWS credentials file).
+    auth: str = "none"
+    access_keys: str = ""
+    credentials_file: str = ""
     # A JSON file of extra or overriding instance types (same shape as emulator/data/instance_types.json).
     instance_types: str = ""
     # The images SageMaker's PyTorch and XGBoost image URIs run as in the Docker runtime ("": smemu's own).
@@ -79,6 +94,10 @@ class Settings:
             raise ValueError("--account-id must be 12 digits")
         if self.scale_from_zero not in ("faithful", "wake"):
             raise ValueError(f"--scale-from-zero must be faithful or wake, not {self.scale_from_zero!r}")
+        if self.auth not in ("none", "sigv4"):
+            raise ValueError(f"--auth must be none or sigv4, not {self.auth!r}")
+        if self.component_updates not in ("strict", "lenient"):
+            raise ValueError(f"--component-updates must be strict or lenient, not {self.component_updates!r}")
         if self.timeout_scale <= 0:
             raise ValueError("--timeout-scale must be positive")
 

@@ -1,9 +1,14 @@
 """Running smemu from tests and benchmarks: one harness for smemu's own suite, its benchmarks, and
-users' tests (the pytest plugin builds on it).
+users' tests (the pytest plugin, emulator/pytest_plugin.py, builds on it).
 
-    from emulator.testing import running_emulator
-    with running_emulator() as smemu:                 # a fresh server on a free loopback port
+    from emulator.testing import embedded_emulator
+    with embedded_emulator() as smemu:                # a fresh server on a free loopback port
         sagemaker = smemu.client("sagemaker")         # boto3, pointed at it
+        smemu.deploy("churn", "xgboost", "xgboost-model")      # a model from raw files, in one call
+        smemu.faults.add("error", "churn", StatusCode=500)    # SageMaker failing, on demand
+
+``embedded_emulator`` runs the server on a thread of this process (it starts in well under a
+second); ``running_emulator`` runs ``smemu serve`` as a subprocess, as a user would.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -49,7 +55,115 @@ def eventually(check, timeout: float = 30.0, interval: float = 0.05, message: st
         time.sleep(interval)
 
 
-class EmulatorProcess:
+class Faults:
+    """smemu's fault-injection API (``/_smemu/faults``) for one emulator."""
+
+    def __init__(self, url: str):
+        self.url = f"{url}/_smemu/faults"
+
+    def add(self, kind: str, endpoint: str, component: str | None = None, variant: str | None = None,
+            copy_id: str | None = None, expires_in: float | None = None, count: int | None = None,
+            **parameters) -> dict:
+        """Add a fault (kinds: smemu fault kinds); ``parameters`` are its Parameters (LatencyMs=…, StatusCode=…)."""
+        body = {"Kind": kind, "EndpointName": endpoint, "Parameters": parameters}
+        for key, value in (("InferenceComponentName", component), ("VariantName", variant), ("CopyId", copy_id),
+                           ("ExpiresInSeconds", expires_in), ("Count", count)):
+            if value is not None:
+                body[key] = value
+        response = httpx.post(self.url, json=body, timeout=10)
+        if response.status_code == 400:
+            raise ValueError(response.json()["message"])
+        return response.raise_for_status().json()
+
+    def list(self) -> list[dict]:
+        return httpx.get(self.url, timeout=10).raise_for_status().json()["Faults"]
+
+    def remove(self, fault_id: str):
+        httpx.delete(f"{self.url}/{fault_id}", timeout=10).raise_for_status()
+
+    def clear(self):
+        httpx.delete(self.url, timeout=10).raise_for_status()
+
+
+class _Handle:
+    """What both ways of running smemu offer a test: its URL, boto3 clients, deploy and faults."""
+
+    url: str
+    state_dir: Path
+
+    def client(self, service: str, **kwargs):
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.url, **{**CREDENTIALS, **kwargs})
+
+    @property
+    def faults(self) -> Faults:
+        return Faults(self.url)
+
+    def deploy(self, name: str, framework: str, *artifacts, inference_code=None, requirements=None,
+               instance_type: str = "ml.m5.large", instance_count: int = 1, environment: dict | None = None,
+               endpoint: str | None = None, cores: float = 1.0, memory_mb: int = 1024, copies: int = 1) -> str:
+        """Package raw model files (or use a model.tar.gz or directory), create the model, config and endpoint
+        (or, with ``endpoint``, an inference component on it), and wait until it serves. Returns the
+        endpoint's name."""
+        from .workflows import deploy
+
+        deploy(self.url, name, framework, list(artifacts), self.state_dir.parent / "packages", inference_code,
+               requirements, instance_type, instance_count, environment, endpoint, cores, memory_mb, copies)
+        return endpoint or name
+
+
+class EmbeddedEmulator(_Handle):
+    """smemu on a thread of this process, on a free 127.0.0.1 port (copies are still processes)."""
+
+    def __init__(self, state_dir: Path, port: int | None = None, **settings):
+        self.state_dir = Path(state_dir)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.settings = {"runtime": "process", **settings}
+        self.server = None
+        self.thread: threading.Thread | None = None
+
+    def start(self, timeout: float = 30.0) -> "EmbeddedEmulator":
+        import uvicorn
+
+        from .app import Emulator
+        from .config import Settings
+
+        settings = Settings.from_env(environ={}, state_dir=self.state_dir, port=self.port, **self.settings)
+        config = uvicorn.Config(Emulator(settings, tune_gc=False), host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="on", loop="uvloop", http="httptools")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True, name="smemu")
+        self.thread.start()
+        end = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > end:
+                raise RuntimeError("smemu did not start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self):
+        if self.server is not None:
+            self.server.should_exit = True
+            self.thread.join(60)
+
+
+@contextlib.contextmanager
+def embedded_emulator(state_dir: Path | None = None, **settings):
+    """smemu on a thread of this process for the ``with`` block (a temporary state directory unless one
+    is given); settings as ``smemu serve`` takes them (runtime="process", scale_from_zero="wake", …)."""
+    with contextlib.ExitStack() as stack:
+        if state_dir is None:
+            state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="smemu-"))) / "state"
+        server = EmbeddedEmulator(state_dir, **settings).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+class EmulatorProcess(_Handle):
     """``smemu serve`` as a subprocess on a free 127.0.0.1 port, as a user would run it."""
 
     def __init__(self, state_dir: Path, extra_env: dict | None = None, port: int | None = None,
@@ -101,11 +215,6 @@ class EmulatorProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-    def client(self, service: str, **kwargs):
-        import boto3
-
-        return boto3.client(service, endpoint_url=self.url, **{**CREDENTIALS, **kwargs})
 
     def log(self) -> str:
         try:

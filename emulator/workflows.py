@@ -29,7 +29,11 @@ class WorkflowError(Exception):
 
 
 def clients(url: str):
-    kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="smemu", aws_secret_access_key="smemu")
+    """boto3 clients for smemu: signed with this environment's AWS credentials when there are any (a server
+    with --auth sigv4 checks them), else with dummy ones."""
+    kw = dict(endpoint_url=url, region_name="us-east-1")
+    if boto3.Session().get_credentials() is None:
+        kw.update(aws_access_key_id="smemu", aws_secret_access_key="smemu")
     return boto3.client("sagemaker", **kw), boto3.client("sagemaker-runtime", **kw)
 
 

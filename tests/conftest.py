@@ -13,9 +13,14 @@ from . import models
 from .helpers import S3_ENV
 
 
+# The suite shares one emulator and leaves endpoints behind: quotas high enough not to get in the way
+# (test_quotas.py checks them with the defaults).
+ROOMY = {"SMEMU_QUOTA_INSTANCES_PER_TYPE": "500", "SMEMU_QUOTA_INSTANCES": "1000", "SMEMU_QUOTA_COMPONENT_COPIES": "1000"}
+
+
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory):
-    server = EmulatorProcess(tmp_path_factory.mktemp("smemu") / "state").start()
+    server = EmulatorProcess(tmp_path_factory.mktemp("smemu") / "state", ROOMY).start()
     yield server
     server.stop()
 

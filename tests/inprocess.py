@@ -9,7 +9,6 @@ the tests see. Copies are records only: they never run a model, so invoking need
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import botocore.session
 import httpx
 from botocore.exceptions import ClientError
 
+from emulator.api.protocol import snake_case
 from emulator.app import Emulator
 from emulator.config import Settings
 from emulator.runtime.base import prepare_start
@@ -46,6 +46,9 @@ class FakeRuntime:
         return copy
 
     async def stop(self, copy, grace=None):
+        copy.state = "stopped"
+
+    def kill(self, copy):
         copy.state = "stopped"
 
     def exit_reason(self, copy):
@@ -117,7 +120,7 @@ class InProcessClient:
         self.region = region
         self.serializer = botocore.serialize.create_serializer(self.model.protocol, include_validation=False)
         self.parser = botocore.parsers.create_parser(self.model.protocol)
-        self.names = {_snake(name): name for name in self.model.operation_names}
+        self.names = {snake_case(name): name for name in self.model.operation_names}
 
     def call(self, operation: str, **params) -> dict:
         operation_model = self.model.operation_model(operation)
@@ -143,6 +146,3 @@ class InProcessClient:
         config = _SESSION.get_paginator_model(self.service).get_paginator(operation)
         return botocore.paginate.Paginator(getattr(self, name), config, self.model.operation_model(operation))
 
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

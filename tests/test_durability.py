@@ -105,9 +105,9 @@ def test_components_come_back_after_kill_9(state_dir, xgboost_archive):
         table = subprocess.run([sys.executable, "-m", "emulator", "ps", "--url", second.url], capture_output=True,
                                text=True, cwd=ROOT)
         assert table.returncode == 0
-        lines = table.stdout.splitlines()
-        assert lines[0].split()[:4] == ["ENDPOINT", "VARIANT", "INSTANCE", "COMPONENT"]
-        assert sum(1 for line in lines if line.split()[:4] == ["ic", "AllTraffic", "alltraffic-1", "c"]) == 2
-        assert all("serving" in line for line in lines[1:])
+        copies = table.stdout.split("\n\n")[-1].splitlines()  # the last table: one line per copy
+        assert copies[0].split()[:4] == ["ENDPOINT", "VARIANT", "INSTANCE", "COMPONENT"]
+        assert sum(1 for line in copies if line.split()[:4] == ["ic", "AllTraffic", "alltraffic-1", "c"]) == 2
+        assert all("serving" in line for line in copies[1:])
     finally:
         second.stop()

@@ -121,17 +121,21 @@ def test_update_endpoint_swaps_models_without_failing_a_request(sagemaker, runti
     delete_endpoint(sagemaker, name)
 
 
-def test_failed_update_keeps_the_old_fleet_serving(sagemaker, runtime, xgboost_archive, unique, emulator):
+def test_failed_update_keeps_the_old_fleet_serving(sagemaker, runtime, xgboost_archive, unique, emulator, tmp_path):
+    import shutil
+
     name = unique("badupd")
     deploy(sagemaker, name, xgboost_archive)
     before = copies(emulator, name)
-    sagemaker.create_model(ModelName=f"{name}-bad", PrimaryContainer={"Image": XGBOOST_IMAGE, "ModelDataUrl": "/nonexistent/model.tar.gz"})
+    vanishing = shutil.copy(xgboost_archive, tmp_path / "vanishing.tar.gz")
+    sagemaker.create_model(ModelName=f"{name}-bad", PrimaryContainer={"Image": XGBOOST_IMAGE, "ModelDataUrl": str(vanishing)})
+    vanishing.unlink()  # the new model's data is gone by the time the update needs it
     sagemaker.create_endpoint_config(EndpointConfigName=f"{name}-bad", ProductionVariants=[
         {"VariantName": "AllTraffic", "ModelName": f"{name}-bad", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
     sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=f"{name}-bad")
     described = wait_in_service(sagemaker, name)
     assert described["EndpointConfigName"] == name
-    assert "/nonexistent/model.tar.gz does not exist" in described["FailureReason"]
+    assert f"the model data at {vanishing} no longer exists" in described["FailureReason"]
     assert copies(emulator, name) == before
     assert runtime.invoke_endpoint(EndpointName=name, Body=CSV, ContentType="text/csv")["Body"].read() == b"0.25\n0.25\n"
     delete_endpoint(sagemaker, name)

@@ -190,7 +190,10 @@ def test_rolling_update_without_failed_requests_and_failed_update_keeps_old_copi
                                  artifacts / "roll-075.tar.gz")
     ic_model(sagemaker, "ic-roll-v1", xgboost_archive)
     ic_model(sagemaker, "ic-roll-v2", other)
-    ic_model(sagemaker, "ic-roll-bad", "/nonexistent/model.tar.gz")
+    vanishing = artifacts / "roll-vanishing.tar.gz"
+    vanishing.write_bytes(xgboost_archive.read_bytes())
+    ic_model(sagemaker, "ic-roll-bad", vanishing)
+    vanishing.unlink()  # the model's data is gone by the time the update needs it
     component_endpoint(sagemaker, endpoint, "ml.m5.xlarge", 1)
     add_component(sagemaker, "ic-roll-c", endpoint, "ic-roll-v1", cores=1, memory=512, copies=2)
     wait_component(sagemaker, "ic-roll-c")
@@ -224,7 +227,7 @@ def test_rolling_update_without_failed_requests_and_failed_update_keeps_old_copi
         "ModelName": "ic-roll-bad", "ComputeResourceRequirements": {"NumberOfCpuCoresRequired": 1, "MinMemoryRequiredInMb": 512}})
     described = eventually(lambda: (d := sagemaker.describe_inference_component(InferenceComponentName="ic-roll-c"))
                            ["InferenceComponentStatus"] == "InService" and d.get("FailureReason") and d, 60, 0.1)
-    assert "does not exist" in described["FailureReason"]
+    assert "no longer exists" in described["FailureReason"]
     assert described["Specification"]["ModelName"] == "ic-roll-v2"
     assert predict_component(runtime, endpoint, "ic-roll-c") == b"0.75\n"
     delete_endpoint(sagemaker, endpoint)

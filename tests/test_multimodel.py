@@ -75,7 +75,7 @@ def test_models_load_on_first_use_and_the_least_recently_used_is_evicted(mme_emu
 
     with pytest.raises(runtime.exceptions.ValidationError, match="Failed to download model data for TargetModel"):
         predict("absent.tar.gz")
-    with pytest.raises(runtime.exceptions.ValidationError, match="set TargetModel"):
+    with pytest.raises(runtime.exceptions.ValidationError, match="is missing a target model header"):
         runtime.invoke_endpoint(EndpointName="mme", Body=b"[1.0]", ContentType="application/json")
     delete_endpoint(sagemaker, "mme")
 
@@ -85,6 +85,6 @@ def test_target_model_is_refused_on_single_model_endpoints(mme_emulator, xgboost
 
     sagemaker, runtime = mme_emulator.client("sagemaker"), mme_emulator.client("sagemaker-runtime")
     deploy(sagemaker, "not-mme", xgboost_archive, image=XGBOOST_IMAGE)
-    with pytest.raises(runtime.exceptions.ValidationError, match="only valid for multi-model endpoints"):
+    with pytest.raises(runtime.exceptions.ValidationError, match="is not a multi-model endpoint and does not support target model header"):
         runtime.invoke_endpoint(EndpointName="not-mme", TargetModel="a.tar.gz", Body=b"0,0,1", ContentType="text/csv")
     delete_endpoint(sagemaker, "not-mme")

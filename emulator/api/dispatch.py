@@ -11,7 +11,9 @@ import json
 import time
 import uuid
 
+from ..control.errors import ServiceError
 from .asgi import read_body
+from .auth import SigV4Verifier
 from .protocol import JsonProvider
 from .runtime import RuntimeApi, invocation_target
 
@@ -20,13 +22,17 @@ OWN_PREFIXES = ("/_smemu", "/console", "/metrics")
 
 
 class Dispatcher:
-    def __init__(self, providers: list[JsonProvider], runtime_api: RuntimeApi, web):
+    def __init__(self, providers: list[JsonProvider], runtime_api: RuntimeApi, web, verifier: SigV4Verifier | None = None):
         self.providers = {provider.target_prefix: provider for provider in providers}
         self.runtime_api = runtime_api
         self.web = web
+        self.verifier = verifier  # --auth sigv4: every request but the health check must be signed
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] != "http":
+            await self.web(scope, receive, send)
+            return
+        if scope["method"] == "POST":
             target = authorization = None
             for key, value in scope["headers"]:
                 if key == b"x-amz-target":
@@ -34,7 +40,7 @@ class Dispatcher:
                 elif key == b"authorization":
                     authorization = value.decode("latin-1")
             if target is not None:
-                await self._json(receive, send, target, authorization or "")
+                await self._json(scope, receive, send, target, authorization or "")
                 return
             runtime = invocation_target(scope["path"])
             if runtime is not None:
@@ -44,27 +50,54 @@ class Dispatcher:
                 await _reply(send, 400, {"__type": "UnknownOperationException", "message": "Missing X-Amz-Target header."},
                              "application/x-amz-json-1.1", [])
                 return
+        if self.verifier is not None and scope["path"] != "/_smemu/health":
+            body = await read_body(receive, MAX_CONTROL_BODY) or b""
+            try:
+                self.verify(scope, body)
+            except ServiceError as exc:
+                await _reply(send, exc.status, {"__type": exc.code, "message": exc.message}, "application/json", [])
+                return
+            receive = _replay(body)
         await self.web(scope, receive, send)
 
-    async def _json(self, receive, send, target: str, authorization: str):
+    def verify(self, scope, body: bytes):
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        self.verifier.verify(scope["method"], scope.get("raw_path") or scope["path"].encode(),
+                             scope.get("query_string", b""), headers, body)
+
+    async def _json(self, scope, receive, send, target: str, authorization: str):
         started = time.perf_counter()
         body = await read_body(receive, MAX_CONTROL_BODY)
         prefix, _, operation = target.partition(".")
         provider = self.providers.get(prefix)
-        if provider is None:
-            status, payload, headers = 400, {"__type": "UnknownOperationException",
-                                             "message": f"The operation {target!r} is not known."}, []
-            content_type = "application/x-amz-json-1.1"
-        elif body is None:
-            status, payload, headers = 413, {"__type": "SerializationException",
-                                             "message": "The request body is too large."}, []
-            content_type = provider.content_type
-        else:
+        content_type = provider.content_type if provider else "application/x-amz-json-1.1"
+        try:
+            if self.verifier is not None:
+                self.verify(scope, body or b"")
+            if provider is None:
+                raise ServiceError("UnknownOperationException", f"The operation {target!r} is not known.")
+            if body is None:
+                raise ServiceError("SerializationException", "The request body is too large.", 413)
             status, payload, headers = provider.handle(operation, body, {"authorization": authorization})
-            content_type = provider.content_type
+        except ServiceError as exc:
+            status, payload, headers = exc.status, {"__type": exc.code, "message": exc.message}, []
         # Server-side time of the call, for the benchmark's control-plane gates.
         headers = headers + [(b"x-smemu-server-time-us", f"{(time.perf_counter() - started) * 1e6:.0f}".encode())]
         await _reply(send, status, payload, content_type, headers)
+
+
+def _replay(body: bytes):
+    """A receive() that gives a body already read to the app behind."""
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 async def _reply(send, status: int, payload: dict, content_type: str, headers: list):

@@ -26,7 +26,8 @@ _SESSION = botocore.session.get_session()
 
 
 def snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """CreateModel → create_model, RequestTTLSeconds → request_ttl_seconds."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 def region_of(headers, default: str) -> str:

@@ -12,12 +12,15 @@ import logging
 import uuid
 from urllib.parse import unquote
 
+from ..control.errors import ServiceError
 from ..router.asynchronous import AsyncInvocations
 from ..router.errors import RuntimeApiError, validation_error
 from ..router.invoke import MAX_BODY, InvocationRouter
 from ..router.messages import InvokeRequest, InvokeResult
+from ..texts import text
 from . import eventstream
 from .asgi import read_body
+from .auth import SigV4Verifier
 from .protocol import region_of, service_model, snake_case
 
 log = logging.getLogger("smemu.api")
@@ -42,6 +45,9 @@ RESPONSE_HEADERS = {action: [(snake_case(member), header.lower().encode())
                              for member, header in _headers_of(MODEL.operation_model(op).output_shape).items()]
                     for action, op in ACTIONS.items()}
 STATUS = {action: MODEL.operation_model(op).http.get("responseCode", 200) for action, op in ACTIONS.items()}
+_unknown = {f for fields in REQUEST_FIELDS.values() for f in fields.values()} - set(InvokeRequest.__dataclass_fields__)
+if _unknown:  # botocore's model grew a header: InvokeRequest must name it
+    raise RuntimeError(f"InvokeRequest lacks fields for sagemaker-runtime members: {sorted(_unknown)}")
 
 
 def invocation_target(path: str) -> tuple[str, str] | None:
@@ -92,10 +98,12 @@ class EventStreamSink:
 
 
 class RuntimeApi:
-    def __init__(self, router: InvocationRouter, asynchronous: AsyncInvocations, default_region: str):
+    def __init__(self, router: InvocationRouter, asynchronous: AsyncInvocations, default_region: str,
+                 verifier: SigV4Verifier | None = None):
         self.router = router
         self.asynchronous = asynchronous
         self.default_region = default_region
+        self.verifier = verifier
 
     async def __call__(self, scope, receive, send, target: tuple[str, str]):
         request_id = str(uuid.uuid4())
@@ -120,6 +128,8 @@ class RuntimeApi:
             body = await read_body(receive, MAX_BODY)
             if body is None:
                 raise _oversize(request_id)
+            if self.verifier is not None:
+                self._verify(scope, body)
             if len(endpoint) > NAME_PATTERN_MAX:
                 raise validation_error(
                     f"1 validation error detected: Value '{endpoint}' at 'endpointName' failed to satisfy "
@@ -127,7 +137,7 @@ class RuntimeApi:
                 )
             region = region_of({"authorization": authorization}, self.default_region) if authorization \
                 else self.default_region
-            request = InvokeRequest(endpoint, body, region, **members)
+            request = InvokeRequest(endpoint, body, region, request_id=request_id, **members)
             if action == "invocations-response-stream":
                 sink = EventStreamSink(send, request_id)
                 await self.router.stream(request, sink)
@@ -159,10 +169,19 @@ class RuntimeApi:
         await send({"type": "http.response.body", "body": out_body})
 
 
+    def _verify(self, scope, body: bytes):
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            self.verifier.verify(scope["method"], scope.get("raw_path") or scope["path"].encode(),
+                                 scope.get("query_string", b""), headers, body)
+        except ServiceError as exc:
+            raise RuntimeApiError(exc.code, exc.status, exc.message) from None
+
+
 def error_body(exc: RuntimeApiError) -> bytes:
     return json.dumps({"Message": exc.message, "message": exc.message, **exc.members}).encode()
 
 
 def _oversize(request_id: str) -> RuntimeApiError:
-    return validation_error(f"Request {request_id} has oversize body.")
+    return validation_error(text("oversize-body", request_id=request_id))
 

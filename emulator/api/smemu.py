@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import json
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 
 from ..control.components import ComponentReconciler
 from ..control.components.views import placement
+from ..control.faults import FaultControl
 from ..control.resources import ENDPOINT
 from ..control.store import Store
 from ..router.metrics import Metrics
+from ..runtime.faults import KINDS
 from ..runtime.fleet import FleetRegistry
 from ..runtime.limits import resident_mb
 
@@ -18,9 +20,18 @@ def not_found(message: str) -> Response:
     return Response(json.dumps({"message": message}), 404, media_type="application/json")
 
 
+def bad_request(message: str) -> Response:
+    return Response(json.dumps({"message": message}), 400, media_type="application/json")
+
+
 def smemu_app(runtime_name: str, store: Store, registry: FleetRegistry, reconciler: ComponentReconciler,
-              metrics: Metrics) -> FastAPI:
+              metrics: Metrics, faults: FaultControl) -> FastAPI:
     web = FastAPI(title="smemu", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def with_faults(view: dict | None) -> dict | None:
+        if view is not None:
+            view["Faults"] = faults.faults.listing(view["EndpointName"])
+        return view
 
     def copy_counts() -> list[tuple]:
         """(endpoint, variant, component, current, desired) for every variant and component."""
@@ -48,12 +59,12 @@ def smemu_app(runtime_name: str, store: Store, registry: FleetRegistry, reconcil
 
     @web.get("/_smemu/endpoints/{name}/placement")
     async def endpoint_placement(name: str):
-        view = placement(reconciler, registry, name)
+        view = with_faults(placement(reconciler, registry, name))
         return view if view is not None else not_found(f"Endpoint {name} is not serving.")
 
     @web.get("/_smemu/placement")
     async def all_placements():
-        views = [placement(reconciler, registry, f.endpoint) for f in registry.fleets()]
+        views = [with_faults(placement(reconciler, registry, f.endpoint)) for f in registry.fleets()]
         return {"Endpoints": [v for v in views if v is not None]}
 
     @web.get("/_smemu/status")
@@ -62,7 +73,7 @@ def smemu_app(runtime_name: str, store: Store, registry: FleetRegistry, reconcil
         endpoints = []
         for doc in store.all(ENDPOINT):
             name = doc["EndpointName"]
-            view = placement(reconciler, registry, name)
+            view = with_faults(placement(reconciler, registry, name))
             if view is not None:
                 configs = {v["VariantName"]: v for v in doc["_deployment"]["Config"]["ProductionVariants"]}
                 for variant in view["Variants"]:
@@ -86,6 +97,27 @@ def smemu_app(runtime_name: str, store: Store, registry: FleetRegistry, reconcil
                 entry["FailureReason"] = doc["FailureReason"]
             endpoints.append(entry)
         return {"Runtime": runtime_name, "Host": reconciler.cpus.describe(), "Endpoints": endpoints}
+
+    @web.post("/_smemu/faults", status_code=201)
+    async def add_fault(request: Request):
+        try:
+            return faults.add(await request.json())
+        except ValueError as exc:  # FaultError, or a body that is not JSON
+            return bad_request(str(exc) or "The request body must be a JSON object.")
+
+    @web.get("/_smemu/faults")
+    async def list_faults():
+        return {"Faults": faults.faults.listing(), "Kinds": KINDS}
+
+    @web.delete("/_smemu/faults/{fault_id}")
+    async def remove_fault(fault_id: str):
+        if not faults.remove(fault_id):
+            return not_found(f"No fault {fault_id}.")
+        return Response(status_code=204)
+
+    @web.delete("/_smemu/faults")
+    async def clear_faults():
+        return {"Removed": faults.clear()}
 
     @web.get("/_smemu/endpoints/{name}/copies")
     async def copies(name: str):

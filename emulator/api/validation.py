@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import functools
 import json
+from datetime import datetime
 
 import regex
 
 _NUMBER_TYPES = ("integer", "long", "float", "double")
+MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z, the last second a timestamp can name
 # Emulator extension: model-data locations may also be local (file:// URLs or absolute paths).
 LOCAL_URI_SHAPES = ("Url", "S3ModelUri", "DestinationS3Uri")
 
@@ -104,6 +106,8 @@ def _value(shape, value, path, violations):
             compiled = _compiled(pattern)
             if compiled is not None and compiled.fullmatch(value) is None:
                 violations.add(value, path, f"Member must satisfy regular expression pattern: {pattern}")
+    elif type_name == "timestamp" and not _timestamp_ok(value):
+        violations.add(value, path, "Member must be a timestamp: seconds since the epoch, or ISO 8601")
     elif type_name in _NUMBER_TYPES:
         if "min" in meta and value < meta["min"]:
             violations.add(value, path, f"Member must have value greater than or equal to {meta['min']}")
@@ -116,6 +120,16 @@ def _length(value, meta, path, violations):
         violations.add(value, path, f"Member must have length greater than or equal to {meta['min']}")
     if "max" in meta and len(value) > meta["max"]:
         violations.add(value, path, f"Member must have length less than or equal to {meta['max']}")
+
+
+def _timestamp_ok(value) -> bool:
+    if isinstance(value, str):
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return True
+    return -MAX_EPOCH <= value <= MAX_EPOCH
 
 
 def _type_ok(type_name, value) -> bool:

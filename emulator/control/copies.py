@@ -23,9 +23,10 @@ import httpx
 
 from ..config import Settings
 from ..runtime.base import Runtime, append_log
+from ..runtime.faults import Faults
 from ..runtime.fleet import Copy
 from ..runtime.health import CopyStartError, ping
-from ..runtime.modeldata import Deadline, DownloadTimeout, ModelDataError, ModelDataSpec, ModelDataStore
+from ..runtime.modeldata import Deadline, DownloadTimeout, ModelDataError, ModelDataSpec, ModelDataStore, SizeLimit
 from ..runtime.spec import CopyLimits, CopySpec
 
 log = logging.getLogger("smemu.copies")
@@ -68,7 +69,7 @@ class Supervised:
 
 
 class CopyManager:
-    def __init__(self, runtime: Runtime, model_data: ModelDataStore, settings: Settings, faults=None):
+    def __init__(self, runtime: Runtime, model_data: ModelDataStore, settings: Settings, faults: Faults | None = None):
         self.runtime = runtime
         self.model_data = model_data
         self.settings = settings
@@ -106,33 +107,35 @@ class CopyManager:
         return self.tasks.get(key)
 
     # -- model data ------------------------------------------------------------------------------
-    async def fetch_model_data(self, container: dict, timeouts: dict, variant: str, owner: str = "") -> Path | None:
+    async def fetch_model_data(self, container: dict, timeouts: dict, variant: str, endpoint: str,
+                               component: str | None = None, volume: tuple[float, str] | None = None) -> Path | None:
         """The container's model data as a local directory (None when it has none).
 
-        ``timeouts`` may hold ModelDataDownloadTimeoutInSeconds. Every failure is a CopyStartError
-        whose message is the FailureReason."""
+        ``timeouts`` may hold ModelDataDownloadTimeoutInSeconds; ``volume`` is (GB, what it is) of the
+        storage the data must fit on. Every failure is a CopyStartError whose message is the FailureReason."""
         spec = ModelDataSpec.from_container(container)
         if spec is None:
             return None
         requested = timeouts.get("ModelDataDownloadTimeoutInSeconds")
         seconds = self.settings.deadline_seconds(requested, self.settings.download_timeout)
         deadline = Deadline(seconds, DOWNLOAD)
-        limit = f"ModelDataDownloadTimeoutInSeconds ({(requested or self.settings.download_timeout):g} s)"
+        limit = SizeLimit(int(volume[0] * 1024 ** 3), volume[1]) if volume else None
+        described = f"ModelDataDownloadTimeoutInSeconds ({(requested or self.settings.download_timeout):g} s)"
         try:
             if self.faults is not None:
-                self.faults.check(DOWNLOAD, owner)
-            return await asyncio.wait_for(asyncio.to_thread(self.model_data.fetch, spec, deadline), seconds + 0.5)
+                self.faults.check("model-data-download", endpoint, component)
+            return await asyncio.wait_for(asyncio.to_thread(self.model_data.fetch, spec, deadline, limit), seconds + 0.5)
         except (asyncio.TimeoutError, DownloadTimeout):
             deadline.cancelled = True
             raise CopyStartError(
-                f"Failed to download model data for production variant {variant} from {spec.uri} within {limit}."
+                f"Failed to download model data for production variant {variant} from {spec.uri} within {described}."
             ) from None
         except ModelDataError as exc:
             raise CopyStartError(f"Failed to download model data for production variant {variant}: {exc}") from None
         except (CopyStartError, asyncio.CancelledError):
             raise
         except Exception as exc:
-            log.exception("the %s for %s failed", DOWNLOAD, owner)
+            log.exception("the %s for %s failed", DOWNLOAD, endpoint)
             raise PhaseFailed(f"Failed to download model data for production variant {variant}: the {DOWNLOAD} "
                               f"failed: {type(exc).__name__}: {exc}") from exc
 
@@ -147,7 +150,7 @@ class CopyManager:
         """One copy, serving and supervised; CopyStartError (naming the phase) otherwise."""
         with phase(START):
             if self.faults is not None:
-                self.faults.check(START, spec.component or spec.endpoint)
+                self.faults.check("container-start", spec.endpoint, spec.component)
             copy = await self.runtime.start(spec, limits, copy_id=copy_id)
         self.supervised[copy.copy_id] = Supervised(copy, on_death)
         self.runtime.watch_exit(copy, lambda: self._check(copy))
@@ -202,6 +205,9 @@ class CopyManager:
         async def check(client, copy):
             response = await ping(client, copy.base_url)
             healthy = response is not None and response.status_code == 200
+            if healthy and self.faults is not None and self.faults.first(
+                    "fail-ping", copy.endpoint, copy.component, copy.variant, copy.copy_id):
+                healthy = False
             copy.ping_failures = 0 if healthy else copy.ping_failures + 1
             if copy.ping_failures >= UNHEALTHY_AFTER:
                 self._died(copy, f"stopped answering /ping ({copy.ping_failures} health checks in a row)")

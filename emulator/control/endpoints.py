@@ -18,9 +18,10 @@ from ..config import Settings
 from ..runtime.fleet import Copy, Fleet, FleetRegistry, VariantFleet
 from ..runtime.health import CopyStartError
 from ..runtime.spec import CopySpec
-from ..scheduler.catalog import Catalog
+from ..scheduler.catalog import DEFAULT_STORAGE_GIB, Catalog
 from .components import ComponentReconciler
 from .copies import CopyManager, describe_failure
+from .faults import release_hold
 from .resources import ENDPOINT
 from .store import Store
 
@@ -83,6 +84,8 @@ class EndpointLifecycle:
         self._save(name, EndpointStatus="Failed", FailureReason=reason)
 
     async def _update(self, name: str):
+        if self.copies.faults is not None:
+            self.copies.faults.check("rolling-update", name)
         doc = self.store.get(ENDPOINT, name)
         pending = doc["_pending"]
         config = pending["Config"]
@@ -115,6 +118,7 @@ class EndpointLifecycle:
         self._save(name, EndpointStatus="InService", FailureReason=reason, _pending=None, PendingDeploymentSummary=None)
 
     async def _update_capacity(self, name: str):
+        started = time.monotonic()
         doc = self.store.get(ENDPOINT, name)
         fleet = self.registry.get(name)
         config = doc["_deployment"]["Config"]
@@ -142,6 +146,7 @@ class EndpointLifecycle:
         if fleet is not None:
             for variant in fleet.variants.values():
                 variant.weight = weights.get(variant.name, variant.weight)
+        await asyncio.sleep(max(0.0, self.settings.min_update_seconds - (time.monotonic() - started)))
         changes = {"EndpointStatus": "InService",
                    "ProductionVariants": self._summaries(config, fleet, counts, weights)}
         if failure:
@@ -188,6 +193,8 @@ class EndpointLifecycle:
         """Bring back, in the background, what the store says should be running."""
         recoveries = []
         for doc in self.store.all(ENDPOINT):
+            release_hold(self.store, doc["EndpointName"])  # a fault's hold does not outlive the server
+            doc = self.store.get(ENDPOINT, doc["EndpointName"])
             name, status = doc["EndpointName"], doc["EndpointStatus"]
             if status == "Creating":
                 self.create(name)
@@ -300,7 +307,7 @@ class EndpointLifecycle:
             if multi_model:  # models are loaded on first use, from under ModelDataUrl
                 environment["SAGEMAKER_MULTI_MODEL"] = "true"
             model_dir = None if multi_model else await self.copies.fetch_model_data(
-                container, variant, variant["VariantName"], owner=endpoint)
+                container, variant, variant["VariantName"], endpoint, volume=self._volume(variant))
             templates.append(CopySpec(
                 endpoint=endpoint, variant=variant["VariantName"], image=container.get("Image"), model_dir=model_dir,
                 multi_model_prefix=container.get("ModelDataUrl") if multi_model else None,
@@ -311,6 +318,15 @@ class EndpointLifecycle:
                 network_isolation=bool(model.get("EnableNetworkIsolation")), container_name=hostname,
             ))
         return templates
+
+    def _volume(self, variant: dict) -> tuple[float, str]:
+        """The storage an instance of the variant has for model data: VolumeSizeInGB, else the type's."""
+        if variant.get("VolumeSizeInGB"):
+            return variant["VolumeSizeInGB"], f"the storage volume of production variant {variant['VariantName']} " \
+                                              f"(VolumeSizeInGB {variant['VolumeSizeInGB']})"
+        instance_type = self.catalog.get(variant.get("InstanceType"))
+        size = instance_type.storage_gib if instance_type else DEFAULT_STORAGE_GIB
+        return size, f"the storage of a {variant.get('InstanceType')} instance ({size:g} GB; set VolumeSizeInGB)"
 
     def _copy_memory_mb(self, variant: dict) -> float:
         """A multi-model copy's budget: SMEMU_MME_MEMORY_MB, else its instance type's memory."""

@@ -5,6 +5,8 @@ helpers below build its usual ones.
 """
 from __future__ import annotations
 
+from ..texts import text
+
 
 class ServiceError(Exception):
     def __init__(self, code: str, message: str, status: int = 400):
@@ -20,12 +22,12 @@ def validation(message: str) -> ServiceError:
 
 
 def not_found(kind: str, arn: str) -> ServiceError:
-    return validation(f'Could not find {kind} "{arn}".')
+    return validation(text("not-found", kind=kind, arn=arn))
 
 
 def already_exists(kind: str, arn: str) -> ServiceError:
-    return validation(f'Cannot create already existing {kind} "{arn}".')
+    return validation(text("already-exists", kind=kind, arn=arn))
 
 
 def in_progress(arn: str) -> ServiceError:
-    return validation(f'Cannot update in-progress endpoint "{arn}".')
+    return validation(text("endpoint-in-progress", arn=arn))

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..runtime.modeldata import FINGERPRINT_MEMBER, fingerprint_of, local_path
+from ..texts import text
 from . import errors
 from .errors import validation
 from .resources import KINDS
@@ -117,7 +118,7 @@ def with_local_data_checked(container: dict, member: str) -> dict:
         if path is None:
             continue
         if not path.exists():
-            raise validation(f"Could not find model data at {uri}.")
+            raise validation(text("missing-model-data", uri=uri))
         if container.get("Mode") != "MultiModel":
             fingerprint = fingerprint_of(path)
             if fingerprint is not None:

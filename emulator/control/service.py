@@ -6,10 +6,19 @@ committed; inference components have their own operation class (``control/compon
 from __future__ import annotations
 
 import time
+
 from . import errors
 from .endpoints import EndpointLifecycle
 from .errors import ServiceError, validation
-from .operations import BUSY_STATES, Operations, check_tags, decode_token, encode_token, with_local_data_checked
+from .operations import (
+    BUSY_STATES,
+    Operations,
+    check_tags,
+    decode_token,
+    encode_token,
+    with_local_data_checked,
+)
+from .quotas import Quotas, instances_of
 from .resources import CONFIG, ENDPOINT, MODEL
 from .store import Store
 
@@ -17,9 +26,10 @@ from .store import Store
 class ControlPlane(Operations):
     """Models, endpoint configs, endpoints and tags."""
 
-    def __init__(self, store: Store, account: str, lifecycle: EndpointLifecycle):
+    def __init__(self, store: Store, account: str, lifecycle: EndpointLifecycle, quotas: Quotas):
         super().__init__(store, account)
         self.lifecycle = lifecycle
+        self.quotas = quotas
 
     # -- models -----------------------------------------------------------------------------------
     def create_model(self, req: dict, region: str) -> dict:
@@ -119,6 +129,7 @@ class ControlPlane(Operations):
         name = req["EndpointName"]
         check_tags(req.get("Tags"))
         deployment = self._deployment(req["EndpointConfigName"], region)
+        self.quotas.check_instances(instances_of(deployment["Config"]))
         now = time.time()
         doc = {
             "EndpointName": name,
@@ -165,6 +176,8 @@ class ControlPlane(Operations):
         new_has_models = any(v.get("ModelName") for v in deployment["Config"]["ProductionVariants"])
         if old_has_models != new_has_models:
             raise validation("An endpoint cannot switch between model-based variants and inference components.")
+        self.quotas.check_instances(instances_of(deployment["Config"]), except_endpoint=doc["EndpointName"],
+                                    current=instances_of(doc["_deployment"]["Config"], doc.get("ProductionVariants")))
         now = time.time()
         doc["_pending"] = {
             **deployment,
@@ -203,6 +216,12 @@ class ControlPlane(Operations):
             seen.add(key)
             if "DesiredWeight" not in item and "DesiredInstanceCount" not in item:
                 raise validation(f"Specify DesiredWeight or DesiredInstanceCount for variant {item['VariantName']}.")
+        config = doc["_deployment"]["Config"]
+        wanted = [{**s, "DesiredInstanceCount": next((i["DesiredInstanceCount"] for i in req["DesiredWeightsAndCapacities"]
+                                                      if i["VariantName"].lower() == key and "DesiredInstanceCount" in i),
+                                                     s.get("DesiredInstanceCount"))} for key, s in summaries.items()]
+        self.quotas.check_instances(instances_of(config, wanted), except_endpoint=doc["EndpointName"],
+                                    current=instances_of(config, list(summaries.values())))
         now = time.time()
         for item in req["DesiredWeightsAndCapacities"]:
             summary = summaries[item["VariantName"].lower()]

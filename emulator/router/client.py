@@ -15,9 +15,10 @@ import httptools
 class ConnectionLost(Exception):
     """The connection closed before a whole response arrived."""
 
-    def __init__(self, reused: bool):
+    def __init__(self, reused: bool, answered: bool = False):
         super().__init__("the container closed the connection")
         self.reused = reused
+        self.answered = answered  # some of a response had arrived
 
 
 class _Connection(asyncio.Protocol):
@@ -30,6 +31,7 @@ class _Connection(asyncio.Protocol):
         self._reset()
 
     def _reset(self):
+        self.answered = False
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
@@ -39,6 +41,7 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes):
+        self.answered = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -46,7 +49,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.closed = True
-        self._fail(ConnectionLost(self.used))
+        self._fail(ConnectionLost(self.used, self.answered))
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes):
@@ -114,9 +117,9 @@ class ConnectionPool:
             except asyncio.TimeoutError:
                 connection.close()
                 raise
-            except ConnectionLost:
+            except ConnectionLost as exc:
                 connection.close()
-                if reused and attempt == 1:
+                if reused and attempt == 1 and not exc.answered:
                     continue
                 raise
             except BaseException:

@@ -1,11 +1,10 @@
 """Keep-alive HTTP clients to the copies: the lean httptools pool for whole answers, aiohttp for
-streamed ones (httpx stays off this path: it collapses under concurrency)."""
+streamed ones (httpx stays off this path: it collapses under concurrency). aiohttp is imported on
+the first streamed request: most servers never stream, and it costs a sixth of a second to import."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
-
-import aiohttp
 
 from .client import ConnectionLost, ConnectionPool
 
@@ -15,34 +14,78 @@ class ContainerTimeout(Exception):
 
 
 class ContainerUnreachable(Exception):
-    pass
+    """The copy could not be reached, or went away before answering anything (``answered`` False),
+    or broke off its answer (``answered`` True)."""
+
+    def __init__(self, message: str, answered: bool = False):
+        super().__init__(message)
+        self.answered = answered
+
+
+class StreamBroken(Exception):
+    """A streamed answer broke off."""
+
+
+class Stream:
+    """A copy's answer, open for reading chunk by chunk."""
+
+    def __init__(self, response):
+        self.response = response
+        self.status = response.status
+        self.headers = response.headers
+
+    async def read(self) -> bytes:
+        return await self.response.read()
+
+    async def chunks(self):
+        import aiohttp
+
+        try:
+            async for chunk in self.response.content.iter_any():
+                yield chunk
+        except asyncio.TimeoutError as exc:
+            raise ContainerTimeout() from exc
+        except aiohttp.ClientError as exc:
+            raise StreamBroken(str(exc)) from exc
 
 
 class Forwarder:
     def __init__(self):
-        self.session: aiohttp.ClientSession | None = None
+        self.session = None  # aiohttp's, made on the first streamed request
         self.pool = ConnectionPool()
 
     async def start(self):
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=None, use_dns_cache=False)
-        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",))
+        pass
 
     async def close(self):
         self.pool.close()
         if self.session is not None:
             await self.session.close()
 
+    def _session(self):
+        import aiohttp
+
+        if self.session is None:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=None, use_dns_cache=False)
+            self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                                 skip_auto_headers=("User-Agent",))
+        return self.session
+
     @contextlib.asynccontextmanager
     async def open(self, url: str, body: bytes, headers: dict, timeout: float):
-        """The copy's response, open for streaming its body (no retry: it may be partly consumed)."""
+        """The copy's answer as a Stream (no retry here: it may be partly consumed)."""
+        import aiohttp
+
         try:
-            async with self.session.post(url, data=body, headers=headers,
-                                         timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-                yield response
+            async with self._session().post(url, data=body, headers=headers,
+                                            timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+                yield Stream(response)
         except asyncio.TimeoutError as exc:
             raise ContainerTimeout() from exc
+        except aiohttp.ClientConnectorError as exc:  # before the request was sent: nothing was answered
+            raise ContainerUnreachable(str(exc) or "the container refused the connection") from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectionError) as exc:
-            raise ContainerUnreachable(str(exc) or "the container closed the connection") from exc
+            raise ContainerUnreachable(str(exc) or "the container closed the connection", answered=True) from exc
 
     async def post(self, host: str, port: int, body: bytes, headers: dict, timeout: float, path: str = "/invocations"):
         """(status, {lower-cased header: value}, body) of the copy's answer to POST /invocations."""
@@ -53,6 +96,8 @@ class Forwarder:
             status, raw_headers, response_body = await self.pool.request(method, host, port, path, body, headers, timeout)
         except asyncio.TimeoutError as exc:
             raise ContainerTimeout() from exc
-        except (ConnectionLost, OSError) as exc:
-            raise ContainerUnreachable(str(exc) or "the container closed the connection") from exc
+        except ConnectionLost as exc:
+            raise ContainerUnreachable(str(exc), answered=exc.answered) from exc
+        except OSError as exc:  # connect refused or reset: the request never reached the container
+            raise ContainerUnreachable(str(exc) or "the container refused the connection") from exc
         return status, {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}, response_body

@@ -10,11 +10,11 @@ import asyncio
 import logging
 import time
 
-import aiohttp
-
+from ..runtime.faults import Faults
 from ..runtime.fleet import Copy, Fleet, FleetRegistry
+from ..texts import text
 from .errors import RuntimeApiError, model_error, validation_error
-from .forward import ContainerTimeout, ContainerUnreachable, Forwarder
+from .forward import ContainerTimeout, ContainerUnreachable, Forwarder, StreamBroken
 from .messages import InvokeRequest, InvokeResult, StreamSink
 from .metrics import Metrics
 from .multimodel import ModelLoader
@@ -24,11 +24,18 @@ from .sessions import Sessions
 log = logging.getLogger("smemu.router")
 MAX_BODY = 6 * 1024 * 1024  # 6,291,456 bytes, botocore's BodyBlob limit
 RECOVERY_WAIT = 120.0  # how long a request waits for an endpoint brought back after a restart
+MAX_ATTEMPTS = 3  # copies tried for one request that no copy answered (connection refused or dropped)
 
-NO_CAPACITY = (
-    "Inference Component has no capacity to process this request. ApplicationAutoScaling may be in-progress "
-    "(if configured) or try to increase the capacity by invoking UpdateInferenceComponentRuntimeConfig API."
-)
+NO_CAPACITY = text("no-capacity")
+
+
+class Unanswered(Exception):
+    """No byte of an answer came from the copy (refused or dropped): another copy may take the request."""
+
+    def __init__(self, copy: Copy, error: RuntimeApiError):
+        super().__init__(error.message)
+        self.copy = copy
+        self.error = error
 
 
 def container_headers(request: InvokeRequest) -> dict:
@@ -51,7 +58,10 @@ def container_headers(request: InvokeRequest) -> dict:
 
 class InvocationRouter:
     def __init__(self, registry: FleetRegistry, forwarder: Forwarder, account: str, timeout: float,
-                 on_no_capacity=None, metrics: Metrics | None = None, models: ModelLoader | None = None):
+                 on_no_capacity=None, metrics: Metrics | None = None, models: ModelLoader | None = None,
+                 faults: Faults | None = None):
+        self.faults = faults
+        self.retried = 0  # requests another copy took after one did not answer
         self.metrics = metrics or Metrics()
         self.models = models
         self.sessions = Sessions()
@@ -72,26 +82,22 @@ class InvocationRouter:
                 except asyncio.TimeoutError:
                     pass
                 fleet = self.registry.get(endpoint)
-        if fleet is None:
-            raise validation_error(f"Endpoint {endpoint} of account {self.account} not found.")
+        # Names are unique regardless of case, but InvokeEndpoint matches them exactly ("case is preserved and
+        # must be matched", SageMaker's API reference).
+        if fleet is None or fleet.endpoint != endpoint:
+            raise validation_error(text("endpoint-not-found", name=endpoint, account=self.account))
         return fleet
 
-    async def _choose(self, request: InvokeRequest) -> tuple[list[Copy], str, str]:
-        """(copies to pass through, variant name, container path) for a request, or a ValidationError."""
+    async def _choose(self, request: InvokeRequest, exclude=()) -> tuple[list[Copy], str, str]:
+        """(copies to pass through, variant name, container path) for a request, or a ValidationError.
+        ``exclude``: copies that already failed to answer this request."""
         endpoint = request.endpoint_name
         fleet = await self._fleet(endpoint)
         component = request.inference_component_name
         if fleet.hosts_components and not component:
-            raise validation_error(
-                "Inference Component Name header is required for endpoints to which you plan to deploy "
-                "inference components. Please include Inference Component Name header or consider using "
-                "SageMaker models."
-            )
+            raise validation_error(text("component-header-required"))
         if component and not fleet.hosts_components:
-            raise validation_error(
-                "Inference Component Name header is not allowed for endpoints to which you dont plan to deploy "
-                "inference components. Please remove the Inference Component Name header and try again."
-            )
+            raise validation_error(text("component-header-not-allowed"))
         session = request.session_id
         if session and session != "NEW_SESSION":
             copy = self.sessions.copy_of(session)
@@ -100,13 +106,13 @@ class InvocationRouter:
                                        "exist, expired or was closed.")
             return [copy], copy.variant, "/invocations"
         if component:
-            copy, variant_name = await self._component_copy(fleet, endpoint, component)
+            copy, variant_name = await self._component_copy(fleet, endpoint, component, exclude)
             return [copy], variant_name, "/invocations"
         target = request.target_variant
         if target:
             variant = fleet.variant(target)
             if variant is None:
-                raise validation_error(f"The variant {target} does not exist on endpoint {endpoint}.")
+                raise validation_error(text("variant-not-found", variant=target, endpoint=endpoint))
         else:
             variant = pick_variant(fleet)
         if variant is None:
@@ -114,8 +120,7 @@ class InvocationRouter:
         target_model = request.target_model
         if variant.mode == "MultiModel":
             if not target_model:
-                raise validation_error(f"Endpoint {endpoint} is a multi-model endpoint: set TargetModel to the model "
-                                       "to invoke (its path under the model's ModelDataUrl).")
+                raise validation_error(text("missing-target-model", request_id=request.request_id))
             copy = pick_copy(variant)
             if copy is None:
                 raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
@@ -124,7 +129,7 @@ class InvocationRouter:
                                             endpoint, request.region)
             return [copy], variant.name, f"/models/{name}/invoke"
         if target_model:
-            raise validation_error("TargetModel is only valid for multi-model endpoints.")
+            raise validation_error(text("not-multi-model", name=endpoint))
         hostname = request.target_container_hostname
         if hostname and variant.mode != "Direct":
             raise validation_error("TargetContainerHostname is only valid for an endpoint whose model runs several "
@@ -136,7 +141,7 @@ class InvocationRouter:
         if variant.mode == "Serial":
             chain = pick_pipeline(variant)
         else:
-            copy = pick_copy(variant, hostname)
+            copy = pick_copy(variant, hostname, exclude)
             if copy is None and hostname and hostname not in {t.container_name for t in variant.templates}:
                 raise validation_error(f"The container hostname {hostname} does not exist on endpoint {endpoint}.")
             chain = [copy] if copy else None
@@ -144,13 +149,15 @@ class InvocationRouter:
             raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
         return chain, variant.name, "/invocations"
 
-    async def _component_copy(self, fleet: Fleet, endpoint: str, component: str) -> tuple[Copy, str]:
+    async def _component_copy(self, fleet: Fleet, endpoint: str, component: str, exclude=()) -> tuple[Copy, str]:
         comp = fleet.components.get(component.lower())
         if comp is None:
-            raise validation_error(f"Inference component {component} does not exist on endpoint {endpoint}.")
+            raise validation_error(text("component-not-found", component=component, endpoint=endpoint))
         comp.last_request = time.monotonic()
-        copy = least_outstanding(comp.copies, comp.routing)
-        if copy is None and self.on_no_capacity is not None and await self.on_no_capacity(endpoint, comp.name):
+        candidates = [c for c in comp.copies if c not in exclude] if exclude else comp.copies
+        copy = least_outstanding(candidates, comp.routing)
+        if copy is None and not exclude and self.on_no_capacity is not None \
+                and await self.on_no_capacity(endpoint, comp.name):
             copy = least_outstanding(comp.copies, comp.routing)
         if copy is None:
             comp.no_capacity_failures += 1  # SageMaker's NoCapacityInvocationFailures metric
@@ -176,7 +183,11 @@ class InvocationRouter:
                 status, response_headers, body = await self.forwarder.post(copy.host, copy.port, body, forward,
                                                                            timeout or self.timeout, path)
             except (ContainerTimeout, ContainerUnreachable) as exc:
-                raise self._no_answer(exc, request, copy.hostname) from None
+                error = self._no_answer(exc, request, copy.hostname)
+                if isinstance(exc, ContainerUnreachable) and not exc.answered and len(chain) == 1 \
+                        and path == "/invocations":
+                    raise Unanswered(copy, error) from None
+                raise error from None
             if not 200 <= status < 300:
                 raise model_error(status, body.decode("utf-8", "replace"), request.endpoint_name, request.region,
                                   self.account, container=copy.hostname)
@@ -185,7 +196,29 @@ class InvocationRouter:
 
     async def invoke(self, request: InvokeRequest, timeout: float | None = None) -> InvokeResult:
         started = time.perf_counter()
-        chain, variant_name, path = await self._choose(request)
+        tried: list[Copy] = []
+        unanswered: Unanswered | None = None
+        while True:
+            try:
+                chain, variant_name, path = await self._choose(request, tried)
+            except RuntimeApiError:
+                if unanswered is not None:  # no other copy to take it: the copy's failure is the answer
+                    raise unanswered.error from None
+                raise
+            copy = chain[-1]
+            try:
+                return await self._invoke_on(chain, variant_name, path, request, timeout, started)
+            except Unanswered as exc:
+                unanswered = exc
+                tried.append(exc.copy)
+                if len(tried) >= MAX_ATTEMPTS:
+                    raise exc.error from None
+                self.retried += 1
+                log.info("copy %s of %s did not answer (%s); another copy takes the request", copy.copy_id,
+                         request.endpoint_name, exc.error.members.get("OriginalMessage", ""))
+
+    async def _invoke_on(self, chain: list[Copy], variant_name: str, path: str, request: InvokeRequest,
+                         timeout: float | None, started: float) -> InvokeResult:
         copy = chain[-1]
         for member in chain:
             member.outstanding += 1
@@ -193,6 +226,8 @@ class InvocationRouter:
         model_started = time.perf_counter()
         try:
             try:
+                if self.faults is not None and self.faults.active:
+                    await self._injected(request, variant_name, copy)
                 response_headers, response_body = await self._through(chain, request, timeout, path)
             except RuntimeApiError as exc:
                 if path == "/invocations" or exc.members.get("OriginalStatusCode") != 404:
@@ -205,12 +240,16 @@ class InvocationRouter:
         except RuntimeApiError as exc:
             status = exc.members.get("OriginalStatusCode", 500)
             raise
+        except Unanswered:
+            status = -1  # not counted: another copy gets the request
+            raise
         finally:
             for member in chain:
                 member.outstanding -= 1
-            now = time.perf_counter()
-            self.metrics.record(request.endpoint_name, variant_name, copy.component, copy.copy_id, status,
-                                (now - model_started) * 1e6, (now - started) * 1e6)
+            if status != -1:
+                now = time.perf_counter()
+                self.metrics.record(request.endpoint_name, variant_name, copy.component, copy.copy_id, status,
+                                    (now - model_started) * 1e6, (now - started) * 1e6)
         result = InvokeResult(response_body, response_headers.get("content-type"), variant_name,
                               response_headers.get("x-amzn-sagemaker-custom-attributes"))
         if request.session_id == "NEW_SESSION":
@@ -221,18 +260,57 @@ class InvocationRouter:
             result.closed_session_id = closed
         return result
 
+    async def _injected(self, request: InvokeRequest, variant_name: str, copy: Copy):
+        """What faults injected for this target do to the request: delay it, or fail it."""
+        target = (request.endpoint_name, copy.component, variant_name, copy.copy_id)
+        if self.faults.first("throttle", *target):
+            raise RuntimeApiError("ThrottlingException", 400, "Rate exceeded")
+        fault = self.faults.first("error", *target)
+        if fault is not None:
+            if "StatusCode" in fault.parameters:
+                raise model_error(fault.parameters["StatusCode"], "an error injected with smemu fault",
+                                  request.endpoint_name, request.region, self.account, container=copy.hostname)
+            code = fault.parameters["ErrorCode"]
+            raise RuntimeApiError(code, 503 if code == "ServiceUnavailable" else 500,
+                                  f"{code}: an error injected with smemu fault")
+        fault = self.faults.first("latency", *target)
+        if fault is not None:
+            await asyncio.sleep(float(fault.parameters["LatencyMs"]) / 1000)
+
     async def stream(self, request: InvokeRequest, sink: StreamSink):
         """InvokeEndpointWithResponseStream: relay the container's chunks as they come.
 
         Errors before the first byte are ordinary errors (raised); once the stream has started, a
-        broken or timed-out container answer becomes an in-stream ModelStreamError."""
+        broken or timed-out container answer becomes an in-stream ModelStreamError. A copy that
+        refuses the connection hands the request to another copy."""
         started = time.perf_counter()
-        chain, variant_name, _ = await self._choose(request)
+        tried: list[Copy] = []
+        unanswered: Unanswered | None = None
+        while True:
+            try:
+                chain, variant_name, _ = await self._choose(request, tried)
+            except RuntimeApiError:
+                if unanswered is not None:
+                    raise unanswered.error from None
+                raise
+            try:
+                return await self._stream_on(chain, variant_name, request, sink, started)
+            except Unanswered as exc:
+                unanswered = exc
+                tried.append(exc.copy)
+                if len(tried) >= MAX_ATTEMPTS:
+                    raise exc.error from None
+                self.retried += 1
+
+    async def _stream_on(self, chain: list[Copy], variant_name: str, request: InvokeRequest, sink: StreamSink,
+                         started: float):
         copy = chain[-1]
         for member in chain:
             member.outstanding += 1
         status = 0
         try:
+            if self.faults is not None and self.faults.active:
+                await self._injected(request, variant_name, copy)
             body, headers = request.body, container_headers(request)
             if len(chain) > 1:  # a pipeline: every container but the last answers whole
                 prefix_headers, body = await self._through(chain[:-1], request)
@@ -240,32 +318,37 @@ class InvocationRouter:
             async with self.forwarder.open(copy.base_url + "/invocations", body, headers, self.timeout) as response:
                 status = response.status
                 if not 200 <= response.status < 300:
-                    text = (await response.read()).decode("utf-8", "replace")
-                    raise model_error(response.status, text, request.endpoint_name, request.region, self.account,
+                    said = (await response.read()).decode("utf-8", "replace")
+                    raise model_error(response.status, said, request.endpoint_name, request.region, self.account,
                                       container=copy.hostname)
                 await sink.start(InvokeResult(content_type=response.headers.get("Content-Type"),
                                               invoked_production_variant=variant_name,
                                               custom_attributes=response.headers.get("X-Amzn-SageMaker-Custom-Attributes")))
                 try:
-                    async for chunk in response.content.iter_any():
+                    async for chunk in response.chunks():
                         await sink.part(chunk)
-                except asyncio.TimeoutError:
+                except ContainerTimeout:
                     await sink.fail("ModelStreamError", "Your invocation timed out while waiting for the model to "
                                     "finish its response stream.", "ModelInvocationTimeExceeded")
-                except aiohttp.ClientError as exc:
+                except StreamBroken as exc:
                     await sink.fail("ModelStreamError", f"The model's response stream broke: {exc}", "StreamBroken")
                 except Exception as exc:  # smemu's own failure, not the model's
                     log.exception("relaying the response stream of %s failed", request.endpoint_name)
                     await sink.fail("InternalStreamFailure", f"The response stream failed in smemu: {exc}")
                 await sink.end()
         except (ContainerTimeout, ContainerUnreachable) as exc:
-            raise self._no_answer(exc, request, copy.hostname) from None
+            error = self._no_answer(exc, request, copy.hostname)
+            if isinstance(exc, ContainerUnreachable) and not exc.answered and len(chain) == 1:
+                status = -1
+                raise Unanswered(copy, error) from None
+            raise error from None
         finally:
             for member in chain:
                 member.outstanding -= 1
-            elapsed = (time.perf_counter() - started) * 1e6
-            self.metrics.record(request.endpoint_name, variant_name, copy.component, copy.copy_id, status,
-                                elapsed, elapsed)
+            if status != -1:
+                elapsed = (time.perf_counter() - started) * 1e6
+                self.metrics.record(request.endpoint_name, variant_name, copy.component, copy.copy_id, status,
+                                    elapsed, elapsed)
 
     def _no_answer(self, exc: Exception, request: InvokeRequest, container: str = "primary") -> RuntimeApiError:
         """A container that did not answer in time, or could not be reached, is a ModelError."""

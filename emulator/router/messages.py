@@ -25,6 +25,7 @@ class InvokeRequest:
     inference_component_name: str | None = None
     session_id: str | None = None
     prefix_aware_id: str | None = None
+    request_id: str = ""  # the x-amzn-RequestId of the answer (some of SageMaker's texts name it)
     # InvokeEndpointAsync only
     input_location: str | None = None
     s3_output_path_extension: str | None = None

@@ -27,6 +27,9 @@ class Runtime(Protocol):
     async def stop(self, copy: Copy, grace: float | None = None) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds (the runtime's default when None)."""
 
+    def kill(self, copy: Copy) -> None:
+        """SIGKILL the copy at once, as a crash would (fault injection); its exit is then reported."""
+
     def exit_reason(self, copy: Copy) -> str | None:
         """Why a copy stopped on its own (it exited, it went over its memory cap), or None while it runs."""
 

@@ -167,6 +167,12 @@ class DockerRuntime:
             return -1
         return container.attrs["State"].get("ExitCode") if container.status in ("exited", "dead") else None
 
+    def kill(self, copy: Copy):
+        try:
+            copy.handle.kill()
+        except Exception:
+            pass
+
     def exit_reason(self, copy: Copy) -> str | None:
         container = copy.handle
         if container is None:

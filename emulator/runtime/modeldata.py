@@ -8,6 +8,7 @@ holds, and extraction refuses members that would land outside the model director
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import shutil
@@ -15,6 +16,7 @@ import tarfile
 import tempfile
 import time
 import uuid
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -76,6 +78,25 @@ class Deadline:
             raise DownloadTimeout(self.what)
 
 
+class SizeLimit:
+    """How many bytes a model's data may take once on disk: its storage volume."""
+
+    def __init__(self, max_bytes: int | None, what: str):
+        self.max_bytes = max_bytes
+        self.what = what
+        self.used = 0
+
+    def add(self, size: int):
+        self.used += size
+        if self.max_bytes is not None and self.used > self.max_bytes:
+            raise ModelDataError(f"the model data takes more than {self.what} holds "
+                                 f"({self.max_bytes / 1e9:g} GB); smemu stopped extracting it")
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
 def s3_client(region: str):
     """boto3's S3 client as the user configured it (AWS_ENDPOINT_URL_S3 points it at a local server)."""
     import boto3
@@ -127,22 +148,28 @@ class ModelDataStore:
             self._s3 = s3_client(self.region)
         return self._s3
 
-    def fetch(self, spec: ModelDataSpec, deadline: Deadline) -> Path:
+    def fetch(self, spec: ModelDataSpec, deadline: Deadline, limit: SizeLimit | None = None) -> Path:
         """A local directory holding the model data (cached, never modified afterwards)."""
         deadline.check()
+        limit = limit or SizeLimit(None, "")
         local = _local_path(spec.uri)
         if local is not None:
-            return self._fetch_local(local, spec, deadline)
-        parsed = urlparse(spec.uri)
-        if parsed.scheme not in ("s3", "https"):
-            raise ModelDataError(f"Unsupported model data location {spec.uri}")
-        bucket, key = parsed.netloc, parsed.path.lstrip("/")
-        if spec.data_type == "S3Prefix":
-            return self._fetch_prefix(bucket, key, spec, deadline)
-        return self._fetch_object(bucket, key, spec, deadline)
+            path = self._fetch_local(local, spec, deadline, limit)
+        else:
+            parsed = urlparse(spec.uri)
+            if parsed.scheme not in ("s3", "https"):
+                raise ModelDataError(f"Unsupported model data location {spec.uri}")
+            bucket, key = parsed.netloc, parsed.path.lstrip("/")
+            if spec.data_type == "S3Prefix":
+                path = self._fetch_prefix(bucket, key, spec, deadline, limit)
+            else:
+                path = self._fetch_object(bucket, key, spec, deadline, limit)
+        if limit.max_bytes is not None and limit.used == 0:  # a cache hit: measure what is there
+            limit.add(directory_bytes(path))
+        return path
 
     # -- local files --------------------------------------------------------------------------
-    def _fetch_local(self, path: Path, spec: ModelDataSpec, deadline: Deadline) -> Path:
+    def _fetch_local(self, path: Path, spec: ModelDataSpec, deadline: Deadline, limit: SizeLimit) -> Path:
         if path.is_dir():
             return path
         if not path.is_file():
@@ -159,10 +186,10 @@ class ModelDataStore:
         if target.exists():
             return target
         with open(path, "rb") as handle:
-            return self._extract_into(target, handle, deadline)
+            return self._extract_into(target, handle, deadline, limit)
 
     # -- S3 -----------------------------------------------------------------------------------
-    def _fetch_object(self, bucket: str, key: str, spec: ModelDataSpec, deadline: Deadline) -> Path:
+    def _fetch_object(self, bucket: str, key: str, spec: ModelDataSpec, deadline: Deadline, limit: SizeLimit) -> Path:
         s3 = self.s3()
         try:
             head = s3.head_object(Bucket=bucket, Key=key)
@@ -173,15 +200,18 @@ class ModelDataStore:
             return target
         with tempfile.TemporaryFile(dir=self._staging_root()) as spool:
             body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+            download = SizeLimit(limit.max_bytes, limit.what)  # the archive itself must fit on the volume too
             for chunk in body.iter_chunks(CHUNK):
                 deadline.check()
+                download.add(len(chunk))
                 spool.write(chunk)
             spool.seek(0)
             if spec.compression == "None":  # one uncompressed object becomes the only model file
-                return self._publish(target, lambda staging: _copy_stream(spool, staging / Path(key).name, deadline))
-            return self._extract_into(target, spool, deadline)
+                return self._publish(target, lambda staging: _copy_stream(spool, staging / Path(key).name, deadline,
+                                                                          limit))
+            return self._extract_into(target, spool, deadline, limit)
 
-    def _fetch_prefix(self, bucket: str, prefix: str, spec: ModelDataSpec, deadline: Deadline) -> Path:
+    def _fetch_prefix(self, bucket: str, prefix: str, spec: ModelDataSpec, deadline: Deadline, limit: SizeLimit) -> Path:
         s3 = self.s3()
         objects = []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -205,6 +235,7 @@ class ModelDataStore:
                 with open(destination, "wb") as out:
                     for chunk in body.iter_chunks(CHUNK):
                         deadline.check()
+                        limit.add(len(chunk))
                         out.write(chunk)
 
         return self._publish(target, download)
@@ -232,26 +263,38 @@ class ModelDataStore:
             shutil.rmtree(staging, ignore_errors=True)
         return target
 
-    def _extract_into(self, target: Path, fileobj, deadline: Deadline) -> Path:
+    def _extract_into(self, target: Path, fileobj, deadline: Deadline, limit: SizeLimit) -> Path:
         def extract(staging: Path):
             try:
                 with tarfile.open(fileobj=fileobj, mode="r:*") as tar:
                     for member in tar:
                         deadline.check()
+                        if member.isfile():
+                            limit.add(member.size)  # before a byte of it is written
                         try:
                             tar.extract(member, staging, filter="data")
                         except tarfile.FilterError as exc:
                             raise ModelDataError(
                                 f"The model archive member {member.name!r} was refused: {exc}"
                             ) from exc
-            except tarfile.TarError as exc:
-                raise ModelDataError(f"The model data is not a valid tar.gz archive: {exc}") from exc
+                    # tarfile stops at the archive's end marker; reading on to the end of the compressed
+                    # stream makes gzip check its trailer (CRC and length), so corruption cannot pass.
+                    while tar.fileobj.read(CHUNK):
+                        deadline.check()
+            except ModelDataError:
+                raise
+            except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                raise ModelDataError(f"The model data is not a valid tar.gz archive: "
+                                     f"{type(exc).__name__}: {exc or 'truncated'}") from exc
+            except OSError as exc:
+                raise ModelDataError(f"Could not extract the model data: {exc}") from exc
 
         return self._publish(target, extract)
 
 
-def _copy_stream(source, destination: Path, deadline: Deadline):
+def _copy_stream(source, destination: Path, deadline: Deadline, limit: SizeLimit):
     with open(destination, "wb") as out:
         while chunk := source.read(CHUNK):
             deadline.check()
+            limit.add(len(chunk))
             out.write(chunk)

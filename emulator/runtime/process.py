@@ -98,6 +98,10 @@ class ProcessRuntime:
         append_log(copy.log_path, f"--- smemu: host CPUs {limits.cpus}, memory limit {limits.memory_limit_mb} MB "
                                    f"({copy.memory_mechanism}) on instance {limits.instance_id}")
 
+    def kill(self, copy: Copy):
+        if copy.handle is not None:
+            _signal_group(copy.handle.pid, signal.SIGKILL)
+
     def exit_reason(self, copy: Copy) -> str | None:
         """Why a copy stopped on its own, or None while it runs. The watchdog stops copies over their cap."""
         process: subprocess.Popen = copy.handle

@@ -12,6 +12,11 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parent.parent / "data" / "instance_types.json"
 
 
+# The storage volume an endpoint instance gets when its variant sets no VolumeSizeInGB: SageMaker
+# documents no default, so smemu assumes 30 GB unless the catalog says otherwise ("storage_gib").
+DEFAULT_STORAGE_GIB = 30.0
+
+
 @dataclass(frozen=True)
 class InstanceType:
     name: str
@@ -19,6 +24,7 @@ class InstanceType:
     memory_mb: int
     accelerators: int = 0
     accelerator: str | None = None
+    storage_gib: float = DEFAULT_STORAGE_GIB
 
 
 class Catalog:
@@ -32,7 +38,7 @@ class Catalog:
             raw.update(json.loads(Path(extra).read_text())["instance_types"])
         return cls({
             name: InstanceType(name, float(t["vcpus"]), int(t["memory_gib"] * 1024), int(t.get("accelerators", 0)),
-                               t.get("accelerator"))
+                               t.get("accelerator"), float(t.get("storage_gib", DEFAULT_STORAGE_GIB)))
             for name, t in raw.items()
         })
 

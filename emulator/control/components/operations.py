@@ -4,12 +4,26 @@ from __future__ import annotations
 import time
 
 from ...scheduler.catalog import Catalog
-from ...scheduler.placement import NOT_ENOUGH_HARDWARE, VariantPool
+from ...scheduler.placement import VariantPool
 from .. import errors
 from ..errors import validation
 from ..operations import Operations, check_local_uri
+from ..quotas import Quotas
 from ..resources import COMPONENT, ENDPOINT, MODEL
+from ...texts import text
 from .reconciler import ComponentReconciler, demand_of
+
+
+def transition_of(doc: dict) -> str | None:
+    """The transition a component is in, as SageMaker's messages name it (None when settled)."""
+    status = doc["InferenceComponentStatus"]
+    if status == "Deleting":
+        return "DELETE_IN_PROGRESS"
+    if status == "Creating":
+        return "CREATE_IN_PROGRESS"
+    if status == "Updating":
+        return "UPDATE_IN_PROGRESS" if doc.get("_pending") else "UPDATE_RC_IN_PROGRESS"
+    return None
 
 
 def _same_vpc(a: dict | None, b: dict | None) -> bool:
@@ -22,10 +36,13 @@ class ComponentOperations(Operations):
     """CreateInferenceComponent, DescribeInferenceComponent, UpdateInferenceComponent,
     UpdateInferenceComponentRuntimeConfig, DeleteInferenceComponent, ListInferenceComponents."""
 
-    def __init__(self, store, account: str, reconciler: ComponentReconciler, catalog: Catalog):
+    def __init__(self, store, account: str, reconciler: ComponentReconciler, catalog: Catalog, quotas: Quotas,
+                 strict: bool = True):
         super().__init__(store, account)
+        self.strict = strict
         self.reconciler = reconciler
         self.catalog = catalog
+        self.quotas = quotas
 
     def _component_spec(self, req: dict) -> dict | None:
         specs = req.get("Specifications")
@@ -43,7 +60,7 @@ class ComponentOperations(Operations):
         if artifact:
             path = check_local_uri(artifact, "Specification.Container.ArtifactUrl")
             if path is not None and not path.exists():
-                raise validation(f"Could not find model data at {artifact}.")
+                raise validation(text("missing-model-data", uri=artifact))
         base_name = spec.get("BaseInferenceComponentName")
         if base_name:
             base = self.store.get(COMPONENT, base_name)
@@ -86,7 +103,7 @@ class ComponentOperations(Operations):
         if instance_type is None:
             raise validation(f"smemu has no size for instance type {variant['InstanceType']}; add it with SMEMU_INSTANCE_TYPES.")
         if not VariantPool("probe", instance_type, 0).can_ever_fit(demand_of(spec)):
-            raise validation(NOT_ENOUGH_HARDWARE)
+            raise validation(text("not-enough-hardware"))
         return model
 
     def _component_endpoint(self, req: dict, region: str) -> tuple[dict, dict]:
@@ -113,6 +130,7 @@ class ComponentOperations(Operations):
         if req.get("RuntimeConfig") is None:
             raise validation("RuntimeConfig is required.")
         model = self._check_spec(spec, endpoint, variant, region, name)
+        self.quotas.check_copies(req["RuntimeConfig"]["CopyCount"])
         now = time.time()
         doc = {
             "InferenceComponentName": name, "InferenceComponentArn": self.arn(COMPONENT, name, region),
@@ -140,10 +158,17 @@ class ComponentOperations(Operations):
         out["Specification"] = spec
         return out
 
-    def _require_settled(self, doc: dict):
-        if doc["InferenceComponentStatus"] in ("Deleting",):
-            raise validation(f'Cannot update inference component "{doc["InferenceComponentArn"]}" while it is in '
-                             "state DELETE_IN_PROGRESS.")
+    def _require_settled(self, doc: dict, action: str = "update"):
+        """SageMaker refuses to change a component in a transition; with component_updates=lenient (smemu's
+        convenience) only a component being deleted, or one rolling out a new specification, is refused."""
+        state = transition_of(doc)
+        if state is None:
+            return
+        if not self.strict:
+            refused = ("DELETE_IN_PROGRESS",) if action == "delete" else ("DELETE_IN_PROGRESS", "UPDATE_IN_PROGRESS")
+            if state not in refused:
+                return
+        raise validation(text(f"component-{action}-in-state", arn=doc["InferenceComponentArn"], state=state))
 
     def update_inference_component(self, req: dict, region: str) -> dict:
         doc = self.require(COMPONENT, req["InferenceComponentName"], region)
@@ -151,15 +176,14 @@ class ComponentOperations(Operations):
         spec = self._component_spec(req)
         if spec is None and req.get("RuntimeConfig") is None:
             raise validation("Specify Specification or RuntimeConfig to update an inference component.")
-        if doc.get("_pending"):
-            raise validation(f'Cannot update inference component "{doc["InferenceComponentArn"]}" while it is in '
-                             "state UPDATE_IN_PROGRESS.")
         endpoint, variant = self._component_endpoint({"EndpointName": doc["EndpointName"],
                                                       "VariantName": doc["VariantName"]}, region)
         if spec is not None:
             model = self._check_spec(spec, endpoint, variant, region, doc["InferenceComponentName"])
             doc["_pending"] = {"Specification": spec, "model": model, "version": doc["_version"] + 1}
         if req.get("RuntimeConfig") is not None:
+            self.quotas.check_copies(req["RuntimeConfig"]["CopyCount"], doc["RuntimeConfig"]["DesiredCopyCount"],
+                                     doc["InferenceComponentName"])
             doc["RuntimeConfig"]["DesiredCopyCount"] = req["RuntimeConfig"]["CopyCount"]
         if req.get("DeploymentConfig"):
             doc["LastDeploymentConfig"] = req["DeploymentConfig"]
@@ -175,6 +199,8 @@ class ComponentOperations(Operations):
         if doc["InferenceComponentStatus"] == "Failed":
             raise validation(f'Cannot update inference component "{doc["InferenceComponentArn"]}" in status Failed; '
                              "delete it and create it again.")
+        self.quotas.check_copies(req["DesiredRuntimeConfig"]["CopyCount"], doc["RuntimeConfig"]["DesiredCopyCount"],
+                                 doc["InferenceComponentName"])
         doc["RuntimeConfig"]["DesiredCopyCount"] = req["DesiredRuntimeConfig"]["CopyCount"]
         doc["InferenceComponentStatus"] = "Updating"
         doc.pop("FailureReason", None)
@@ -184,14 +210,11 @@ class ComponentOperations(Operations):
 
     def delete_inference_component(self, req: dict, region: str) -> dict:
         doc = self.require(COMPONENT, req["InferenceComponentName"], region)
-        if doc["InferenceComponentStatus"] == "Deleting":
-            raise validation(f'Cannot delete inference component "{doc["InferenceComponentArn"]}" while it is in '
-                             "state DELETE_IN_PROGRESS.")
+        self._require_settled(doc, "delete")
         adapters = [d["InferenceComponentName"] for d in self.reconciler.component_docs(doc["EndpointName"])
                     if (d["Specification"].get("BaseInferenceComponentName") or "").lower() == doc["InferenceComponentName"].lower()]
         if adapters:
-            raise validation(f'Inference component "{doc["InferenceComponentArn"]}" is a base inference component for '
-                             f"one or more associated inference components: {', '.join(adapters)}.")
+            raise validation(text("component-is-base", arn=doc["InferenceComponentArn"], names=", ".join(adapters)))
         doc["InferenceComponentStatus"] = "Deleting"
         self.reconciler.put(doc)
         if self.reconciler.host_of(doc["EndpointName"]) is None:  # endpoint not serving: nothing runs

@@ -51,6 +51,7 @@ class EndpointHost:
     pools: dict[str, VariantPool]
     routing: dict[str, str]
     network_isolation: bool = False  # the endpoint config's EnableNetworkIsolation
+    volumes: dict[str, float] = field(default_factory=dict)  # variant → VolumeSizeInGB, where set
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     dirty: bool = False
     recovering: bool = False  # brought back after a restart: requests wait for the first copies
@@ -103,7 +104,9 @@ class ComponentReconciler:
         routing = {v["VariantName"]: (v.get("RoutingConfig") or {}).get("RoutingStrategy", DEFAULT_ROUTING)
                    for v in config["ProductionVariants"]}
         host = EndpointHost(endpoint, self.pools_for(config), routing, recovering=recovering,
-                            network_isolation=bool(config.get("EnableNetworkIsolation")))
+                            network_isolation=bool(config.get("EnableNetworkIsolation")),
+                            volumes={v["VariantName"]: v["VolumeSizeInGB"] for v in config["ProductionVariants"]
+                                     if v.get("VolumeSizeInGB")})
         self.hosts[endpoint.lower()] = host
         fleet = self.registry.get(endpoint)
         for doc in self.component_docs(endpoint):  # known to the router at once, copies or not
@@ -195,6 +198,9 @@ class ComponentReconciler:
         fleet = self.registry.get(host.name)
         if fleet is None:
             return
+        faults = self.copies.faults
+        if faults is not None:
+            faults.check("component-reconcile", host.name)
         planned: list[PlannedCopy] = []
         for doc in self.component_docs(host.name):
             key = doc["InferenceComponentName"].lower()
@@ -211,6 +217,8 @@ class ComponentReconciler:
             if status == "Failed":
                 continue
             pending = doc.get("_pending")
+            if pending and faults is not None:
+                faults.check("rolling-update", host.name, doc["InferenceComponentName"])
             target = pending["version"] if pending else doc["_version"]
             desired = doc["RuntimeConfig"]["DesiredCopyCount"]
             live = [c for c in comp.copies if c.state in ("starting", "serving")]
@@ -300,8 +308,13 @@ class ComponentReconciler:
             raise CopyStartError(reason)
         data = {"ArtifactUrl": container["ArtifactUrl"]} if container.get("ArtifactUrl") else model_container
         startup = spec.get("StartupParameters") or {}
-        model_dir = await self.copies.fetch_model_data(data, startup, doc["VariantName"],
-                                                       owner=doc["InferenceComponentName"])
+        pool = host.pools[doc["VariantName"]]
+        volume_gb = host.volumes.get(doc["VariantName"])
+        volume = (volume_gb, f"the storage volume of variant {doc['VariantName']} (VolumeSizeInGB {volume_gb:g})") \
+            if volume_gb else (pool.type.storage_gib, f"the storage of a {pool.type.name} instance "
+                                                      f"({pool.type.storage_gib:g} GB; set VolumeSizeInGB)")
+        model_dir = await self.copies.fetch_model_data(data, startup, doc["VariantName"], host.name,
+                                                       doc["InferenceComponentName"], volume)
         requested = startup.get("ContainerStartupHealthCheckTimeoutInSeconds")
         environment = {**(model_container.get("Environment") or {}), **(container.get("Environment") or {})}
         return CopySpec(

@@ -1,0 +1,62 @@
+"""SageMaker's error texts that smemu reproduces, and where each comes from.
+
+Sources: [O] seen from the real service (users' pasted errors in public issues, AWS blog posts);
+[O-part] the observed part is marked, the rest of the sentence is smemu's; [S] smemu's own text,
+where no real capture was found (its wording follows SageMaker's neighbouring texts). Imports
+nothing, so every layer may use it.
+"""
+from __future__ import annotations
+
+TEXTS = {
+    # -- control plane (ValidationException, HTTP 400) --------------------------------------------------
+    "not-found": ('Could not find {kind} "{arn}".',
+                  "[O] prefix 'Could not find endpoint' matched by AWS's Kubernetes operator; full texts in many "
+                  "reports (e.g. aws/amazon-sagemaker-examples issues)"),
+    "already-exists": ('Cannot create already existing {kind} "{arn}".', "[O] endpoint and endpoint-config reports"),
+    "endpoint-in-progress": ('Cannot update in-progress endpoint "{arn}".',
+                             "[O] returned by UpdateEndpoint, UpdateEndpointWeightsAndCapacities and DeleteEndpoint"),
+    "component-update-in-state": ('Cannot update inference component "{arn}" while it is in state {state}.',
+                                  "[O-part] the states CREATE_IN_PROGRESS, UPDATE_RC_IN_PROGRESS, DELETE_IN_PROGRESS "
+                                  "are observed in SageMaker's messages; the sentence is smemu's"),
+    "component-delete-in-state": ('Cannot delete inference component "{arn}" while it is in state {state}.',
+                                  "[O-part] as component-update-in-state"),
+    "component-is-base": ('Inference component "{arn}" is a base inference component for one or more associated '
+                          'inference components: {names}.', "[O-part] 'is a base inference component for one or "
+                                                             "more associated' observed"),
+    "not-enough-hardware": ("There is not enough hardware resources on the instances for this endpoint to create a "
+                            "copy of the inference component.", "[O]"),
+    "quota": ("The account-level service limit '{quota}' is {limit} {unit}, with current utilization of {used} {unit} "
+              "and a request delta of {delta} {unit}. Please contact AWS support to request an increase for this "
+              "limit.", "[O] 'ml.m5.large for endpoint usage': aws-samples/sagemaker-custom-project-templates#51, "
+                        "aws/amazon-sagemaker-examples#307; other quota names are smemu's"),
+    "missing-model-data": ("Could not find model data at {uri}.",
+                           "[O] CreateModel with a missing S3 object: aws-ia/ecs-blueprints#223"),
+    # -- runtime ------------------------------------------------------------------------------------------
+    "endpoint-not-found": ("Endpoint {name} of account {account} not found.", "[O] many reports"),
+    "component-header-required": ("Inference Component Name header is required for endpoints to which you plan to "
+                                  "deploy inference components. Please include Inference Component Name header or "
+                                  "consider using SageMaker models.", "[O]"),
+    "component-header-not-allowed": ("Inference Component Name header is not allowed for endpoints to which you dont "
+                                     "plan to deploy inference components. Please remove the Inference Component Name "
+                                     "header and try again.", "[O]"),
+    "no-capacity": ("Inference Component has no capacity to process this request. ApplicationAutoScaling may be "
+                    "in-progress (if configured) or try to increase the capacity by invoking "
+                    "UpdateInferenceComponentRuntimeConfig API.", "[O] AWS ML blog on scale to zero"),
+    "not-multi-model": ("Endpoint {name} is not a multi-model endpoint and does not support target model header.",
+                        "[O] aws/amazon-sagemaker-examples#1026 and #1216 (ErrorCode TARGET_MODEL_HEADER_NOT_SUPPORTED)"),
+    "missing-target-model": ("Request {request_id} is missing a target model header.",
+                             "[O] aws/sagemaker-tensorflow-serving-container#166"),
+    "oversize-body": ("Request {request_id} has oversize body.", "[O] serverless endpoints"),
+    "model-error": ('Received {kind} error ({status}) from {container} with message "{text}". See the log group '
+                    "{log_group} (smemu logs {endpoint}) in account {account} for more information.",
+                    "[O-part] SageMaker's sentence; its CloudWatch console URL is replaced by smemu's log command"),
+    "invocation-timeout": ("Your invocation timed out while waiting for a response from container {container}. "
+                           "Review the latency metrics for each container in Amazon CloudWatch, resolve the issue, and "
+                           "try again.", "[O]"),
+    "component-not-found": ("Inference component {component} does not exist on endpoint {endpoint}.", "[S]"),
+    "variant-not-found": ("The variant {variant} does not exist on endpoint {endpoint}.", "[S]"),
+}
+
+
+def text(key: str, **values) -> str:
+    return TEXTS[key][0].format(**values)

@@ -4,7 +4,8 @@ Data plane (XGBoost endpoint, process runtime): added latency through the emulat
 call to the copy at concurrency 1 (same client, blocks interleaved), emulator CPU per request and
 errors at concurrency 32, boto3 end to end. Control plane: server-side time (the app's own
 x-smemu-server-time-us) of Describe/Create/List calls before and after 10,000 models exist.
-Placement and cold start: bench/placement_bench.py and bench/cold_start_bench.py. Every load is
+Placement and cold start: bench/placement_bench.py and bench/cold_start_bench.py; scale from zero
+through CloudWatch and Application Auto Scaling: bench/scale_from_zero_bench.py. Every load is
 bounded and on 127.0.0.1 only. Prints a table; writes bench/results/summary.json.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ import failover_bench
 import harness
 import loadgen
 import placement_bench
+import scale_from_zero_bench
 from endpoint_bench import IMAGE, model_archive
 
 BODY = b"0.1,0.2,0.3,0.4"
@@ -139,6 +141,8 @@ def main():
     cold = cold_start_bench.main()
     print("failover ...", flush=True)
     failover = failover_bench.main()
+    print("scale from zero (Application Auto Scaling) ...", flush=True)
+    from_zero = scale_from_zero_bench.main()
 
     gate("added latency c1 p50", data["c1_added_p50_ms"], 0.25, "ms")
     gate("added latency c1 p99", data["c1_added_p99_ms"], 0.5, "ms")
@@ -171,13 +175,21 @@ def main():
     gate("failed requests when one of two copies is killed", failover["failover"]["failed_requests"], 0, "requests")
     gate("killed copy replaced (max of 3)", failover["failover"]["replacement_max_s"], 2.0, "s")
     gate("pytest plugin fixture start", failover["plugin_startup"]["median_s"], 1.0, "s")
+    # Scale from zero through an alarm: bounded by the alarm's period (on the wall clock) plus the copy's start.
+    starts = {"xgboost": 0.6, "pytorch": 1.2}
+    for key, run in from_zero.items():
+        framework = key.split()[0]
+        bound = run["alarm_period_s"] / run["time_scale"] + starts[framework]
+        gate(f"{key} p50 (alarm period {run['alarm_period_s']} s)", run["median_s"], round(bound, 3), "s")
+        figure(f"{key} max", run["max_s"], "s")
+        figure(f"{key} scale-out part p50", run["scale_out_median_s"], "s")
 
     widths = [max(len(r[i]) for r in ROWS + [("metric", "value", "gate", "verdict")]) for i in range(4)]
     print()
     for row in [("metric", "value", "gate", "verdict")] + ROWS:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     summary = {"data_plane": data, "control_plane": control, "placement": placement, "cold_start": cold,
-               "failover": failover,
+               "failover": failover, "scale_from_zero": from_zero,
                "gates": [dict(zip(("metric", "value", "gate", "verdict"), row)) for row in ROWS]}
     harness.write_results("summary.json", summary)
     failed = [row[0] for row in ROWS if row[3] == "FAIL"]

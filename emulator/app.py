@@ -9,21 +9,31 @@ import asyncio
 import gc
 import logging
 import shutil
+import time
 
 from .api.auth import SigV4Verifier, access_keys
+from .api.autoscaling import autoscaling_provider
+from .api.cloudwatch import cloudwatch_provider
 from .api.dispatch import Dispatcher
+from .api.logs import logs_provider
 from .api.runtime import RuntimeApi
 from .api.sagemaker import sagemaker_provider
 from .api.smemu import smemu_app
+from .clock import Clock
 from .config import Settings
+from .control.autoscaling import AutoScalingOperations, Scaler
+from .control.autoscaling.resources import Resources
+from .control.cloudwatch import Alarms, CloudWatchOperations, MetricStore
 from .control.components import ComponentOperations, ComponentReconciler, WakeMode
 from .control.copies import CopyManager
 from .control.endpoints import EndpointLifecycle
 from .control.faults import FaultControl
+from .control.logs import LogIndex, LogsOperations
 from .control.quotas import Quotas
 from .control.service import ControlPlane
 from .control.store import Store
 from .router.asynchronous import AsyncInvocations
+from .router.cloudwatch import SageMakerMetrics
 from .router.forward import Forwarder
 from .router.invoke import InvocationRouter
 from .router.metrics import Metrics
@@ -37,6 +47,7 @@ from .runtime.process import ProcessRuntime
 from .scheduler.catalog import Catalog
 
 log = logging.getLogger("smemu")
+MIN_MONITOR_INTERVAL = 0.02  # real seconds: the monitoring loop's fastest tick, at large time scales
 
 
 def make_runtime(settings: Settings) -> Runtime:
@@ -73,19 +84,30 @@ class Emulator:
         self.wake = WakeMode(self.store, self.components, self.registry, settings)
         self.endpoints = EndpointLifecycle(self.store, self.copies, self.registry, self.components, catalog, settings)
         quotas = Quotas(self.store, settings)
-        operations = [ControlPlane(self.store, settings.account_id, self.endpoints, quotas),
-                      ComponentOperations(self.store, settings.account_id, self.components, catalog, quotas,
-                                          strict=settings.component_updates == "strict")]
+        control_plane = ControlPlane(self.store, settings.account_id, self.endpoints, quotas)
+        component_operations = ComponentOperations(self.store, settings.account_id, self.components, catalog, quotas,
+                                                   strict=settings.component_updates == "strict")
+        # The monitoring side: CloudWatch metrics and alarms, Application Auto Scaling, the copies' logs.
+        self.clock = Clock(settings.time_scale)
+        self.metric_store = MetricStore()
+        self.alarms = Alarms(self.store, self.metric_store, self.clock, settings.account_id)
+        self.scaler = Scaler(self.store, self.alarms, self.clock,
+                             Resources(self.store, control_plane, component_operations))
+        for operations in (control_plane, component_operations):
+            operations.on_delete = self.scaler.resource_deleted
+        self.log_index = LogIndex(settings.logs_dir)
         self.forwarder = Forwarder()
         models = ModelLoader(self.forwarder, self.copies.fetch_target_model, settings.account_id,
                              wait_for_load=settings.mme_wait_for_load)
         metrics = Metrics(logging.getLevelName(settings.access_log_level.upper()))
+        self.sampler = SageMakerMetrics(metrics, self.registry, self.clock, self.metric_store.put)
         self.router = InvocationRouter(self.registry, self.forwarder, settings.account_id, settings.invocation_timeout,
                                        on_no_capacity=self.wake.wake, metrics=metrics, models=models,
                                        faults=self.faults)
         self.fault_control = FaultControl(self.faults, self.store, self.registry, self.copies)
         self.asynchronous = AsyncInvocations(self.router, settings.region)
-        web = smemu_app(self.runtime.name, self.store, self.registry, self.components, metrics, self.fault_control)
+        web = smemu_app(self.runtime.name, self.store, self.registry, self.components, metrics, self.fault_control,
+                        self.scaler, self.clock)
         verifier = None
         if settings.auth == "sigv4":
             keys = access_keys(settings.access_keys, settings.credentials_file)
@@ -95,15 +117,43 @@ class Emulator:
         elif settings.host not in ("127.0.0.1", "localhost", "::1"):
             log.warning("smemu listens on %s with no authentication: anyone who reaches it can create, invoke and "
                         "delete endpoints, and run code in copies. Use --auth sigv4 off loopback.", settings.host)
-        self.dispatcher = Dispatcher([sagemaker_provider(operations, settings.region)],
+        providers = [
+            sagemaker_provider([control_plane, component_operations], settings.region),
+            autoscaling_provider([AutoScalingOperations(self.store, settings.account_id, self.clock, self.alarms,
+                                                        self.scaler)], settings.region),
+            cloudwatch_provider([CloudWatchOperations(self.metric_store, self.alarms, self.clock)], settings.region),
+            logs_provider([LogsOperations(self.log_index, settings.account_id)], settings.region),
+        ]
+        self.dispatcher = Dispatcher(providers,
                                      RuntimeApi(self.router, self.asynchronous, settings.region, verifier), web,
                                      verifier)
         self.supervisor: asyncio.Task | None = None
+        self.monitor: asyncio.Task | None = None
 
     def _tick(self):
         """Every quarter second: wake mode's idle scale-in, and faults that expired."""
         self.wake.scale_idle_to_zero()
         self.fault_control.tick()
+
+    async def _monitoring(self):
+        """Metrics sampled into CloudWatch, alarms evaluated (their actions scale), activities settled, logs
+        indexed: every quarter second, or often enough for a period of the scaled clock to see several ticks."""
+        interval = min(0.25, max(MIN_MONITOR_INTERVAL, 1.0 / self.clock.scale))
+        pruned = time.monotonic()
+        while True:
+            try:
+                self.sampler.sample()
+                self.alarms.evaluate_due()
+                self.scaler.tick()
+                self.log_index.poll()
+                if time.monotonic() - pruned > 60:
+                    pruned = time.monotonic()
+                    self.metric_store.prune(self.clock.now())
+            except Exception:
+                log.exception("the monitoring loop failed a round")
+            due = self.alarms.next_due()  # wake for an alarm's period end, not up to a tick after it
+            wait = interval if due is None else min(interval, self.clock.real_seconds(due - self.clock.now()))
+            await asyncio.sleep(max(wait, 0.001))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -118,6 +168,7 @@ class Emulator:
                 await self.forwarder.start()
                 self.endpoints.recover()
                 self.supervisor = asyncio.get_running_loop().create_task(self.copies.supervise(on_tick=self._tick))
+                self.monitor = asyncio.get_running_loop().create_task(self._monitoring())
                 if self.tune_gc:
                     # Long-lived start-up objects leave the collector's view, and young-generation passes
                     # run less often: collection pauses were the control plane's p99 tail.
@@ -128,6 +179,7 @@ class Emulator:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.supervisor.cancel()
+                self.monitor.cancel()
                 self.asynchronous.close()
                 await self.endpoints.shutdown()
                 self.runtime.close()

@@ -30,6 +30,7 @@ def serve(args):
             account_id=args.account_id, region=args.region, timeout_scale=args.timeout_scale,
             scale_from_zero=args.scale_from_zero, log_level=args.log_level,
             component_updates=args.component_updates, auth=args.auth, credentials_file=args.credentials_file,
+            time_scale=args.time_scale,
         )
     except ValueError as exc:
         raise CommandError(str(exc), code=2) from None
@@ -45,36 +46,39 @@ def serve(args):
 
 
 def logs(args):
-    settings = Settings.from_env(state_dir=args.state_dir)
-    directory = settings.logs_dir / args.endpoint.lower()
-    pattern = f"{args.component}-*.log" if args.component else "*.log"
+    """The copies' output, read through the server's CloudWatch Logs API (so any --state-dir works)."""
+    from .workflows import client
 
-    def log_files():
-        return sorted(directory.glob(pattern), key=lambda p: p.stat().st_mtime) if directory.is_dir() else []
-
-    files = log_files()
-    if not files and not args.follow:
-        what = f"component {args.component} of " if args.component else ""
-        raise CommandError(f"no logs for {what}endpoint {args.endpoint} under {settings.logs_dir}",
-                           "give the server's state directory with --state-dir")
-    offsets = {}
+    logs_client = client("logs", default_url(args))
+    group = (f"/aws/sagemaker/InferenceComponents/{args.component}" if args.component
+             else f"/aws/sagemaker/Endpoints/{args.endpoint}")
     try:
-        while True:
-            for path in log_files():
-                with open(path, "rb") as handle:
-                    handle.seek(offsets.get(path, 0))
-                    data = handle.read()
-                if data:
-                    if path not in offsets or len(offsets) > 1:
-                        print(f"==> {path.name} <==")
-                    sys.stdout.write(data.decode("utf-8", "replace"))
-                    sys.stdout.flush()
-                offsets[path] = offsets.get(path, 0) + len(data)
-            if not args.follow:
-                return 0
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        return 0
+        logs_client.describe_log_streams(logGroupName=group)
+    except logs_client.exceptions.ResourceNotFoundException:
+        what = f"component {args.component} of " if args.component else ""
+        if not args.follow:
+            raise CommandError(f"no logs for {what}endpoint {args.endpoint} (log group {group})",
+                               "check the name with 'smemu ps'; a copy's log appears once it starts") from None
+    seen: set[str] = set()
+    since, stream = 0, None
+    while True:
+        try:
+            pages = logs_client.get_paginator("filter_log_events").paginate(logGroupName=group, startTime=since)
+            for page in pages:
+                for event in page["events"]:
+                    if event["eventId"] in seen:
+                        continue
+                    seen.add(event["eventId"])
+                    since = max(since, event["timestamp"])
+                    if event["logStreamName"] != stream:
+                        stream = event["logStreamName"]
+                        print(f"==> {group} {stream} <==")
+                    print(event["message"], flush=True)
+        except logs_client.exceptions.ResourceNotFoundException:
+            pass  # following a group that does not exist yet
+        if not args.follow:
+            return 0
+        time.sleep(0.5)
 
 
 def call(method: str, url: str, body: dict | None = None):
@@ -168,6 +172,13 @@ def ps(args):
     if len(copies) > 1:
         print()
         print("\n".join(_table(copies)))
+    activities = [("SCALED AT (UTC)", "RESOURCE", "STATUS", "DESCRIPTION", "CAUSE")]
+    for activity in status.get("ScalingActivities") or []:
+        activities.append((time.strftime("%H:%M:%S", time.gmtime(activity["StartTime"])), activity["ResourceId"],
+                           activity["StatusCode"], activity["Description"], _short(activity["Cause"], 90)))
+    if len(activities) > 1:
+        print()
+        print("\n".join(_table(activities)))
     return 0
 
 
@@ -342,6 +353,9 @@ def main(argv=None):
     p.add_argument("--component-updates", choices=["strict", "lenient"],
                    help="refuse changes to an inference component while it is creating or updating, as SageMaker does "
                         "(strict, the default), or accept them (lenient)")
+    p.add_argument("--time-scale", type=float,
+                   help="run CloudWatch periods, alarm evaluation and autoscaling cooldowns this many times faster "
+                        "than real time (default 1; 60 makes a 15-minute scale-in take 15 seconds)")
     p.add_argument("--auth", choices=["none", "sigv4"],
                    help="require SigV4-signed requests (keys from SMEMU_ACCESS_KEYS=AKID:SECRET,... or "
                         "--credentials-file); default none, for loopback")
@@ -404,12 +418,13 @@ def main(argv=None):
     p.set_defaults(func=images)
 
     p = commands.add_parser("logs", help="print the logs of an endpoint's copies",
-                            description="Print the stdout/stderr of every copy an endpoint has run. Example: "
+                            description="Print the stdout/stderr of every copy an endpoint (or one of its inference "
+                                        "components) has run, read from the server's CloudWatch Logs API. Example: "
                                         "smemu logs shared --component xgb -f")
     p.add_argument("endpoint")
     p.add_argument("--component", help="only the copies of this inference component")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new output until interrupted")
-    p.add_argument("--state-dir", type=Path, help="the server's state directory (default ./.smemu)")
+    p.add_argument("--url", default=None, help=url_help)
     p.set_defaults(func=logs)
 
     p = commands.add_parser("package", help="lay out model artifacts as a model.tar.gz",

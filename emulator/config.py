@@ -41,6 +41,9 @@ class Settings:
     # Changing an inference component in a transition (creating, updating): "strict" refuses it as
     # SageMaker does; "lenient" accepts updates and deletes in any state but deleting (smemu's convenience).
     component_updates: str = "strict"
+    # The monitoring clock (CloudWatch periods and timestamps, alarm evaluation, Application Auto Scaling
+    # cooldowns and activities) runs this many times faster than real time: 60 makes a minute a second.
+    time_scale: float = 1.0
     wake_timeout: float = 120.0  # how long a woken request waits for its copy
     idle_timeout: float = 300.0  # wake mode: seconds without requests before scaling back to zero
     log_level: str = "info"
@@ -100,6 +103,8 @@ class Settings:
             raise ValueError(f"--component-updates must be strict or lenient, not {self.component_updates!r}")
         if self.timeout_scale <= 0:
             raise ValueError("--timeout-scale must be positive")
+        if not 0 < self.time_scale <= 3600:
+            raise ValueError("--time-scale must be above 0 and at most 3600")
 
     def image_overrides(self) -> dict:
         """The images SageMaker's framework URIs map to, where SMEMU_IMAGE_<FRAMEWORK> sets one."""

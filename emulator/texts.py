@@ -1,4 +1,5 @@
-"""SageMaker's error texts that smemu reproduces, and where each comes from.
+"""The services' texts that smemu reproduces (SageMaker's errors, and Application Auto Scaling's,
+CloudWatch's and CloudWatch Logs' that users' code and eyes meet), and where each comes from.
 
 Sources: [O] seen from the real service (users' pasted errors in public issues, AWS blog posts);
 [O-part] the observed part is marked, the rest of the sentence is smemu's; [S] smemu's own text,
@@ -55,6 +56,27 @@ TEXTS = {
                            "try again.", "[O]"),
     "component-not-found": ("Inference component {component} does not exist on endpoint {endpoint}.", "[S]"),
     "variant-not-found": ("The variant {variant} does not exist on endpoint {endpoint}.", "[S]"),
+    # -- Application Auto Scaling -------------------------------------------------------------------------
+    "aas-no-target": ("No scalable target registered for service namespace: {namespace}, resource ID: {resource}, "
+                      "scalable dimension: {dimension}", "[O] ObjectNotFoundException of PutScalingPolicy "
+                                                         "(ansible/ansible#35632)"),
+    "aas-target-not-found": ("No scalable target found for service namespace: {namespace}, resource ID: {resource}, "
+                             "scalable dimension: {dimension}", "[S] after aas-no-target"),
+    "aas-policy-not-found": ("No scaling policy found for service namespace: {namespace}, resource ID: {resource}, "
+                             "scalable dimension: {dimension}, policy name: {policy}", "[S] after aas-no-target"),
+    "aas-unsupported": ("Unsupported service namespace, resource type or scalable dimension",
+                        "[O] as peers quote it (getmoto/moto)"),
+    "aas-activity": ("Setting desired {unit} to {capacity}.", "[O] 'Setting desired instance count to 48.'; the copy "
+                                                              "count form is smemu's"),
+    "aas-activity-done": ("Successfully set desired {unit} to {capacity}. Change successfully fulfilled by sagemaker.",
+                          "[O] instance count form seen in a real activity; copy count by analogy"),
+    "aas-alarm-cause": ("monitor alarm {alarm} in state ALARM triggered policy {policy}", "[O]"),
+    # -- CloudWatch and CloudWatch Logs ------------------------------------------------------------------
+    "cw-start-after-end": ("The parameter StartTime must be less than the parameter EndTime.", "[O]"),
+    "cw-too-many-points": ("You have requested up to {count:,} datapoints, which exceeds the limit of 1,440. You may "
+                           "reduce the datapoints requested by increasing Period, or decreasing the time range.", "[O]"),
+    "cw-initial-reason": ("Unchecked: Initial alarm creation", "[O] as peers quote it (getmoto/moto)"),
+    "logs-not-found": ("The specified log {what} does not exist.", "[O] log group and log stream"),
 }
 
 

@@ -28,13 +28,17 @@ class WorkflowError(Exception):
         self.hint = hint
 
 
-def clients(url: str):
-    """boto3 clients for smemu: signed with this environment's AWS credentials when there are any (a server
+def client(service: str, url: str):
+    """A boto3 client for smemu: signed with this environment's AWS credentials when there are any (a server
     with --auth sigv4 checks them), else with dummy ones."""
     kw = dict(endpoint_url=url, region_name="us-east-1")
     if boto3.Session().get_credentials() is None:
         kw.update(aws_access_key_id="smemu", aws_secret_access_key="smemu")
-    return boto3.client("sagemaker", **kw), boto3.client("sagemaker-runtime", **kw)
+    return boto3.client(service, **kw)
+
+
+def clients(url: str):
+    return client("sagemaker", url), client("sagemaker-runtime", url)
 
 
 def say(message: str):

@@ -10,12 +10,7 @@ import pytest
 from emulator.testing import EmulatorProcess
 
 from . import models
-from .helpers import S3_ENV
-
-
-# The suite shares one emulator and leaves endpoints behind: quotas high enough not to get in the way
-# (test_quotas.py checks them with the defaults).
-ROOMY = {"SMEMU_QUOTA_INSTANCES_PER_TYPE": "500", "SMEMU_QUOTA_INSTANCES": "1000", "SMEMU_QUOTA_COMPONENT_COPIES": "1000"}
+from .helpers import ROOMY, S3_ENV
 
 
 @pytest.fixture(scope="session")

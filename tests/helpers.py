@@ -16,6 +16,9 @@ XGBOOST_IMAGE = SAGEMAKER_IMAGES["xgboost"]
 PYTORCH_IMAGE = SAGEMAKER_IMAGES["pytorch"]
 ARN = "arn:aws:sagemaker:us-east-1:123456789012"
 ROLE = "arn:aws:iam::123456789012:role/smemu"
+# The suite shares one emulator and leaves endpoints behind: quotas high enough not to get in the way
+# (test_quotas.py checks them with the defaults).
+ROOMY = {"SMEMU_QUOTA_INSTANCES_PER_TYPE": "500", "SMEMU_QUOTA_INSTANCES": "1000", "SMEMU_QUOTA_COMPONENT_COPIES": "1000"}
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 

@@ -29,8 +29,9 @@ def test_deploy_invoke_logs_delete(emulator, sagemaker, tmp_path):
     assert refused.returncode == 1 and refused.stderr.startswith("smemu invoke: ModelError: Received client error (415)")
     assert len(refused.stderr.strip().splitlines()) == 1
     assert "smemu logs cli-xgb" in refused.stderr and "console.aws.amazon.com" not in refused.stderr
-    logs = smemu("logs", "cli-xgb", "--state-dir", emulator.state_dir)
-    assert "smemu-serving: ready on port" in logs.stdout
+    logs = smemu("logs", "cli-xgb", "--url", emulator.url)  # read through the server, whatever its --state-dir
+    assert "smemu-serving: ready on port" in logs.stdout and logs.stdout.startswith(
+        "==> /aws/sagemaker/Endpoints/cli-xgb AllTraffic/i-")
     deleted = smemu("delete", "cli-xgb", "--all", "--url", emulator.url)
     assert deleted.returncode == 0 and "with its endpoint config and models" in deleted.stdout
     assert sagemaker.list_models(NameContains="cli-xgb")["Models"] == []
@@ -52,7 +53,7 @@ def test_deploy_a_component_and_follow_its_logs(emulator, sagemaker, tmp_path):
                    "application/json", "--url", emulator.url)
     assert json.loads(answer.stdout) == [4.0]
     follower = subprocess.Popen([sys.executable, "-m", "emulator", "logs", "cli-shared", "--component", "cli-doubler",
-                                 "-f", "--state-dir", str(emulator.state_dir)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                                 "-f", "--url", emulator.url], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         end = time.monotonic() + 30
         seen = ""
@@ -109,7 +110,7 @@ def test_user_errors_are_one_line_for_each_command(emulator, tmp_path):
     assert "--env NOEQUALS is not KEY=VALUE" in one_line_error(bad_env, "deploy")
     assert "not a file" in one_line_error(smemu("package", "--framework", "pytorch", tmp_path / "absent", "-o",
                                                 tmp_path / "out.tar.gz"), "package")
-    assert "no logs for endpoint nope" in one_line_error(smemu("logs", "nope", "--state-dir", tmp_path), "logs")
+    assert "no logs for endpoint nope" in one_line_error(smemu("logs", "nope", "--url", emulator.url), "logs")
     assert "Could not find endpoint" in one_line_error(smemu("delete", "nope", "--url", emulator.url), "delete")
     assert one_line_error(smemu("serve", "--account-id", "12", "--port", "1"), "serve").count("12 digits") == 1
 

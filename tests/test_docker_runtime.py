@@ -255,7 +255,7 @@ def test_restart_adopts_healthy_containers_removes_the_rest_and_shutdown_removes
         (current,) = our_containers(second)
         assert current.id == old.id  # the healthy container was adopted, not replaced
         assert stray.id not in {c.id for c in client.containers.list(all=True)}  # the stray one is gone
-        logs = subprocess.run([sys.executable, "-m", "emulator", "logs", "survivor", "--state-dir", str(state)],
+        logs = subprocess.run([sys.executable, "-m", "emulator", "logs", "survivor", "--url", second.url],
                               capture_output=True, text=True, cwd=ROOT).stdout
         assert "adopted running container" in logs
     finally:
@@ -273,7 +273,7 @@ def test_byoc_example_script_runs_twice_and_its_server_stops_on_sigterm(docker_s
                                 text=True, env={**os.environ, "SMEMU_URL": docker_server.url}, timeout=180)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "score: 3.0" in result.stdout and result.stdout.rstrip().endswith("done")  # great (2) + good (1)
-    logs = list((docker_server.state_dir / "logs" / "byoc-example").glob("*.log"))
+    logs = list((docker_server.state_dir / "logs" / "byoc-example").rglob("*.log"))
     assert logs and all("SIGTERM, stopping" in log.read_text() for log in logs)  # stopped cleanly, not killed
 
 

@@ -80,6 +80,7 @@ class Walk:
         for documented, port in self.ports.items():
             code = code.replace(f"127.0.0.1:{documented}", f"127.0.0.1:{port}")
             code = code.replace(f"-p {documented}", f"-p {port}").replace(f"SMEMU_PORT={documented}", f"SMEMU_PORT={port}")
+            code = code.replace(f"--port {documented}", f"--port {port}")
         return code
 
     def cwd(self, code: str) -> Path:

@@ -69,12 +69,12 @@ def test_kill_9_and_restart_keeps_everything_and_serves_again(state_dir, xgboost
 def test_logs_command_prints_copy_output(emulator, sagemaker, xgboost_archive, unique):
     name = unique("logs")
     deploy(sagemaker, name, xgboost_archive)
-    result = subprocess.run([sys.executable, "-m", "emulator", "logs", name, "--state-dir", str(emulator.state_dir)],
+    result = subprocess.run([sys.executable, "-m", "emulator", "logs", name, "--url", emulator.url],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0
     assert "smemu: starting copy" in result.stdout and "smemu-serving: ready on port" in result.stdout
-    missing = subprocess.run([sys.executable, "-m", "emulator", "logs", "never-deployed", "--state-dir",
-                              str(emulator.state_dir)], capture_output=True, text=True, cwd=ROOT)
+    missing = subprocess.run([sys.executable, "-m", "emulator", "logs", "never-deployed", "--url", emulator.url],
+                             capture_output=True, text=True, cwd=ROOT)
     assert missing.returncode == 1 and "no logs for endpoint never-deployed" in missing.stderr
 
 

@@ -53,3 +53,19 @@ def test_aws_cli_reports_validation_errors(emulator):
     assert result.returncode != 0
     assert "ValidationException" in result.stderr and 'Could not find endpoint "arn:aws:sagemaker:us-east-1:' \
         "123456789012:endpoint/nope\"." in result.stderr
+
+
+def test_autoscaling_example_runs_at_a_compressed_time_scale(tmp_path):
+    from emulator.testing import EmulatorProcess
+
+    server = EmulatorProcess(tmp_path / "state", {"SMEMU_TIME_SCALE": "60"}).start()
+    try:
+        env = {**os.environ, "SMEMU_URL": server.url}
+        for _ in range(2):
+            result = subprocess.run([sys.executable, str(ROOT / "examples" / "autoscaling.py")], env=env,
+                                    capture_output=True, text=True, timeout=300)
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert "0 copies" in result.stdout and "the step policy added a copy: ok" in result.stdout
+            assert "Inference Component has no capacity" in result.stdout and result.stdout.rstrip().endswith("done")
+    finally:
+        server.stop()

@@ -15,9 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from emulator.api import autoscaling, cloudwatch, logs
 from emulator.api.sagemaker import SUPPORTED
 
-MODEL = botocore.session.get_session().get_service_model("sagemaker")
+SESSION = botocore.session.get_session()
+MODEL = SESSION.get_service_model("sagemaker")
+# The other services on the same port: (botocore name, the operations smemu serves).
+OTHERS = {"application-autoscaling": autoscaling.SUPPORTED, "cloudwatch": cloudwatch.SUPPORTED, "logs": logs.SUPPORTED}
 RUNTIME_ACTIONS = ("invocations", "invocations-response-stream", "async-invocations")
 
 HOSTILE = st.one_of(
@@ -68,6 +72,8 @@ def value_of(shape, depth: int = 0):
 
 
 REQUESTS = {name: value_of(MODEL.operation_model(name).input_shape) for name in SUPPORTED}
+OTHER_REQUESTS = {(service, name): value_of(SESSION.get_service_model(service).operation_model(name).input_shape)
+                  for service, names in OTHERS.items() for name in names}
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +93,12 @@ def nothing_leaves_the_machine():
         yield
 
 
-def call(smemu, operation: str, params) -> int:
+def call(smemu, operation: str, params, service: str = "sagemaker") -> int:
     body = params if isinstance(params, (bytes, str)) else json.dumps(params)
+    metadata = SESSION.get_service_model(service).metadata
     response = smemu.request("POST", "/", body.encode() if isinstance(body, str) else body,
-                             {"X-Amz-Target": f"SageMaker.{operation}", "Content-Type": "application/x-amz-json-1.1"})
+                             {"X-Amz-Target": f"{metadata['targetPrefix']}.{operation}",
+                              "Content-Type": f"application/x-amz-json-{metadata['jsonVersion']}"})
     assert response.status_code < 500, (operation, params, response.text)
     return response.status_code
 
@@ -101,6 +109,16 @@ def test_no_request_gets_a_5xx(fuzzed, operation):
     @given(REQUESTS[operation])
     def fuzz(params):
         call(fuzzed, operation, params)
+
+    fuzz()
+
+
+@pytest.mark.parametrize("service, operation", sorted(OTHER_REQUESTS))
+def test_no_request_to_the_other_services_gets_a_5xx(fuzzed, service, operation):
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(OTHER_REQUESTS[(service, operation)])
+    def fuzz(params):
+        call(fuzzed, operation, params, service)
 
     fuzz()
 

@@ -34,17 +34,23 @@ class Dispatcher:
             return
         if scope["method"] == "POST":
             target = authorization = None
+            form = False
             for key, value in scope["headers"]:
                 if key == b"x-amz-target":
                     target = value.decode("latin-1")
                 elif key == b"authorization":
                     authorization = value.decode("latin-1")
+                elif key == b"content-type":
+                    form = value.startswith(b"application/x-www-form-urlencoded")
             if target is not None:
                 await self._json(scope, receive, send, target, authorization or "")
                 return
             runtime = invocation_target(scope["path"])
             if runtime is not None:
                 await self.runtime_api(scope, receive, send, runtime)
+                return
+            if form and not scope["path"].startswith(OWN_PREFIXES):
+                await _query_refused(send)
                 return
             if not scope["path"].startswith(OWN_PREFIXES):
                 await _reply(send, 400, {"__type": "UnknownOperationException", "message": "Missing X-Amz-Target header."},
@@ -84,6 +90,17 @@ class Dispatcher:
         # Server-side time of the call, for the benchmark's control-plane gates.
         headers = headers + [(b"x-smemu-server-time-us", f"{(time.perf_counter() - started) * 1e6:.0f}".encode())]
         await _reply(send, status, payload, content_type, headers)
+
+
+async def _query_refused(send):
+    """An AWS query-protocol request (older botocore and AWS CLI for CloudWatch): said in its own XML form."""
+    body = ('<ErrorResponse><Error><Type>Sender</Type><Code>UnsupportedProtocol</Code><Message>smemu speaks the '
+            "JSON protocols current botocore sends (CloudWatch: awsJson1_0, botocore 1.42.7 or later); this request "
+            "uses the query protocol of older clients. Upgrade boto3/botocore or the AWS CLI.</Message></Error>"
+            f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
+    await send({"type": "http.response.start", "status": 400, "headers": [
+        (b"content-type", b"text/xml"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _replay(body: bytes):

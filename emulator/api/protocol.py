@@ -61,8 +61,12 @@ class JsonProvider:
     """A service spoken as awsJson 1.0 or 1.1."""
 
     def __init__(self, service_name: str, implementations: Iterable[object], default_region: str,
-                 supported: Iterable[str] | None = None, unsupported_hint: str = ""):
+                 supported: Iterable[str] | None = None, unsupported_hint: str = "",
+                 validation_code: str = "ValidationException", query_compatible: bool = False):
         self.model = service_model(service_name)
+        self.validation_code = validation_code  # the code the service gives a request its model refuses
+        # awsQueryCompatible services (CloudWatch) also name the query protocol's error code in a header.
+        self.query_compatible = query_compatible
         self.service_name = service_name
         self.target_prefix = self.model.metadata["targetPrefix"]
         self.content_type = f"application/x-amz-json-{self.model.metadata['jsonVersion']}"
@@ -100,9 +104,13 @@ class JsonProvider:
         if shape is not None:
             violations = validate(shape, params)
             if violations.items:
-                raise ServiceError("ValidationException", violations.message())
+                raise ServiceError(self.validation_code, violations.message())
             params = {k: v for k, v in params.items() if k in shape.members and v is not None}
         return project(operation_model.output_shape, handler(params, region))
 
     def error(self, exc: ServiceError) -> tuple[int, dict, list]:
-        return exc.status, {"__type": exc.code, "message": exc.message}, []
+        headers = []
+        if self.query_compatible:
+            fault = "Sender" if exc.status < 500 else "Receiver"
+            headers.append((b"x-amzn-query-error", f"{exc.code};{fault}".encode()))
+        return exc.status, {"__type": exc.code, "message": exc.message}, headers

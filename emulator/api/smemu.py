@@ -5,6 +5,8 @@ import json
 
 from fastapi import FastAPI, Request, Response
 
+from ..clock import Clock
+from ..control.autoscaling import Scaler
 from ..control.components import ComponentReconciler
 from ..control.components.views import placement
 from ..control.faults import FaultControl
@@ -14,6 +16,8 @@ from ..router.metrics import Metrics
 from ..runtime.faults import KINDS
 from ..runtime.fleet import FleetRegistry
 from ..runtime.limits import resident_mb
+
+RECENT_ACTIVITIES = 10  # scaling activities in /_smemu/status (smemu ps)
 
 
 def not_found(message: str) -> Response:
@@ -25,7 +29,7 @@ def bad_request(message: str) -> Response:
 
 
 def smemu_app(runtime_name: str, store: Store, registry: FleetRegistry, reconciler: ComponentReconciler,
-              metrics: Metrics, faults: FaultControl) -> FastAPI:
+              metrics: Metrics, faults: FaultControl, scaler: Scaler, clock: Clock) -> FastAPI:
     web = FastAPI(title="smemu", docs_url=None, redoc_url=None, openapi_url=None)
 
     def with_faults(view: dict | None) -> dict | None:
@@ -51,7 +55,8 @@ def smemu_app(runtime_name: str, store: Store, registry: FleetRegistry, reconcil
 
     @web.get("/_smemu/health")
     async def health():
-        return {"status": "ok", "runtime": runtime_name}
+        # The monitoring clock: what "now" is to CloudWatch and Application Auto Scaling (--time-scale).
+        return {"status": "ok", "runtime": runtime_name, "clock": {"now": clock.now(), "scale": clock.scale}}
 
     @web.get("/metrics")
     async def prometheus():
@@ -96,7 +101,9 @@ def smemu_app(runtime_name: str, store: Store, registry: FleetRegistry, reconcil
             if doc.get("FailureReason"):
                 entry["FailureReason"] = doc["FailureReason"]
             endpoints.append(entry)
-        return {"Runtime": runtime_name, "Host": reconciler.cpus.describe(), "Endpoints": endpoints}
+        recent = scaler.activities("sagemaker", None, None)[:RECENT_ACTIVITIES]
+        return {"Runtime": runtime_name, "Host": reconciler.cpus.describe(), "Endpoints": endpoints,
+                "ScalingActivities": [{k: v for k, v in a.items() if not k.startswith("_")} for a in recent]}
 
     @web.post("/_smemu/faults", status_code=201)
     async def add_fault(request: Request):

@@ -312,7 +312,7 @@ class EndpointLifecycle:
                 endpoint=endpoint, variant=variant["VariantName"], image=container.get("Image"), model_dir=model_dir,
                 multi_model_prefix=container.get("ModelDataUrl") if multi_model else None,
                 memory_budget_mb=self._copy_memory_mb(variant) if multi_model else 0.0,
-                environment=environment, log_dir=self.settings.logs_dir / endpoint.lower(),
+                environment=environment, log_dir=self.settings.logs_dir,
                 startup_timeout=self.settings.deadline_seconds(requested, self.settings.startup_timeout),
                 startup_timeout_requested=requested or self.settings.startup_timeout,
                 network_isolation=bool(model.get("EnableNetworkIsolation")), container_name=hostname,

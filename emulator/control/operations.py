@@ -11,6 +11,7 @@ import base64
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlparse
 
 from ..runtime.modeldata import FINGERPRINT_MEMBER, fingerprint_of, local_path
@@ -55,6 +56,12 @@ class Operations:
     def __init__(self, store: Store, account: str):
         self.store = store
         self.account = account
+        # Told (kind, name) when a resource is deleted (Application Auto Scaling deregisters its targets).
+        self.on_delete: Callable[[str, str], None] | None = None
+
+    def deleted(self, kind: str, name: str):
+        if self.on_delete is not None:
+            self.on_delete(kind, name)
 
     def arn(self, kind: str, name: str, region: str) -> str:
         return f"arn:aws:sagemaker:{region}:{self.account}:{kind}/{name.lower()}"

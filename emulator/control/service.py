@@ -243,6 +243,7 @@ class ControlPlane(Operations):
         now = time.time()
         doc.update(EndpointStatus="Deleting", LastModifiedTime=now)
         self.store.put(ENDPOINT, doc["EndpointName"], doc, "Deleting", now)
+        self.deleted(ENDPOINT, doc["EndpointName"])
         self.lifecycle.delete(doc["EndpointName"])
         return {}
 

@@ -183,14 +183,14 @@ class InvocationRouter:
                 status, response_headers, body = await self.forwarder.post(copy.host, copy.port, body, forward,
                                                                            timeout or self.timeout, path)
             except (ContainerTimeout, ContainerUnreachable) as exc:
-                error = self._no_answer(exc, request, copy.hostname)
+                error = self._no_answer(exc, request, copy)
                 if isinstance(exc, ContainerUnreachable) and not exc.answered and len(chain) == 1 \
                         and path == "/invocations":
                     raise Unanswered(copy, error) from None
                 raise error from None
             if not 200 <= status < 300:
                 raise model_error(status, body.decode("utf-8", "replace"), request.endpoint_name, request.region,
-                                  self.account, container=copy.hostname)
+                                  self.account, copy)
             content_type = response_headers.get("content-type")
         return response_headers, body
 
@@ -269,7 +269,7 @@ class InvocationRouter:
         if fault is not None:
             if "StatusCode" in fault.parameters:
                 raise model_error(fault.parameters["StatusCode"], "an error injected with smemu fault",
-                                  request.endpoint_name, request.region, self.account, container=copy.hostname)
+                                  request.endpoint_name, request.region, self.account, copy)
             code = fault.parameters["ErrorCode"]
             raise RuntimeApiError(code, 503 if code == "ServiceUnavailable" else 500,
                                   f"{code}: an error injected with smemu fault")
@@ -320,7 +320,7 @@ class InvocationRouter:
                 if not 200 <= response.status < 300:
                     said = (await response.read()).decode("utf-8", "replace")
                     raise model_error(response.status, said, request.endpoint_name, request.region, self.account,
-                                      container=copy.hostname)
+                                      copy)
                 await sink.start(InvokeResult(content_type=response.headers.get("Content-Type"),
                                               invoked_production_variant=variant_name,
                                               custom_attributes=response.headers.get("X-Amzn-SageMaker-Custom-Attributes")))
@@ -337,7 +337,7 @@ class InvocationRouter:
                     await sink.fail("InternalStreamFailure", f"The response stream failed in smemu: {exc}")
                 await sink.end()
         except (ContainerTimeout, ContainerUnreachable) as exc:
-            error = self._no_answer(exc, request, copy.hostname)
+            error = self._no_answer(exc, request, copy)
             if isinstance(exc, ContainerUnreachable) and not exc.answered and len(chain) == 1:
                 status = -1
                 raise Unanswered(copy, error) from None
@@ -350,10 +350,9 @@ class InvocationRouter:
                 self.metrics.record(request.endpoint_name, variant_name, copy.component, copy.copy_id, status,
                                     elapsed, elapsed)
 
-    def _no_answer(self, exc: Exception, request: InvokeRequest, container: str = "primary") -> RuntimeApiError:
+    def _no_answer(self, exc: Exception, request: InvokeRequest, copy: Copy) -> RuntimeApiError:
         """A container that did not answer in time, or could not be reached, is a ModelError."""
         if isinstance(exc, ContainerTimeout):
-            return model_error(0, "", request.endpoint_name, request.region, self.account, container=container,
-                               timed_out=True)
+            return model_error(0, "", request.endpoint_name, request.region, self.account, copy, timed_out=True)
         return model_error(500, f"Could not reach the container: {exc}", request.endpoint_name, request.region,
-                           self.account, container=container)
+                           self.account, copy)

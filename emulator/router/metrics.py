@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 
 BUCKETS_US = (50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
               1_000_000, 2_500_000, 5_000_000, 10_000_000, 60_000_000)
@@ -17,17 +18,30 @@ access_log = logging.getLogger("smemu.access")
 
 
 class Histogram:
-    __slots__ = ("counts", "total", "count")
+    """Cumulative buckets (for /metrics), and the low and high since the last ``take_extremes``
+    (for CloudWatch's statistic sets)."""
+
+    __slots__ = ("counts", "total", "count", "low", "high")
 
     def __init__(self):
         self.counts = [0] * (len(BUCKETS_US) + 1)
         self.total = 0.0
         self.count = 0
+        self.low, self.high = math.inf, -math.inf
 
     def observe(self, value_us: float):
         self.counts[bisect.bisect_left(BUCKETS_US, value_us)] += 1
         self.total += value_us
         self.count += 1
+        if value_us < self.low:
+            self.low = value_us
+        if value_us > self.high:
+            self.high = value_us
+
+    def take_extremes(self) -> tuple[float, float]:
+        extremes = (self.low, self.high)
+        self.low, self.high = math.inf, -math.inf
+        return extremes
 
 
 class Series:

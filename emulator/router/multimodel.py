@@ -80,7 +80,7 @@ class ModelLoader:
                 await self._evict(copy, state)
                 continue
             if status not in (200, 409):
-                raise model_error(status, body.decode("utf-8", "replace"), endpoint, region, self.account)
+                raise model_error(status, body.decode("utf-8", "replace"), endpoint, region, self.account, copy)
             break
         state.loaded[name] = size
 

@@ -12,6 +12,7 @@ from typing import Callable, Protocol
 
 from .fleet import Copy
 from .health import CopyStartError
+from .logfiles import copy_log_path
 from .spec import CopyLimits, CopySpec
 
 
@@ -49,8 +50,9 @@ def prepare_start(runtime: Runtime, spec: CopySpec, copy_id: str | None) -> tupl
     if reason:
         raise CopyStartError(reason)
     copy_id = copy_id or uuid.uuid4().hex[:12]
-    spec.log_dir.mkdir(parents=True, exist_ok=True)
-    return copy_id, spec.log_dir / f"{spec.component or spec.variant}-{copy_id}.log"
+    path = copy_log_path(spec.log_dir, spec.endpoint, spec.variant, spec.component, copy_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return copy_id, path
 
 
 def append_log(path: str | Path, line: str):

@@ -13,7 +13,7 @@ class CopySpec:
     image: str | None
     model_dir: Path | None
     environment: dict
-    log_dir: Path
+    log_dir: Path  # the logs root: runtime/logfiles.py names each copy's file under it
     startup_timeout: float  # seconds, already scaled
     startup_timeout_requested: float  # what the API asked for (shown in messages)
     container_name: str = "primary"

@@ -217,6 +217,7 @@ class ComponentOperations(Operations):
             raise validation(text("component-is-base", arn=doc["InferenceComponentArn"], names=", ".join(adapters)))
         doc["InferenceComponentStatus"] = "Deleting"
         self.reconciler.put(doc)
+        self.deleted(COMPONENT, doc["InferenceComponentName"])
         if self.reconciler.host_of(doc["EndpointName"]) is None:  # endpoint not serving: nothing runs
             self.store.delete(COMPONENT, doc["InferenceComponentName"], doc["InferenceComponentArn"])
         else:

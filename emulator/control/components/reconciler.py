@@ -319,7 +319,7 @@ class ComponentReconciler:
         environment = {**(model_container.get("Environment") or {}), **(container.get("Environment") or {})}
         return CopySpec(
             endpoint=host.name, variant=doc["VariantName"], image=image, model_dir=model_dir, environment=environment,
-            log_dir=self.settings.logs_dir / host.name.lower(),
+            log_dir=self.settings.logs_dir,
             startup_timeout=self.settings.deadline_seconds(requested, self.settings.startup_timeout),
             startup_timeout_requested=requested or self.settings.startup_timeout,
             component=doc["InferenceComponentName"], version=version, network_isolation=host.network_isolation,

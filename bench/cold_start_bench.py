@@ -71,6 +71,19 @@ def runtimes() -> list[str]:
     return wanted
 
 
+def warm_pool_ready(url: str, framework: str, timeout: float = 30.0):
+    """Scale from zero happens after idle time, when the warm pool (process runtime) is full again."""
+    import httpx
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        pool = httpx.get(f"{url}/_smemu/status").json().get("WarmPool") or []
+        if not any(p["Framework"] == framework for p in pool) or any(
+                p["Framework"] == framework and p["Ready"] for p in pool):
+            return
+        time.sleep(0.05)
+
+
 def measure(url: str, runtime_name: str, files: dict, results: dict):
     kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="b", aws_secret_access_key="b")
     sagemaker, runtime = boto3.client("sagemaker", **kw), boto3.client("sagemaker-runtime", **kw)
@@ -107,6 +120,7 @@ def measure(url: str, runtime_name: str, files: dict, results: dict):
         samples = []
         for i in range(RUNS + 1):
             name = f"{framework}-ep-{i}"
+            warm_pool_ready(url, framework)
             start = time.perf_counter()
             sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{framework}-ep")
             while sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"] != "InService":
@@ -127,6 +141,7 @@ def measure(url: str, runtime_name: str, files: dict, results: dict):
             samples, failures = [], 0
             for _ in range(RUNS):
                 scale(name, 0)
+                warm_pool_ready(url, framework)
                 start = time.perf_counter()
                 if mode == "faithful":
                     sagemaker.update_inference_component_runtime_config(

@@ -33,3 +33,28 @@ def write_results(name: str, results: dict):
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / name).write_text(json.dumps(results, indent=2))
+
+
+def free_port() -> int:
+    from emulator.runtime.spec import free_port as pick
+
+    return pick()
+
+
+def background(command: list, ready_url: str, timeout: float = 30.0):
+    """A helper process of a benchmark, once it answers at ``ready_url`` (any HTTP status)."""
+    import subprocess
+    import time
+
+    import httpx
+
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            httpx.get(ready_url, timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"{command} did not answer at {ready_url}")

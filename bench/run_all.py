@@ -10,8 +10,10 @@ bounded and on 127.0.0.1 only. Prints a table; writes bench/results/summary.json
 """
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +25,7 @@ import psutil
 import cold_start_bench
 import failover_bench
 import harness
+import hot_path_bench
 import loadgen
 import placement_bench
 import scale_from_zero_bench
@@ -47,53 +50,86 @@ def figure(metric, value, unit):
     ROWS.append((metric, f"{value:.3f} {unit}", "", ""))
 
 
-def data_plane(workdir: Path) -> dict:
-    results = {}
+def _deploy(sagemaker, archive: Path):
+    """A model endpoint ("bench") and an endpoint with one inference component ("shared"/"ic")."""
+    sagemaker.create_model(ModelName="bench", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": str(archive)})
+    sagemaker.create_endpoint_config(EndpointConfigName="bench", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": "bench", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    sagemaker.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
+    sagemaker.create_endpoint_config(EndpointConfigName="shared", ProductionVariants=[
+        {"VariantName": "AllTraffic", "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 1}])
+    sagemaker.create_endpoint(EndpointName="shared", EndpointConfigName="shared")
+    for name in ("bench", "shared"):
+        sagemaker.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 0.2})
+    sagemaker.create_inference_component(
+        InferenceComponentName="ic", EndpointName="shared", VariantName="AllTraffic", RuntimeConfig={"CopyCount": 1},
+        Specification={"ModelName": "bench", "ComputeResourceRequirements": {
+            "NumberOfCpuCoresRequired": 1, "MinMemoryRequiredInMb": 512}})
+    while sagemaker.describe_inference_component(InferenceComponentName="ic")["InferenceComponentStatus"] != "InService":
+        time.sleep(0.1)
+
+
+def data_plane(workdir: Path, runs: int) -> dict:
+    """Each figure is the median over ``runs`` runs; within a run, the paths alternate in blocks with the
+    same client: straight to the copy, through smemu, and through the floor router (bench/floor_router.py)."""
+    per_run = []
     with harness.emulator(workdir / "state-data") as url:
         kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="b", aws_secret_access_key="b")
         sagemaker, runtime = boto3.client("sagemaker", **kw), boto3.client("sagemaker-runtime", **kw)
-        archive = model_archive(workdir)
-        sagemaker.create_model(ModelName="bench", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": str(archive)})
-        sagemaker.create_endpoint_config(EndpointConfigName="bench", ProductionVariants=[
-            {"VariantName": "AllTraffic", "ModelName": "bench", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
-        sagemaker.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
-        sagemaker.get_waiter("endpoint_in_service").wait(EndpointName="bench", WaiterConfig={"Delay": 0.2})
+        _deploy(sagemaker, model_archive(workdir))
         import httpx
 
         copy_port = httpx.get(f"{url}/_smemu/endpoints/bench/copies").json()["Copies"][0]["Port"]
-        port = int(url.rsplit(":", 1)[1])
+        ic_port = [c for c in httpx.get(f"{url}/_smemu/endpoints/shared/copies").json()["Copies"]
+                   if c.get("InferenceComponentName") == "ic"][0]["Port"]
+        port, floor_port = int(url.rsplit(":", 1)[1]), harness.free_port()
+        floor = harness.background([sys.executable, str(Path(__file__).with_name("floor_router.py")), str(floor_port),
+                                    str(copy_port)], f"http://127.0.0.1:{floor_port}/")
         headers = {"Content-Type": "text/csv"}
-        direct = ("127.0.0.1", copy_port, "/invocations")
-        routed = ("127.0.0.1", port, "/endpoints/bench/invocations")
-        for host, target_port, path in (direct, routed):  # warm up
-            loadgen.run(host, target_port, path, BODY, headers, 1, 500)
-        direct_ms, routed_ms = [], []
-        for _ in range(10):  # interleaved blocks, so drift hits both paths alike
-            direct_ms += loadgen.run(*direct, BODY, headers, 1, 500)[0]
-            routed_ms += loadgen.run(*routed, BODY, headers, 1, 500)[0]
-        results["c1_direct_p50_ms"], results["c1_direct_p99_ms"] = pct(direct_ms, 50), pct(direct_ms, 99)
-        results["c1_routed_p50_ms"], results["c1_routed_p99_ms"] = pct(routed_ms, 50), pct(routed_ms, 99)
-        results["c1_added_p50_ms"] = results["c1_routed_p50_ms"] - results["c1_direct_p50_ms"]
-        results["c1_added_p99_ms"] = results["c1_routed_p99_ms"] - results["c1_direct_p99_ms"]
-
-        server = psutil.Process(url.pid)
-        requests = 8000
-        _, _, _, direct_seconds = loadgen.run(*direct, BODY, headers, 32, requests)
-        before = sum(server.cpu_times()[:2])
-        latencies, errors, _, routed_seconds = loadgen.run(*routed, BODY, headers, 32, requests)
-        cpu = sum(server.cpu_times()[:2]) - before
-        results["c32_router_cpu_us_per_request"] = cpu / len(latencies) * 1e6
-        results["c32_non_2xx"] = errors
-        results["c32_routed_rps"] = len(latencies) / routed_seconds
-        results["c32_direct_rps"] = requests / direct_seconds
-        results["c32_routed_p99_ms"] = pct(latencies, 99)
-
-        boto = []
-        for _ in range(1000):
-            start = time.perf_counter()
-            runtime.invoke_endpoint(EndpointName="bench", Body=BODY, ContentType="text/csv")["Body"].read()
-            boto.append((time.perf_counter() - start) * 1000)
-        results["c1_boto3_p50_ms"] = pct(boto, 50)
+        paths = {"direct": ("127.0.0.1", copy_port, "/invocations", headers),
+                 "routed": ("127.0.0.1", port, "/endpoints/bench/invocations", headers),
+                 "floor": ("127.0.0.1", floor_port, "/", headers),
+                 "ic_direct": ("127.0.0.1", ic_port, "/invocations", headers),
+                 "ic_routed": ("127.0.0.1", port, "/endpoints/shared/invocations",
+                               {**headers, "X-Amzn-SageMaker-Inference-Component": "ic"})}
+        server, floor_process = psutil.Process(url.pid), psutil.Process(floor.pid)
+        try:
+            for host, target_port, path, hdrs in paths.values():  # warm up
+                loadgen.run(host, target_port, path, BODY, hdrs, 1, 500)
+            for _ in range(runs):
+                latencies = {name: [] for name in paths}
+                for _ in range(6):  # interleaved blocks, so drift hits every path alike
+                    for name, (host, target_port, path, hdrs) in paths.items():
+                        latencies[name] += loadgen.run(host, target_port, path, BODY, hdrs, 1, 400)[0]
+                run = {f"c1_{name}_p50_ms": pct(v, 50) for name, v in latencies.items()}
+                run.update({f"c1_{name}_p99_ms": pct(v, 99) for name, v in latencies.items()})
+                for prefix, base in (("", "direct"), ("ic_", "ic_direct")):
+                    for q in ("p50", "p99"):
+                        run[f"c1_{prefix}added_{q}_ms"] = run[f"c1_{prefix}routed_{q}_ms"] - run[f"c1_{base}_{q}_ms"]
+                run["c1_floor_added_p50_ms"] = run["c1_floor_p50_ms"] - run["c1_direct_p50_ms"]
+                run["c1_floor_added_p99_ms"] = run["c1_floor_p99_ms"] - run["c1_direct_p99_ms"]
+                requests = 6000
+                _, _, _, direct_seconds = loadgen.run(*paths["direct"][:3], BODY, headers, 32, requests)
+                for name, process in (("routed", server), ("floor", floor_process)):
+                    before = sum(process.cpu_times()[:2])
+                    latencies_c32, errors, _, seconds = loadgen.run(*paths[name][:3], BODY, headers, 32, requests)
+                    cpu = sum(process.cpu_times()[:2]) - before
+                    run[f"c32_{name}_cpu_us_per_request"] = cpu / len(latencies_c32) * 1e6
+                    run[f"c32_{name}_rps"] = len(latencies_c32) / seconds
+                    run[f"c32_{name}_non_2xx"] = errors
+                run["c32_direct_rps"] = requests / direct_seconds
+                boto = []
+                for _ in range(500):
+                    start = time.perf_counter()
+                    runtime.invoke_endpoint(EndpointName="bench", Body=BODY, ContentType="text/csv")["Body"].read()
+                    boto.append((time.perf_counter() - start) * 1000)
+                run["c1_boto3_p50_ms"] = pct(boto, 50)
+                per_run.append(run)
+        finally:
+            floor.terminate()
+            floor.wait(10)
+    results = {key: float(np.median([run[key] for run in per_run])) for key in per_run[0]}
+    results["runs"] = runs
     return results
 
 
@@ -108,7 +144,8 @@ def control_plane(workdir: Path) -> dict:
                                                                "Content-Type": "application/x-amz-json-1.1"})
             response = connection.getresponse()
             response.read()
-            return int(response.getheader("x-smemu-server-time-us")) / 1000
+            return (int(response.getheader("x-smemu-server-time-us")) / 1000,
+                    int(response.getheader("x-smemu-server-cpu-us")) / 1000)
 
         counter = iter(range(10**9))
 
@@ -118,8 +155,11 @@ def control_plane(workdir: Path) -> dict:
             describes = [call("DescribeModel", {"ModelName": "m-0"}) for _ in range(1000)]
             lists = [call("ListModels", {"MaxResults": 10}) for _ in range(500)]
             for name, values in (("create", creates), ("describe", describes), ("list", lists)):
-                results[f"{tag}_{name}_p50_ms"] = pct(values, 50)
-                results[f"{tag}_{name}_p99_ms"] = pct(values, 99)
+                wall, cpu = [w for w, _ in values], [c for _, c in values]
+                results[f"{tag}_{name}_p50_ms"] = pct(wall, 50)
+                results[f"{tag}_{name}_p99_ms"] = pct(wall, 99)
+                results[f"{tag}_{name}_cpu_p50_ms"] = pct(cpu, 50)
+                results[f"{tag}_{name}_cpu_p99_ms"] = pct(cpu, 99)
 
         sample("fresh")
         while next(counter) < 10_000:  # fill up to 10,000 models
@@ -129,10 +169,30 @@ def control_plane(workdir: Path) -> dict:
     return results
 
 
-def main():
+def machine() -> dict:
+    """What the figures were measured on, printed beside them."""
+    import os
+    import platform
+
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                 platform.processor())
+    return {"cores": os.cpu_count(), "cpu": model, "load_average_at_start": os.getloadavg(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1), "python": platform.python_version()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Every benchmark, and a verdict against each gate.")
+    parser.add_argument("--report-only", action="store_true", help="print the table but exit 0 when a gate fails")
+    parser.add_argument("--runs", type=int, default=3, help="runs of the noisy data-plane figures (median shown)")
+    args = parser.parse_args(argv)
+    host = machine()
+    print(f"machine: {host['cores']} cores ({host['cpu']}), {host['memory_gib']} GiB, load average at start "
+          f"{' '.join(f'{x:.2f}' for x in host['load_average_at_start'])}, Python {host['python']}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="smemu-bench-all-"))
-    print("data plane ...", flush=True)
-    data = data_plane(workdir)
+    print("hot path in process ...", flush=True)
+    code = hot_path_bench.main()
+    print(f"data plane ({args.runs} runs) ...", flush=True)
+    data = data_plane(workdir, args.runs)
     print("control plane ...", flush=True)
     control = control_plane(workdir)
     print("placement ...", flush=True)
@@ -144,17 +204,35 @@ def main():
     print("scale from zero (Application Auto Scaling) ...", flush=True)
     from_zero = scale_from_zero_bench.main()
 
-    gate("added latency c1 p50", data["c1_added_p50_ms"], 0.25, "ms")
-    gate("added latency c1 p99", data["c1_added_p99_ms"], 0.5, "ms")
-    gate("emulator CPU per request at c32", data["c32_router_cpu_us_per_request"], 120, "us")
-    gate("non-2xx under load (c32)", data["c32_non_2xx"], 0, "requests")
-    gate("through boto3 c1 p50", data["c1_boto3_p50_ms"], 1.2, "ms")
-    figure("c32 routed / direct requests per second", data["c32_routed_rps"] / data["c32_direct_rps"], "ratio")
+    runs = f"median of {data['runs']}"
+    gate("smemu's code per request, model endpoint (in process)", code["model_endpoint_us"], 20, "us")
+    gate("smemu's code per request, inference component (in process)", code["component_us"], 20, "us")
+    gate(f"added latency c1 p50, model endpoint ({runs})", data["c1_added_p50_ms"], 0.25, "ms")
+    gate(f"added latency c1 p99, model endpoint ({runs})", data["c1_added_p99_ms"], 0.5, "ms")
+    gate(f"added latency c1 p50, inference component ({runs})", data["c1_ic_added_p50_ms"], 0.25, "ms")
+    gate(f"added latency c1 p99, inference component ({runs})", data["c1_ic_added_p99_ms"], 0.5, "ms")
+    figure(f"floor router's added latency c1 p50 ({runs})", data["c1_floor_added_p50_ms"], "ms")
+    gate(f"added latency c1 p50 over the floor router's ({runs})",
+         data["c1_added_p50_ms"] - data["c1_floor_added_p50_ms"], 0.1, "ms")
+    figure(f"emulator CPU per request at c32 ({runs})", data["c32_routed_cpu_us_per_request"], "us")
+    figure(f"floor router CPU per request at c32 ({runs})", data["c32_floor_cpu_us_per_request"], "us")
+    gate(f"emulator CPU per request / the floor router's, c32 ({runs})",
+         data["c32_routed_cpu_us_per_request"] / data["c32_floor_cpu_us_per_request"], 1.5, "x")
+    gate("non-2xx under load (c32)", data["c32_routed_non_2xx"], 0, "requests")
+    ratio = data["c32_routed_rps"] / data["c32_direct_rps"]
+    gate(f"routed / direct requests per second at c32 ({runs})", ratio, ">= 0.9", "ratio", ok=ratio >= 0.9)
+    gate(f"through boto3 c1 p50 over a direct call ({runs})", data["c1_boto3_p50_ms"] - data["c1_direct_p50_ms"],
+         1.2, "ms")
     for operation in ("create", "describe", "list"):
         gate(f"control {operation} p99 (server side)", control[f"fresh_{operation}_p99_ms"], 2, "ms")
         after_p50, after_p99 = control[f"after_10k_{operation}_p50_ms"], control[f"after_10k_{operation}_p99_ms"]
         gate(f"control {operation} p99 after 10k models", after_p99, 2, "ms")
-        gate(f"control {operation} p99 <= 2 x p50 after 10k", after_p99 / after_p50, 2, "x")
+        figure(f"control {operation} p99 / p50 after 10k (wall clock)", after_p99 / after_p50, "x")
+        # The operation's own CPU time (x-smemu-server-cpu-us): what a GC pause or a growing heap would move,
+        # without the preemption a shared machine adds to wall-clock times of tens of microseconds.
+        cpu_p50, cpu_p99 = control[f"after_10k_{operation}_cpu_p50_ms"], control[f"after_10k_{operation}_cpu_p99_ms"]
+        gate(f"control {operation} CPU p99 / p50 after 10k", cpu_p99 / cpu_p50, 2, "x")
+        gate(f"control {operation} CPU p99 after 10k / fresh", cpu_p99 / control[f"fresh_{operation}_cpu_p99_ms"], 1.5, "x")
     gate("place 1,000 copies on 100 instances", placement["1000 copies / 100 instances BINPACK"]["median_ms"], 20, "ms")
     gate("place 10,000 copies on 1,000 instances", placement["10000 copies / 1000 instances BINPACK"]["median_ms"], 1000, "ms")
     binpack = placement["1000 copies / 100 instances BINPACK"]
@@ -188,13 +266,14 @@ def main():
     print()
     for row in [("metric", "value", "gate", "verdict")] + ROWS:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    summary = {"data_plane": data, "control_plane": control, "placement": placement, "cold_start": cold,
+    summary = {"machine": host, "hot_path": code, "data_plane": data, "control_plane": control, "placement": placement, "cold_start": cold,
                "failover": failover, "scale_from_zero": from_zero,
                "gates": [dict(zip(("metric", "value", "gate", "verdict"), row)) for row in ROWS]}
     harness.write_results("summary.json", summary)
     failed = [row[0] for row in ROWS if row[3] == "FAIL"]
     print(f"\n{len(ROWS) - len(failed) - sum(1 for r in ROWS if not r[3])} gates passed, {len(failed)} failed")
+    if failed and not args.report_only:
+        return 1
+    return 0
 
 
-if __name__ == "__main__":
-    main()

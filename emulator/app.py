@@ -64,7 +64,7 @@ def make_runtime(settings: Settings) -> Runtime:
             client.close()
         elif settings.runtime == "docker":
             raise SystemExit("smemu: --runtime docker, but no Docker engine is reachable (is dockerd running?).")
-    return ProcessRuntime(settings.state_dir, settings.stop_grace)
+    return ProcessRuntime(settings.state_dir, settings.stop_grace, settings.warm_pool)
 
 
 class Emulator:
@@ -107,7 +107,7 @@ class Emulator:
         self.fault_control = FaultControl(self.faults, self.store, self.registry, self.copies)
         self.asynchronous = AsyncInvocations(self.router, settings.region)
         web = smemu_app(self.runtime.name, self.store, self.registry, self.components, metrics, self.fault_control,
-                        self.scaler, self.clock)
+                        self.scaler, self.clock, self.runtime.warm_pool)
         verifier = None
         if settings.auth == "sigv4":
             keys = access_keys(settings.access_keys, settings.credentials_file)

@@ -30,7 +30,7 @@ def serve(args):
             account_id=args.account_id, region=args.region, timeout_scale=args.timeout_scale,
             scale_from_zero=args.scale_from_zero, log_level=args.log_level,
             component_updates=args.component_updates, auth=args.auth, credentials_file=args.credentials_file,
-            time_scale=args.time_scale,
+            time_scale=args.time_scale, warm_pool=args.warm_pool,
         )
     except ValueError as exc:
         raise CommandError(str(exc), code=2) from None
@@ -41,7 +41,8 @@ def serve(args):
     except ValueError as exc:
         raise CommandError(str(exc), code=2) from None
     uvicorn.run(emulator, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                loop="uvloop", http="httptools", lifespan="on", timeout_graceful_shutdown=10)
+                loop="uvloop", http="httptools", lifespan="on", timeout_graceful_shutdown=10,
+                proxy_headers=False)  # loopback, no proxy in front: no X-Forwarded-* middleware per request
     return 0
 
 
@@ -128,6 +129,10 @@ def ps(args):
     print(f"runtime: {status['Runtime']}   host CPUs: {','.join(map(str, host['HostCpus']))}   "
           f"emulated cores assigned: {host['EmulatedCoresAssigned']:g}"
           f"{'   (oversubscribed)' if host['Oversubscribed'] else ''}")
+    pool = status.get("WarmPool") or []
+    if pool:
+        print("warm pool: " + ", ".join(f"{p['Framework']} (pid {p['Pid']}, {p['ResidentMb']:g} MB"
+                                         f"{'' if p['Ready'] else ', starting'})" for p in pool))
     if not status["Endpoints"]:
         print("no endpoints")
         return 0
@@ -356,6 +361,9 @@ def main(argv=None):
     p.add_argument("--time-scale", type=float,
                    help="run CloudWatch periods, alarm evaluation and autoscaling cooldowns this many times faster "
                         "than real time (default 1; 60 makes a 15-minute scale-in take 15 seconds)")
+    p.add_argument("--warm-pool", type=int,
+                   help="process runtime: idle serving processes kept per framework, framework imported, so a "
+                        "new copy only loads its model (default 1; 0: off)")
     p.add_argument("--auth", choices=["none", "sigv4"],
                    help="require SigV4-signed requests (keys from SMEMU_ACCESS_KEYS=AKID:SECRET,... or "
                         "--credentials-file); default none, for loopback")

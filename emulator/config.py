@@ -44,6 +44,9 @@ class Settings:
     # The monitoring clock (CloudWatch periods and timestamps, alarm evaluation, Application Auto Scaling
     # cooldowns and activities) runs this many times faster than real time: 60 makes a minute a second.
     time_scale: float = 1.0
+    # Process runtime: idle serving processes kept per framework, framework already imported, so a new copy
+    # (scale-out, scale from zero) only loads its model. 0 turns the pool off.
+    warm_pool: int = 1
     wake_timeout: float = 120.0  # how long a woken request waits for its copy
     idle_timeout: float = 300.0  # wake mode: seconds without requests before scaling back to zero
     log_level: str = "info"
@@ -103,6 +106,8 @@ class Settings:
             raise ValueError(f"--component-updates must be strict or lenient, not {self.component_updates!r}")
         if self.timeout_scale <= 0:
             raise ValueError("--timeout-scale must be positive")
+        if self.warm_pool < 0:
+            raise ValueError("--warm-pool must be 0 or more")
         if not 0 < self.time_scale <= 3600:
             raise ValueError("--time-scale must be above 0 and at most 3600")
 

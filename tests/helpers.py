@@ -122,13 +122,16 @@ def predict_component(runtime, endpoint, component, body=b"0,0,1", content_type=
 
 
 # -- processes --------------------------------------------------------------------------------------
-def serving_processes(state_dir) -> list[psutil.Process]:
+def serving_processes(state_dir, standby: bool = False) -> list[psutil.Process]:
+    """The emulator's serving processes: its copies, and with ``standby`` its warm pool's idle ones too
+    (an idle one works in the pool's folder; a claimed one in its copy's)."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         try:
             if "emulator.serving" in " ".join(process.info["cmdline"] or []) and \
                     str(state_dir) in process.environ().get("SAGEMAKER_BASE_DIR", ""):
-                found.append(process)
+                if standby or process.cwd() != str(Path(state_dir) / "warm-pool"):
+                    found.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return found

@@ -60,6 +60,9 @@ class FakeRuntime:
     def finish_adoption(self):
         pass
 
+    def warm_pool(self):
+        return []
+
     def close(self):
         pass
 

@@ -42,7 +42,7 @@ def test_kill_9_and_restart_keeps_everything_and_serves_again(state_dir, xgboost
 
     first.stop(signal.SIGKILL)
     # Copies die with the emulator (PR_SET_PDEATHSIG), even on kill -9.
-    eventually(lambda: not serving_processes(state_dir), 20, 0.1, "copies outlived a killed emulator")
+    eventually(lambda: not serving_processes(state_dir, standby=True), 20, 0.1, "copies outlived a killed emulator")
 
     second = EmulatorProcess(state_dir, port=first.port).start()
     try:
@@ -63,7 +63,7 @@ def test_kill_9_and_restart_keeps_everything_and_serves_again(state_dir, xgboost
         second.stop(signal.SIGTERM)
     # A clean shutdown stops every copy it started.
     assert second.process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once shut down
-    eventually(lambda: not serving_processes(state_dir), 5, 0.1)
+    eventually(lambda: not serving_processes(state_dir, standby=True), 5, 0.1)
 
 
 def test_logs_command_prints_copy_output(emulator, sagemaker, xgboost_archive, unique):
@@ -91,7 +91,7 @@ def test_components_come_back_after_kill_9(state_dir, xgboost_archive):
         Specification={"ModelName": "m", "ComputeResourceRequirements": {"NumberOfCpuCoresRequired": 1, "MinMemoryRequiredInMb": 256}})
     eventually(lambda: sagemaker.describe_inference_component(InferenceComponentName="c")["InferenceComponentStatus"] == "InService", 20, 0.1)
     first.stop(signal.SIGKILL)
-    eventually(lambda: not serving_processes(state_dir), 20, 0.1)
+    eventually(lambda: not serving_processes(state_dir, standby=True), 20, 0.1)
 
     second = EmulatorProcess(state_dir, port=first.port).start()
     try:

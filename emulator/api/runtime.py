@@ -24,6 +24,23 @@ from .auth import SigV4Verifier
 from .protocol import region_of, service_model, snake_case
 
 log = logging.getLogger("smemu.api")
+
+
+class RequestIds:
+    """SageMaker-style request ids (UUID form) at a fraction of uuid4's cost: a random per-process
+    prefix and a counter. Unique within a server's life, which is all a request id needs to be."""
+
+    def __init__(self):
+        prefix = uuid.uuid4().hex
+        self.prefix = f"{prefix[:8]}-{prefix[8:12]}-4{prefix[13:16]}-{prefix[16:20]}-"
+        self.counter = int(prefix[20:], 16)
+
+    def next(self) -> str:
+        self.counter = (self.counter + 1) & 0xFFFFFFFFFFFF
+        return f"{self.prefix}{self.counter:012x}"
+
+
+request_ids = RequestIds()
 NAME_PATTERN_MAX = 63
 MODEL = service_model("sagemaker-runtime")
 ACTIONS = {"invocations": "InvokeEndpoint", "invocations-response-stream": "InvokeEndpointWithResponseStream",
@@ -36,8 +53,8 @@ def _headers_of(shape) -> dict[str, str]:
             if member.serialization.get("location") == "header"}
 
 
-# action → {lower-cased request header: InvokeRequest field}
-REQUEST_FIELDS = {action: {header.lower(): snake_case(member)
+# action → {lower-cased request header (bytes, as ASGI gives them): InvokeRequest field}
+REQUEST_FIELDS = {action: {header.lower().encode(): snake_case(member)
                            for member, header in _headers_of(MODEL.operation_model(op).input_shape).items()}
                   for action, op in ACTIONS.items()}
 # action → [(result field, response header as bytes)]
@@ -106,20 +123,19 @@ class RuntimeApi:
         self.verifier = verifier
 
     async def __call__(self, scope, receive, send, target: tuple[str, str]):
-        request_id = str(uuid.uuid4())
+        request_id = request_ids.next()
         endpoint, action = target
         fields = REQUEST_FIELDS[action]
         members = {}
         authorization = ""
         declared = None
-        for key, value in scope["headers"]:
-            name = key.decode("latin-1").lower()
-            field = fields.get(name)
+        for key, value in scope["headers"]:  # ASGI header names are lower-case bytes
+            field = fields.get(key)
             if field is not None:
                 members[field] = value.decode("latin-1")
-            elif name == "authorization":
+            elif key == b"authorization":
                 authorization = value.decode("latin-1")
-            elif name == "content-length":
+            elif key == b"content-length":
                 declared = value
         sink = None
         try:

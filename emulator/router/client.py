@@ -84,6 +84,11 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+def _expire(future: asyncio.Future):
+    if not future.done():
+        future.set_exception(asyncio.TimeoutError())
+
+
 class ConnectionPool:
     def __init__(self, max_idle_per_host: int = 64):
         self.idle: dict[tuple[str, int], list[_Connection]] = defaultdict(list)
@@ -111,9 +116,11 @@ class ConnectionPool:
             connection = await self._connection(host, port)
             reused = connection.used
             connection.used = True
+            future = connection.send(head, body)
+            # A timer on the future itself: asyncio.wait_for would wrap it in a task on every request.
+            timer = future.get_loop().call_later(timeout, _expire, future)
             try:
-                status, response_headers, response_body, keep_alive = await asyncio.wait_for(
-                    connection.send(head, body), timeout)
+                status, response_headers, response_body, keep_alive = await future
             except asyncio.TimeoutError:
                 connection.close()
                 raise
@@ -125,6 +132,8 @@ class ConnectionPool:
             except BaseException:
                 connection.close()
                 raise
+            finally:
+                timer.cancel()
             if keep_alive and not connection.closed and len(self.idle[(host, port)]) < self.max_idle:
                 self.idle[(host, port)].append(connection)
             else:

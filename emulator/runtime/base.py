@@ -40,6 +40,9 @@ class Runtime(Protocol):
     def finish_adoption(self) -> None:
         """Recovery after a restart is over: drop what was left running and nobody adopted."""
 
+    def warm_pool(self) -> list[dict]:
+        """The idle processes or containers kept ready for new copies ({Framework, Pid, ResidentMb})."""
+
     def close(self) -> None:
         """Release what the runtime holds (clients, cgroups)."""
 

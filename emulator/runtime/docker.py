@@ -219,6 +219,9 @@ class DockerRuntime:
 
         await asyncio.to_thread(stop_and_remove)
 
+    def warm_pool(self) -> list[dict]:
+        return []  # containers start from their image each time
+
     def close(self):
         self.client.close()
 

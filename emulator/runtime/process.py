@@ -22,11 +22,13 @@ from .health import bring_into_service
 from .images import framework_of
 from .limits import MEMORY_EXCEEDED, MemoryLimiter, host_has_gpus, resident_mb
 from .spec import CopyLimits, CopySpec, free_port
+from .warmpool import WarmPool, poolable
 
 class ProcessRuntime:
     name = "process"
 
-    def __init__(self, state_dir: Path, stop_grace: float):
+    def __init__(self, state_dir: Path, stop_grace: float, warm_pool: int = 0):
+        self.pool = WarmPool(warm_pool, state_dir / "warm-pool")
         self.copies_dir = state_dir / "copies"
         self.requirements_cache = state_dir / "requirements"
         self.stop_grace = stop_grace
@@ -71,29 +73,39 @@ class ProcessRuntime:
                 env.setdefault(variable, str(len(limits.cpus)))
             if limits.devices and self.gpus:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in limits.devices)
-        log = open(log_path, "ab", buffering=0)
-        log.write(f"--- smemu: starting copy {copy_id} of {spec.endpoint}/{spec.variant} on port {port}\n".encode())
-        process = subprocess.Popen(
-            [sys.executable, "-m", "emulator.serving", "serve"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, cwd=str(base_dir), start_new_session=True,
-        )
-        log.close()
+        framework = framework_of(spec.image)
+        process = self.pool.claim(framework) if poolable(spec.environment) else None
+        with open(log_path, "ab", buffering=0) as log:
+            log.write(f"--- smemu: starting copy {copy_id} of {spec.endpoint}/{spec.variant} on port {port}"
+                      f"{f' (from the warm pool, pid {process.pid})' if process else ''}\n".encode())
+            if process is not None:
+                self.pool.assign(process, env, base_dir, log_path)
+            else:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "emulator.serving", "serve"],
+                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    env=env, cwd=str(base_dir), start_new_session=True,
+                )
         copy = Copy(copy_id, spec.endpoint, spec.variant, "127.0.0.1", port, str(log_path), process.pid, handle=process,
                     component=spec.component, version=spec.version,
                     hostname=spec.container_name)
         if limits is not None:
             self._enforce(copy, process.pid, limits)
-        return await bring_into_service(self, copy, spec, process.poll)
+        copy = await bring_into_service(self, copy, spec, process.poll)
+        self.pool.refill(framework)  # after the copy serves: the next start is warm, this one was not slowed
+        return copy
 
     def _enforce(self, copy: Copy, pid: int, limits: CopyLimits):
         copy.instance_id, copy.cores, copy.devices = limits.instance_id, limits.cores, limits.devices
         copy.runs_on = "cuda" if limits.devices and self.gpus else "cpu"
         copy.cpus, copy.memory_limit_mb = limits.cpus, limits.memory_limit_mb
-        try:
-            os.sched_setaffinity(pid, limits.cpus)  # inherited by every thread and worker it starts later
-        except OSError:
-            pass
+        # Every thread it has (a pooled process imported its framework before it was a copy), and so every
+        # thread and worker it starts later.
+        for thread in _threads(pid):
+            try:
+                os.sched_setaffinity(thread, limits.cpus)
+            except OSError:
+                pass
         copy.memory_mechanism = self.memory.apply(copy.copy_id, pid, limits.memory_limit_mb)
         append_log(copy.log_path, f"--- smemu: host CPUs {limits.cpus}, memory limit {limits.memory_limit_mb} MB "
                                    f"({copy.memory_mechanism}) on instance {limits.instance_id}")
@@ -153,8 +165,19 @@ class ProcessRuntime:
     def finish_adoption(self):
         pass  # processes die with the emulator: nothing is left to adopt
 
+    def warm_pool(self) -> list[dict]:
+        return self.pool.describe()
+
     def close(self):
+        self.pool.close()
         self.memory.close()
+
+
+def _threads(pid: int) -> list[int]:
+    try:
+        return [int(task) for task in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return [pid]
 
 
 def _signal_group(pid: int, sig: int):

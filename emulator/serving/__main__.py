@@ -10,9 +10,11 @@ from .lifetime import die_with_parent
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="serve", description="SageMaker-compatible model server")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve"])
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "standby"])
     parser.add_argument("--framework", choices=["pytorch", "xgboost"], default=None)
     args = parser.parse_args(argv)
+    if args.command == "standby":
+        return standby(args.framework)
 
     from .environment import read_environment
     from .requirements import RequirementsError, install_requirements
@@ -43,6 +45,48 @@ def main(argv=None):
 
         uvicorn.run(ServingApp(env), **options)
     return 0
+
+
+def standby(framework: str) -> int:
+    """Wait, with the framework and the server already imported, to become a copy (the emulator's warm
+    pool). One JSON line on stdin assigns the copy: its environment, working directory and log file;
+    then this process serves exactly as ``serve`` would. End of input: retire. Blocked on the read, it
+    uses no CPU."""
+    import json
+
+    import uvicorn  # noqa: F401  (imported now, so a copy does not wait for it)
+
+    from . import server  # noqa: F401
+    if framework == "xgboost":
+        import xgboost  # noqa: F401
+
+        from . import xgboost as defaults  # noqa: F401
+    else:
+        import torch  # noqa: F401
+
+        from . import pytorch as defaults  # noqa: F401
+    ready = None
+    if os.environ.get("SMEMU_STANDBY_DIR"):  # the pool tells idle processes done importing from those still at it
+        ready = os.path.join(os.environ["SMEMU_STANDBY_DIR"], f"{os.getpid()}.ready")
+        open(ready, "w").close()
+    line = sys.stdin.readline()
+    if ready and os.path.exists(ready):
+        os.unlink(ready)
+    if not line:
+        return 0
+    assignment = json.loads(line)
+    log = os.open(assignment["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.chdir(assignment["cwd"])
+    os.environ.clear()
+    os.environ.update(assignment["env"])
+    if "torch" in sys.modules:  # torch sized its thread pool when it was imported, before the copy's limits
+        import torch
+
+        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)))
+    return main(["serve"])
 
 
 if __name__ == "__main__":

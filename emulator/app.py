@@ -20,6 +20,7 @@ from .api.runtime import RuntimeApi
 from .api.sagemaker import sagemaker_provider
 from .api.smemu import smemu_app
 from .clock import Clock
+from .console import console_app
 from .config import Settings
 from .control.autoscaling import AutoScalingOperations, Scaler
 from .control.autoscaling.resources import Resources
@@ -106,8 +107,6 @@ class Emulator:
                                        faults=self.faults)
         self.fault_control = FaultControl(self.faults, self.store, self.registry, self.copies)
         self.asynchronous = AsyncInvocations(self.router, settings.region)
-        web = smemu_app(self.runtime.name, self.store, self.registry, self.components, metrics, self.fault_control,
-                        self.scaler, self.clock, self.runtime.warm_pool)
         verifier = None
         if settings.auth == "sigv4":
             keys = access_keys(settings.access_keys, settings.credentials_file)
@@ -117,13 +116,19 @@ class Emulator:
         elif settings.host not in ("127.0.0.1", "localhost", "::1"):
             log.warning("smemu listens on %s with no authentication: anyone who reaches it can create, invoke and "
                         "delete endpoints, and run code in copies. Use --auth sigv4 off loopback.", settings.host)
+        sagemaker = sagemaker_provider([control_plane, component_operations], settings.region)
+        logs = logs_provider([LogsOperations(self.log_index, settings.account_id)], settings.region)
         providers = [
-            sagemaker_provider([control_plane, component_operations], settings.region),
+            sagemaker,
             autoscaling_provider([AutoScalingOperations(self.store, settings.account_id, self.clock, self.alarms,
                                                         self.scaler)], settings.region),
             cloudwatch_provider([CloudWatchOperations(self.metric_store, self.alarms, self.clock)], settings.region),
-            logs_provider([LogsOperations(self.log_index, settings.account_id)], settings.region),
+            logs,
         ]
+        web = smemu_app(self.runtime.name, self.store, self.registry, self.components, metrics, self.fault_control,
+                        self.scaler, self.clock, self.runtime.warm_pool)
+        web.mount("/console", console_app(sagemaker, logs, settings.region, settings.state_dir, catalog, self.runtime,
+                                          self.registry, self.components, metrics))
         self.dispatcher = Dispatcher(providers,
                                      RuntimeApi(self.router, self.asynchronous, settings.region, verifier), web,
                                      verifier)

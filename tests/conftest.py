@@ -10,7 +10,7 @@ import pytest
 from emulator.testing import EmulatorProcess
 
 from . import models
-from .helpers import ROOMY, S3_ENV
+from .helpers import ROOMY, S3_ENV, SCREENSHOTS
 
 
 @pytest.fixture(scope="session")
@@ -101,3 +101,10 @@ def inprocess(tmp_path_factory):
     smemu = InProcessSmemu(tmp_path_factory.mktemp("smemu-in-process") / "state")
     yield smemu
     smemu.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Where the console tests left their screenshots (tests/test_console.py)."""
+    shots = sorted(SCREENSHOTS.rglob("*.png")) if SCREENSHOTS.is_dir() else []
+    if shots:
+        terminalreporter.write_line(f"console screenshots: {len(shots)} under {SCREENSHOTS}")

@@ -1,6 +1,7 @@
 """Helpers shared by the test modules (test modules import this, never each other)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,8 @@ ROLE = "arn:aws:iam::123456789012:role/smemu"
 # The suite shares one emulator and leaves endpoints behind: quotas high enough not to get in the way
 # (test_quotas.py checks them with the defaults).
 ROOMY = {"SMEMU_QUOTA_INSTANCES_PER_TYPE": "500", "SMEMU_QUOTA_INSTANCES": "1000", "SMEMU_QUOTA_COMPONENT_COPIES": "1000"}
+# Where the console's browser tests save their screenshots (make test prints the folder).
+SCREENSHOTS = Path(os.environ.get("SMEMU_SCREENSHOTS", Path(__file__).resolve().parent.parent / ".test-output" / "console"))
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 

@@ -76,6 +76,13 @@ class Metrics:
                            "model_latency_us=%.0f overhead_latency_us=%.0f", endpoint, variant, component or "-",
                            copy_id, status, model_us, max(0.0, total_us - model_us))
 
+    def totals(self, endpoint: str) -> list[dict]:
+        """The counters of one endpoint's variants and components (the console charts their differences)."""
+        return [{"VariantName": variant, "InferenceComponentName": component, "Invocations": s.invocations,
+                 "Invocation4XXErrors": s.errors_4xx, "Invocation5XXErrors": s.errors_5xx,
+                 "ModelLatencyTotalUs": s.model_latency.total, "OverheadLatencyTotalUs": s.overhead_latency.total}
+                for (name, variant, component), s in self.series.items() if name == endpoint]
+
     def render(self, fleets, components_view) -> str:
         """Prometheus text exposition of the counters, plus copies and per-copy resource use."""
         out = []

@@ -6,6 +6,7 @@ import time
 from ...scheduler.catalog import Catalog
 from ...scheduler.placement import VariantPool
 from .. import errors
+from ..compatibility import differences
 from ..errors import validation
 from ..operations import Operations, check_local_uri
 from ..quotas import Quotas
@@ -25,12 +26,6 @@ def transition_of(doc: dict) -> str | None:
         return "UPDATE_IN_PROGRESS" if doc.get("_pending") else "UPDATE_RC_IN_PROGRESS"
     return None
 
-
-def _same_vpc(a: dict | None, b: dict | None) -> bool:
-    if not a or not b:
-        return not a and not b
-    return set(a.get("Subnets", [])) == set(b.get("Subnets", [])) and \
-        set(a.get("SecurityGroupIds", [])) == set(b.get("SecurityGroupIds", []))
 
 class ComponentOperations(Operations):
     """CreateInferenceComponent, DescribeInferenceComponent, UpdateInferenceComponent,
@@ -81,17 +76,11 @@ class ComponentOperations(Operations):
                 raise validation(f"The model {model['ModelName']} runs several containers; an inference component "
                                  "runs one. Use a model with a single container.")
             config = endpoint["_deployment"]["Config"]
-            differences = []
-            if (model.get("ExecutionRoleArn") or None) != (config.get("ExecutionRoleArn") or None):
-                differences.append("ExecutionRoleArn")
-            if not _same_vpc(model.get("VpcConfig"), config.get("VpcConfig")):
-                differences.append("VpcConfig")
-            if bool(model.get("EnableNetworkIsolation")) != bool(config.get("EnableNetworkIsolation")):
-                differences.append("EnableNetworkIsolation")
-            if differences:
+            differing = differences(model, config)
+            if differing:
                 raise validation(
                     f"The model {model['ModelName']} is not compatible with endpoint {endpoint['EndpointName']}: "
-                    f"{', '.join(differences)} of the model must match the endpoint configuration "
+                    f"{', '.join(differing)} of the model must match the endpoint configuration "
                     f"{config['EndpointConfigName']}."
                 )
         elif not (spec.get("Container") or {}).get("Image"):

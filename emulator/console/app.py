@@ -1,0 +1,187 @@
+"""The console's pages and its few server-side routes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from ..control.components import ComponentReconciler
+from ..control.components.views import placement
+from ..control.errors import ServiceError
+from ..router.metrics import Metrics
+from ..runtime.fleet import FleetRegistry
+from ..scheduler.catalog import Catalog
+from .actions import ConsoleActions, FieldError, prebuilt_images, s3_server
+from .uploads import UploadError, Uploads
+
+HERE = Path(__file__).resolve().parent
+LIVE_LOG_EVENTS = 200  # log lines one refresh of the endpoint page brings at most
+
+
+def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog, runtime, registry: FleetRegistry,
+                reconciler: ComponentReconciler, metrics: Metrics, recommender: bool = False) -> FastAPI:
+    """``sagemaker`` and ``logs`` are the providers of those services (``call(operation, params, region)``)."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    templates = Jinja2Templates(directory=HERE / "templates")
+    uploads = Uploads(state_dir / "console" / "uploads")
+
+    def call(operation: str, params: dict) -> dict:
+        return sagemaker.call(operation, params, region)
+
+    actions = ConsoleActions(call, uploads, state_dir / "console" / "packages", region, runtime.check_image)
+
+    def listing(operation: str, key: str, **params) -> list[dict]:
+        items, token = [], None
+        while True:
+            page = call(operation, {**params, "MaxResults": 100, **({"NextToken": token} if token else {})})
+            items += page[key]
+            token = page.get("NextToken")
+            if not token:
+                return items
+
+    def page(request: Request, template: str, **context):
+        return templates.TemplateResponse(request, template, {"page": template.split(".")[0], **context})
+
+    def refused(exc: Exception) -> JSONResponse:
+        if isinstance(exc, FieldError):
+            return JSONResponse({"Field": exc.field, "Message": exc.message}, 400)
+        if isinstance(exc, ServiceError):
+            return JSONResponse({"Code": exc.code, "Message": exc.message}, exc.status)
+        return JSONResponse({"Message": str(exc)}, 400)
+
+    @app.get("/")
+    async def home():
+        return RedirectResponse("/console/models")
+
+    @app.get("/models")
+    async def models(request: Request):
+        rows = []
+        for summary in listing("ListModels", "Models", SortBy="CreationTime", SortOrder="Descending"):
+            described = call("DescribeModel", {"ModelName": summary["ModelName"]})
+            container = described.get("PrimaryContainer") or (described.get("Containers") or [{}])[0]
+            rows.append({**summary, "Image": container.get("Image", ""), "ModelDataUrl": container.get("ModelDataUrl", "")})
+        return page(request, "models.html", models=rows)
+
+    @app.get("/models/create")
+    async def create_model(request: Request):
+        return page(request, "create_model.html", prebuilt=prebuilt_images(region), s3=s3_server(),
+                    upload=Uploads.new_id(), recommender=recommender, runtime=runtime.name,
+                    packages=str(state_dir / "console" / "packages"))
+
+    @app.get("/deploy")
+    async def deploy(request: Request):
+        chosen = request.query_params.getlist("model")
+        all_models = [m["ModelName"] for m in listing("ListModels", "Models", SortBy="Name", SortOrder="Ascending")]
+        endpoints = []
+        for summary in listing("ListEndpoints", "Endpoints", SortBy="Name", SortOrder="Ascending"):
+            try:
+                config = call("DescribeEndpointConfig", {"EndpointConfigName": call(
+                    "DescribeEndpoint", {"EndpointName": summary["EndpointName"]})["EndpointConfigName"]})
+            except ServiceError:
+                continue
+            if not any(v.get("ModelName") for v in config["ProductionVariants"]):  # components go only there
+                endpoints.append(summary["EndpointName"])
+        first = None
+        if chosen:
+            try:
+                first = call("DescribeModel", {"ModelName": chosen[0]})
+            except ServiceError:
+                first = None
+        types = sorted(catalog.types.values(), key=lambda t: (t.name.split(".")[1], t.vcpus, t.name))
+        return page(request, "deploy.html", chosen=chosen, all_models=all_models, endpoints=endpoints,
+                    instance_types=types, first=first or {}, recommender=recommender)
+
+    @app.get("/endpoints")
+    async def endpoints(request: Request):
+        rows = listing("ListEndpoints", "Endpoints", SortBy="CreationTime", SortOrder="Descending")
+        return page(request, "endpoints.html", endpoints=rows)
+
+    @app.get("/endpoints/{name}")
+    async def endpoint(request: Request, name: str):
+        try:
+            described = call("DescribeEndpoint", {"EndpointName": name})
+        except ServiceError as exc:
+            return page(request, "missing.html", message=exc.message)
+        all_models = [m["ModelName"] for m in listing("ListModels", "Models", SortBy="Name", SortOrder="Ascending")]
+        return page(request, "endpoint.html", endpoint=described, all_models=all_models)
+
+    @app.put("/api/uploads/{upload}/{slot}/{filename}")
+    async def upload_file(request: Request, upload: str, slot: str, filename: str):
+        try:
+            size = await uploads.receive(upload, slot, filename, request.stream())
+        except UploadError as exc:
+            return JSONResponse({"Field": slot, "Message": str(exc)}, 400)
+        return {"File": filename, "Bytes": size}
+
+    @app.delete("/api/uploads/{upload}/{slot}")
+    async def clear_slot(upload: str, slot: str):
+        try:
+            uploads.clear(upload, slot)
+        except UploadError as exc:
+            return JSONResponse({"Field": slot, "Message": str(exc)}, 400)
+        return {}
+
+    @app.get("/api/images")
+    async def image_check(uri: str):
+        """Whether this smemu can run the image (the Docker runtime: whether the engine has it)."""
+        reason = runtime.check_image(uri)
+        return {"Image": uri, "Runnable": reason is None, "Message": reason or f"The {runtime.name} runtime can run it."}
+
+    @app.post("/api/models")
+    async def create(request: Request):
+        try:
+            return actions.create_model(await request.json())
+        except (FieldError, ServiceError) as exc:
+            return refused(exc)
+
+    @app.post("/api/compatibility")
+    async def compatibility(request: Request):
+        return {"Incompatible": actions.incompatibilities(await request.json())}
+
+    @app.post("/api/deploy")
+    async def deploy_models(request: Request):
+        body = await request.json()
+        try:
+            return actions.deploy(body)
+        except FieldError as exc:
+            answer = {"Field": exc.field, "Message": exc.message}
+            if exc.field == "Compatibility":
+                answer["Incompatible"] = actions.incompatibilities(body)
+            return JSONResponse(answer, 400)
+        except ServiceError as exc:
+            return refused(exc)
+
+    @app.get("/api/endpoints/{name}/live")
+    async def live(name: str, log_group: str = "", log_stream: str = "", log_token: str = ""):
+        """Everything the endpoint page shows, in one request (the page polls it once a second)."""
+        try:
+            described = call("DescribeEndpoint", {"EndpointName": name})
+        except ServiceError as exc:
+            return refused(exc)
+        components = []
+        for summary in listing("ListInferenceComponents", "InferenceComponents", EndpointNameEquals=name,
+                               SortBy="Name", SortOrder="Ascending"):
+            try:
+                components.append(call("DescribeInferenceComponent",
+                                       {"InferenceComponentName": summary["InferenceComponentName"]}))
+            except ServiceError:
+                continue
+        answer = {"Endpoint": described, "InferenceComponents": components,
+                  "Placement": placement(reconciler, registry, name), "Metrics": metrics.totals(name)}
+        if log_group and log_stream:
+            params = {"logGroupName": log_group, "logStreamName": log_stream, "startFromHead": True,
+                      "limit": LIVE_LOG_EVENTS}
+            if log_token:
+                params["nextToken"] = log_token
+            try:
+                answer["Log"] = logs.call("GetLogEvents", params, region)
+            except ServiceError as exc:
+                answer["Log"] = {"Error": exc.message}
+        return json.loads(json.dumps(answer, default=str))
+
+    return app

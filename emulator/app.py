@@ -31,6 +31,7 @@ from .control.endpoints import EndpointLifecycle
 from .control.faults import FaultControl
 from .control.logs import LogIndex, LogsOperations
 from .control.quotas import Quotas
+from .control.recommender import RecommendationRunner, RecommenderOperations
 from .control.service import ControlPlane
 from .control.store import Store
 from .router.asynchronous import AsyncInvocations
@@ -77,7 +78,7 @@ class Emulator:
         self.registry = FleetRegistry()
         self.runtime = runtime or make_runtime(settings)
         shutil.rmtree(settings.state_dir / "copies", ignore_errors=True)  # per-copy dirs of a previous run
-        catalog = Catalog.load(settings.instance_types)
+        catalog = Catalog.load(settings.instance_types, settings.instance_prices)
         self.faults = Faults()
         self.copies = CopyManager(self.runtime, ModelDataStore(settings.state_dir / "model-cache", settings.region),
                                   settings, self.faults)
@@ -116,7 +117,11 @@ class Emulator:
         elif settings.host not in ("127.0.0.1", "localhost", "::1"):
             log.warning("smemu listens on %s with no authentication: anyone who reaches it can create, invoke and "
                         "delete endpoints, and run code in copies. Use --auth sigv4 off loopback.", settings.host)
-        sagemaker = sagemaker_provider([control_plane, component_operations], settings.region)
+        # Inference Recommender: benchmarks on free host cores, one job at a time.
+        self.recommender = RecommendationRunner(self.store, self.copies, self.components.cpus, catalog, settings,
+                                                self.clock)
+        sagemaker = sagemaker_provider([control_plane, component_operations, RecommenderOperations(
+            self.store, settings.account_id, catalog, self.recommender)], settings.region)
         logs = logs_provider([LogsOperations(self.log_index, settings.account_id)], settings.region)
         providers = [
             sagemaker,
@@ -174,6 +179,7 @@ class Emulator:
                 self.endpoints.recover()
                 self.supervisor = asyncio.get_running_loop().create_task(self.copies.supervise(on_tick=self._tick))
                 self.monitor = asyncio.get_running_loop().create_task(self._monitoring())
+                self.recommender.start()
                 if self.tune_gc:
                     # Long-lived start-up objects leave the collector's view, and young-generation passes
                     # run less often: collection pauses were the control plane's p99 tail.
@@ -185,6 +191,7 @@ class Emulator:
             elif message["type"] == "lifespan.shutdown":
                 self.supervisor.cancel()
                 self.monitor.cancel()
+                await self.recommender.close()
                 self.asynchronous.close()
                 await self.endpoints.shutdown()
                 self.runtime.close()

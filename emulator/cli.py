@@ -236,6 +236,38 @@ def looks_like_csv(body: bytes) -> bool:
     return True
 
 
+def recommend(args):
+    from .workflows import recommend as run
+
+    def step_done(step):
+        benchmark = step["InferenceBenchmark"]
+        name = benchmark["EndpointConfiguration"]["InstanceType"]
+        if step["Status"] == "COMPLETED":
+            metrics = benchmark["Metrics"]
+            print(f"  {name}: {metrics['MaxInvocations']} invocations/min at {metrics['ModelLatency'] / 1000:.2f} ms",
+                  file=sys.stderr, flush=True)
+        else:
+            print(f"  {name}: {step['Status'].lower()}: {benchmark.get('FailureReason', '')}", file=sys.stderr, flush=True)
+
+    job, _, extrapolated = run(default_url(args), args.model, args.payload,
+                               Settings.from_env().state_dir / "payloads", args.content_type,
+                               [t for t in (args.instance_types or "").split(",") if t], args.job_name, step_done)
+    rows = [("rank", "instance type", "max invocations/min", "latency ms", "CPU %", "memory %", "setup s", "USD/hour",
+             "USD per 1M", "measured")]
+    for rank, r in enumerate(job["InferenceRecommendations"], 1):
+        m, itype = r["Metrics"], r["EndpointConfiguration"]["InstanceType"]
+        rows.append((str(rank), itype, str(m["MaxInvocations"]), f"{m['ModelLatency'] / 1000:.2f}",
+                     f"{m['CpuUtilization']:.0f}", f"{m['MemoryUtilization']:.1f}", f"{m['ModelSetupTime'] / 1e6:.2f}",
+                     f"{m['CostPerHour']:.3f}", f"{m['CostPerInference'] * 1e6:.4f}",
+                     "extrapolated" if itype in extrapolated else "measured"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print(f"job {job['JobName']}: figures per instance; 'extrapolated' rows were measured on fewer host cores and "
+          "scaled by cores (smemu's log says how).", file=sys.stderr)
+    return 0
+
+
 def invoke(args):
     from .workflows import invoke as run
 
@@ -412,6 +444,17 @@ def main(argv=None):
     p.add_argument("-v", "--verbose", action="store_true", help="also print the answer's Content-Type")
     p.add_argument("--url", default=None, help=url_help)
     p.set_defaults(func=invoke)
+
+    p = commands.add_parser("recommend", help="measure a model on instance types and recommend one (Inference "
+                            "Recommender)", description="Example: smemu recommend churn --payload rows.csv")
+    p.add_argument("model", help="the model (as created with CreateModel, smemu deploy or the console)")
+    p.add_argument("--payload", type=Path, required=True,
+                   help="a sample request file, a folder of them, or a .tar.gz of them")
+    p.add_argument("--content-type", help="the requests' Content-Type (default: from the files' suffix)")
+    p.add_argument("--instance-types", help="comma-separated instance types (default: smemu's default candidates)")
+    p.add_argument("--job-name", help="the job's name (default: MODEL-TIMESTAMP)")
+    p.add_argument("--url", default=None, help=url_help)
+    p.set_defaults(func=recommend)
 
     p = commands.add_parser("delete", help="delete an endpoint (and with --all its config and models)",
                             description="Example: smemu delete churn --all")

@@ -63,6 +63,8 @@ class Settings:
     credentials_file: str = ""
     # A JSON file of extra or overriding instance types (same shape as emulator/data/instance_types.json).
     instance_types: str = ""
+    # A JSON file of instance prices (USD per hour) adding to or overriding emulator/data/instance_prices.json.
+    instance_prices: str = ""
     # The images SageMaker's PyTorch and XGBoost image URIs run as in the Docker runtime ("": smemu's own).
     image_pytorch: str = ""
     image_xgboost: str = ""

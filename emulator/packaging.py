@@ -8,6 +8,8 @@ booster) are refused here, each explained in one line.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
 import pickle
 import tarfile
 import warnings
@@ -105,3 +107,32 @@ def hint(framework: str, inference_code) -> str | None:
     if framework == "xgboost" and inference_code is not None:
         return "set Environment SAGEMAKER_PROGRAM=inference.py: the XGBoost container runs code/inference.py only then"
     return None
+
+
+def sample_payload(source, folder) -> Path:
+    """A sample-payload archive for the Inference Recommender: a .tar.gz as it is, else a folder's files or one
+    request file wrapped in a .tar.gz under ``folder``, named by its content (so the same payload is one file)."""
+    source = Path(source)
+    if not source.exists():
+        raise PackagingError(f"{source} does not exist")
+    if source.is_file() and source.name.endswith((".tar.gz", ".tgz")):
+        if not tarfile.is_tarfile(source):
+            raise PackagingError(f"{source} is not a tar archive")
+        return source.resolve()
+    files = sorted(p for p in source.iterdir() if p.is_file()) if source.is_dir() else [source]
+    if not files:
+        raise PackagingError(f"{source} holds no request files")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / f".staging-{os.getpid()}.tar.gz"
+    with open(staging, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as compressed, \
+            tarfile.open(fileobj=compressed, mode="w") as tar:
+        for path in files:
+            info = tar.gettarinfo(str(path), arcname=path.name)
+            info.mtime = 0
+            with open(path, "rb") as handle:
+                tar.addfile(info, handle)
+    digest = hashlib.sha256(staging.read_bytes()).hexdigest()[:16]
+    target = folder / f"payload-{digest}.tar.gz"
+    os.replace(staging, target)
+    return target.resolve()

@@ -1,8 +1,9 @@
 """Point the SageMaker Python SDK (v3) at smemu, offline.
 
 The SDK talks to more than SageMaker: S3 (model data, its default bucket), STS (caller identity),
-IAM (the role) and CloudWatch Logs (while it waits). ``configure`` sends SageMaker and the runtime
-to smemu and the rest to a local AWS-compatible server (a moto server, LocalStack, MinIO for S3),
+IAM (the role) and CloudWatch Logs (while it waits). ``configure`` sends SageMaker, the runtime and
+the services smemu serves on the same port (CloudWatch Logs, CloudWatch, Application Auto Scaling)
+to smemu, and S3, STS and IAM to a local AWS-compatible server (a moto server, LocalStack, MinIO for S3),
 skips the SDK's IAM permission simulation (no local server implements it), and turns the SDK's
 telemetry off so nothing leaves the machine. Imports nothing of the SDK; safe to call first.
 
@@ -35,7 +36,9 @@ def environment(smemu_url: str, aws_url: str, region: str = "us-east-1", config_
         "AWS_ENDPOINT_URL_S3": aws_url,
         "AWS_ENDPOINT_URL_STS": aws_url,
         "AWS_ENDPOINT_URL_IAM": aws_url,
-        "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": aws_url,
+        "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": smemu_url,
+        "AWS_ENDPOINT_URL_CLOUDWATCH": smemu_url,
+        "AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING": smemu_url,
         "AWS_DEFAULT_REGION": region,
         "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
         "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),

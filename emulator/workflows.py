@@ -235,3 +235,69 @@ def delete(url, name, everything=False):
                     sagemaker.delete_model(ModelName=variant["ModelName"])
     except ClientError as exc:
         raise WorkflowError(error_text(exc)) from None
+
+
+CONTENT_TYPES = {".csv": "text/csv", ".json": "application/json", ".jsonl": "application/jsonlines",
+                 ".npy": "application/x-npy", ".txt": "text/plain"}
+RECOMMENDER_ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
+
+
+def content_type_of(payload: Path) -> str:
+    files = [payload] if payload.is_file() else sorted(p for p in payload.iterdir() if p.is_file())
+    suffixes = {p.suffix.lower() for p in files if not p.name.endswith((".tar.gz", ".tgz"))}
+    return CONTENT_TYPES.get(next(iter(suffixes)), "application/octet-stream") if len(suffixes) == 1 \
+        else "application/octet-stream"
+
+
+def recommend(url, model: str, payload: Path, workdir: Path, content_type=None, instance_types=(), job_name=None,
+              on_step=None, poll: float = 1.0, timeout: float = 3600) -> tuple[dict, list[dict], list[str]]:
+    """Run a Default Inference Recommender job for ``model`` and wait for it: (the job, its steps, the instance
+    types whose figures were extrapolated). ``on_step`` is told each step as it ends."""
+    from .packaging import PackagingError, sample_payload
+
+    sagemaker, _ = clients(url)
+    try:
+        archive = sample_payload(payload, workdir)
+    except PackagingError as exc:
+        raise WorkflowError(f"the sample payload: {exc}",
+                            "give a request file, a folder of request files, or a .tar.gz of them") from None
+    if content_type is None:
+        content_type = content_type_of(payload)
+        if content_type == "application/octet-stream" and payload.is_file() and payload.name.endswith(".tar.gz"):
+            raise WorkflowError("say which Content-Type the requests in the archive have",
+                                "add --content-type, for example --content-type text/csv")
+    name = job_name or f"{model[:40]}-{time.strftime('%Y%m%d%H%M%S')}"
+    container = {"Domain": "MACHINE_LEARNING", "Task": "OTHER",
+                 "PayloadConfig": {"SamplePayloadUrl": str(archive), "SupportedContentTypes": [content_type]}}
+    if instance_types:
+        container["SupportedInstanceTypes"] = list(instance_types)
+    try:
+        arn = sagemaker.create_inference_recommendations_job(
+            JobName=name, JobType="Default", RoleArn=RECOMMENDER_ROLE,
+            InputConfig={"ModelName": model, "ContainerConfig": container})["JobArn"]
+        say(f"job {name} started: measuring {model} on {', '.join(instance_types) or 'the default instance types'} ...")
+        seen = 0
+        deadline = time.monotonic() + timeout
+        while True:
+            job = sagemaker.describe_inference_recommendations_job(JobName=name)
+            steps = sagemaker.list_inference_recommendations_job_steps(JobName=name, MaxResults=100)["Steps"]
+            for step in steps[seen:]:
+                if step["Status"] in ("COMPLETED", "FAILED", "STOPPED") and on_step is not None:
+                    on_step(step)
+                    seen += 1
+                elif step["Status"] not in ("COMPLETED", "FAILED", "STOPPED"):
+                    break
+            if job["Status"] in ("COMPLETED", "FAILED", "STOPPED"):
+                break
+            if time.monotonic() > deadline:
+                raise WorkflowError(f"job {name} did not end within {timeout:g} s")
+            time.sleep(poll)
+        tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn)["Tags"]}
+    except ClientError as exc:
+        raise WorkflowError(error_text(exc)) from None
+    if job["Status"] != "COMPLETED":
+        raise WorkflowError(f"job {name} ended {job['Status']}: {job.get('FailureReason', '')}",
+                            f"see its log: aws logs get-log-events --log-group-name "
+                            f"/aws/sagemaker/InferenceRecommendationsJobs --log-stream-name {name}/execution")
+    extrapolated = [t for t in tags.get("smemu:extrapolated", "").split(",") if t]
+    return job, steps, extrapolated

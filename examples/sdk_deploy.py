@@ -9,6 +9,7 @@ earlier run left, and everything it creates, so it runs again.
 import os
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 from emulator import sdk
@@ -94,6 +95,22 @@ for name in ("sdk-component-a", "sdk-component-b"):
                                      ContentType="text/csv")
     print(f"component {name}:", answer["Body"].read().decode().strip())
 clean_up()  # the endpoints (their components go with them), the endpoint configs and models the SDK made
+
+# 4. right_size: an Inference Recommender job, measured on this host's free cores (the SDK polls once a minute).
+with tarfile.open(work / "payload.tar.gz", "w:gz") as tar:
+    (work / "request.csv").write_text("0,1")
+    tar.add(work / "request.csv", arcname="request.csv")
+s3.upload_file(str(work / "payload.tar.gz"), "sdk-example", "payload.tar.gz")
+sized = ModelBuilder(image_uri=image_uris.retrieve("xgboost", region="us-east-1", version="1.7-1"),
+                     s3_model_data_url="s3://sdk-example/xgb/model.tar.gz", role_arn=ROLE,
+                     instance_type="ml.m5.large", sagemaker_session=session)
+sized.build(model_name="sdk-right-size")
+sized.right_size(sample_payload_url="s3://sdk-example/payload.tar.gz", supported_content_types=["text/csv"],
+                 supported_instance_types=["ml.c5.large", "ml.c5.xlarge"], job_name=f"sdk-right-size-{int(time.time())}")
+best = sized.inference_recommendations[0]
+print("right_size:", best["EndpointConfiguration"]["InstanceType"], "ranks first of",
+      len(sized.inference_recommendations))
+clean_up()
 left = [r for key, call in (("Endpoints", sagemaker_client.list_endpoints), ("EndpointConfigs", sagemaker_client.list_endpoint_configs),
                             ("Models", sagemaker_client.list_models)) for r in call(NameContains="sdk-")[key]]
 print("nothing left behind" if not left else f"left behind: {left}")

@@ -170,7 +170,11 @@ def transform_fn(model, data, content_type, accept):
                        "threads": os.environ.get("OMP_NUM_THREADS")}), "application/json"
 '''
 
-SLOW_PREDICT = '''
+
+
+def slow_predict(seconds: float) -> str:
+    """XGBoost inference code whose predict_fn sleeps ``seconds`` per request."""
+    return f'''
 import os, time, xgboost as xgb
 
 def model_fn(model_dir):
@@ -179,8 +183,11 @@ def model_fn(model_dir):
     return booster
 
 def predict_fn(data, model):
-    time.sleep(10)
+    time.sleep({seconds})
     return model.predict(data)
 '''
+
+
+SLOW_PREDICT = slow_predict(10)
 
 

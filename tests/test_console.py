@@ -122,13 +122,53 @@ def test_packaging_refusal_is_shown_at_the_field(server, page, raw_files, unique
     assert name not in [m["ModelName"] for m in server.client("sagemaker").list_models()["Models"]]
 
 
-def test_byoc_image_check_and_archive_upload(server, page, tmp_path, unique):
+def test_byoc_image_check_and_archive_upload(server, page, xgboost_archive, unique):
+    name = unique("console-byoc")
     page.goto(f"{server.url}/console/models/create")
+    page.fill("#ModelName", name)
     page.check('input[name="ContainerType"][value="byoc"]')
     page.fill("#Image", "my-own-image:latest")
     expect(page.locator("#image-check")).to_contain_text("process runtime can only run those")
     assert page.locator('input[name="ArtifactsMode"][value="upload"]').is_disabled()
+    assert page.locator('input[name="ArtifactsMode"][value="archive"]').is_checked()
+    page.set_input_files("#archive", [str(xgboost_archive)])
+    expect(page.locator('.uploads[data-slot="archive"] .upload-state')).to_have_text("uploaded")
     page.shots("byoc")
+    page.click("#create")
+    page.wait_for_url(re.compile(r"/console/models\?created="))
+    container = server.client("sagemaker").describe_model(ModelName=name)["PrimaryContainer"]
+    assert container["Image"] == "my-own-image:latest" and container["ModelDataUrl"].startswith("file://")
+
+
+def test_instance_recommendations_from_create_to_deploy(server, page, raw_files, tmp_path, unique):
+    """The create page's toggle starts an Inference Recommender job; the deploy page lists its results first.
+    (Before any endpoint of this module exists: a benchmark needs host cores no serving copy uses.)"""
+    request = tmp_path / "row.csv"
+    request.write_text("0.5,1.0,2.0")
+    name = unique("console-rec")
+    page.goto(f"{server.url}/console/models/create")
+    page.fill("#ModelName", name)
+    page.select_option("#Framework", "xgboost")
+    page.set_input_files("#artifacts", [str(raw_files["xgboost"])])
+    page.check("#Recommendations")
+    page.set_input_files("#payload", [str(request)])
+    expect(page.locator('.uploads[data-slot="payload"] .upload-state')).to_have_text("uploaded")
+    expect(page.locator('.uploads[data-slot="artifacts"] .upload-state')).to_have_text("uploaded")
+    page.shots("create-with-recommendations")
+    page.click("#create")
+    started = page.locator("#recommendation-started")
+    expect(started).to_be_visible()
+    job = started.locator(".mono").text_content()
+    sagemaker = server.client("sagemaker")
+    eventually(lambda: sagemaker.describe_inference_recommendations_job(JobName=job)["Status"] == "COMPLETED",
+               timeout=180)
+    best = sagemaker.describe_inference_recommendations_job(JobName=job)["InferenceRecommendations"][0]
+    page.goto(f"{server.url}/console/deploy?model={name}")
+    options = page.locator("#recommended option.recommended")
+    expect(options).to_have_count(5)
+    assert page.locator("#InstanceType").input_value() == best["EndpointConfiguration"]["InstanceType"]
+    expect(page.locator("#recommended-from")).to_contain_text(job)
+    page.shots("deploy-recommended")
 
 
 def deploy_two(page, server, names, endpoint):
@@ -360,3 +400,4 @@ def test_update_to_another_model_and_delete(server, page, deployed, unique):
     expect(row).to_have_count(0, timeout=60_000)
     assert component not in [c["InferenceComponentName"] for c in
                              sagemaker.list_inference_components(EndpointNameEquals=endpoint)["InferenceComponents"]]
+

@@ -10,10 +10,12 @@ SUPPORTED = (
     "DeleteEndpoint", "ListEndpoints", "AddTags", "ListTags", "DeleteTags",
     "CreateInferenceComponent", "DescribeInferenceComponent", "UpdateInferenceComponent",
     "UpdateInferenceComponentRuntimeConfig", "DeleteInferenceComponent", "ListInferenceComponents",
+    "CreateInferenceRecommendationsJob", "DescribeInferenceRecommendationsJob", "ListInferenceRecommendationsJobs",
+    "StopInferenceRecommendationsJob", "ListInferenceRecommendationsJobSteps",
 )
 
 
 def sagemaker_provider(implementations, default_region: str) -> JsonProvider:
     return JsonProvider("sagemaker", implementations, default_region, SUPPORTED,
                         unsupported_hint=" (smemu emulates SageMaker real-time hosting: models, endpoint configs, "
-                                         "endpoints, inference components and tags)")
+                                         "endpoints, inference components, tags and Inference Recommender jobs)")

@@ -10,7 +10,7 @@ from ..control.autoscaling import Scaler
 from ..control.components import ComponentReconciler
 from ..control.components.views import placement
 from ..control.faults import FaultControl
-from ..control.resources import ENDPOINT
+from ..control.resources import ENDPOINT, RECOMMENDATION_JOB
 from ..control.store import Store
 from ..router.metrics import Metrics
 from ..runtime.faults import KINDS
@@ -66,6 +66,16 @@ def smemu_app(runtime_name: str, store: Store, registry: FleetRegistry, reconcil
     async def endpoint_placement(name: str):
         view = with_faults(placement(reconciler, registry, name))
         return view if view is not None else not_found(f"Endpoint {name} is not serving.")
+
+    @web.get("/_smemu/recommendations/{job}")
+    async def recommendation_measurements(job: str):
+        """How a recommendation job measured each instance type: host cores, every load level, why it stopped,
+        and whether its figures were extrapolated (smemu's own view; the API's shapes have no room for it)."""
+        doc = store.get(RECOMMENDATION_JOB, job)
+        if doc is None:
+            return not_found(f"Inference recommendations job {job} does not exist.")
+        return {"JobName": doc["JobName"], "Status": doc["Status"],
+                "Measurements": (doc.get("_smemu") or {}).get("Measurements", {})}
 
     @web.get("/_smemu/placement")
     async def all_placements():

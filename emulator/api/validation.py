@@ -15,8 +15,8 @@ import regex
 
 _NUMBER_TYPES = ("integer", "long", "float", "double")
 MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z, the last second a timestamp can name
-# Emulator extension: model-data locations may also be local (file:// URLs or absolute paths).
-LOCAL_URI_SHAPES = ("Url", "S3ModelUri", "DestinationS3Uri")
+# Emulator extension: model-data locations and sample payloads may also be local (file:// URLs or absolute paths).
+LOCAL_URI_SHAPES = ("Url", "S3ModelUri", "DestinationS3Uri", "S3Uri")
 
 
 def is_local_uri(value: str) -> bool:

@@ -19,7 +19,7 @@ from typing import Callable
 
 from ..control.compatibility import SETTINGS, network_settings
 from ..control.errors import ServiceError
-from ..packaging import PackagingError, package
+from ..packaging import PackagingError, package, sample_payload
 from ..runtime.images import FRAMEWORKS, SMEMU_IMAGES
 from ..runtime.modeldata import s3_client
 from .uploads import Uploads
@@ -125,6 +125,17 @@ class ConsoleActions:
             raise FieldError("ModelName", f"A model named {name} already exists.")
         except ServiceError:
             pass
+        payload = None
+        if req.get("Recommendations"):
+            payloads = self.uploads.files(req.get("Upload") or "", "payload")
+            if not payloads:
+                raise FieldError("payload", "Upload a sample request (or a .tar.gz of them) for the recommendation job.")
+            if not (req.get("PayloadContentType") or "").strip():
+                raise FieldError("payload", "Say which Content-Type the sample requests have.")
+            try:
+                payload = sample_payload(payloads[0], self.packages.parent / "payloads")
+            except PackagingError as exc:
+                raise FieldError("payload", str(exc)) from None
         image, framework = self.image_of(req)
         environment = {k: v for k, v in (req.get("Environment") or {}).items() if k}
         mode = req.get("ArtifactsMode")
@@ -173,8 +184,42 @@ class ConsoleActions:
             params["EnableNetworkIsolation"] = True
         answer = self.call("CreateModel", params)
         self.uploads.discard(upload)
-        return {"ModelArn": answer["ModelArn"], "ModelName": name, "ModelDataUrl": data_url,
-                "ImageRunnable": self.check_image(image)}
+        created = {"ModelArn": answer["ModelArn"], "ModelName": name, "ModelDataUrl": data_url,
+                   "ImageRunnable": self.check_image(image)}
+        if payload is not None:
+            created.update(self.start_recommendation(name, params, payload, req["PayloadContentType"].strip()))
+        return created
+
+    def start_recommendation(self, model: str, params: dict, payload: Path, content_type: str) -> dict:
+        """A Default Inference Recommender job for a model just created (Studio's "Instance recommendations")."""
+        job = f"{model[:40]}-{time.strftime('%Y%m%d%H%M%S')}"
+        try:
+            self.call("CreateInferenceRecommendationsJob", {
+                "JobName": job, "JobType": "Default",
+                "RoleArn": params.get("ExecutionRoleArn") or "arn:aws:iam::123456789012:role/SageMakerExecutionRole",
+                "InputConfig": {"ModelName": model, "ContainerConfig": {
+                    "Domain": "MACHINE_LEARNING", "Task": "OTHER",
+                    "PayloadConfig": {"SamplePayloadUrl": str(payload), "SupportedContentTypes": [content_type]}}},
+                "Tags": [CONSOLE_TAG]})
+        except ServiceError as exc:
+            return {"RecommendationJobError": f"The model was created, but the recommendation job was refused: "
+                                              f"{exc.message}"}
+        return {"RecommendationJob": job}
+
+    def recommended(self, model: str) -> list[dict]:
+        """The newest completed recommendation job's results for a model, best first (the deploy page's list)."""
+        try:
+            jobs = self.call("ListInferenceRecommendationsJobs", {
+                "ModelNameEquals": model, "StatusEquals": "COMPLETED", "SortBy": "CreationTime",
+                "SortOrder": "Descending", "MaxResults": 1})["InferenceRecommendationsJobs"]
+            if not jobs:
+                return []
+            job = self.call("DescribeInferenceRecommendationsJob", {"JobName": jobs[0]["JobName"]})
+        except ServiceError:
+            return []
+        return [{"JobName": job["JobName"], "InstanceType": r["EndpointConfiguration"]["InstanceType"],
+                 "InitialInstanceCount": r["EndpointConfiguration"].get("InitialInstanceCount", 1), **r["Metrics"]}
+                for r in job.get("InferenceRecommendations") or []]
 
     def store(self, archive: Path, model: str, req: dict) -> str:
         """Put a package where models read it: the named S3 bucket when an S3 server is configured, else a

@@ -23,7 +23,7 @@ LIVE_LOG_EVENTS = 200  # log lines one refresh of the endpoint page brings at mo
 
 
 def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog, runtime, registry: FleetRegistry,
-                reconciler: ComponentReconciler, metrics: Metrics, recommender: bool = False) -> FastAPI:
+                reconciler: ComponentReconciler, metrics: Metrics, recommender: bool = True) -> FastAPI:
     """``sagemaker`` and ``logs`` are the providers of those services (``call(operation, params, region)``)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -65,7 +65,8 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
             described = call("DescribeModel", {"ModelName": summary["ModelName"]})
             container = described.get("PrimaryContainer") or (described.get("Containers") or [{}])[0]
             rows.append({**summary, "Image": container.get("Image", ""), "ModelDataUrl": container.get("ModelDataUrl", "")})
-        return page(request, "models.html", models=rows)
+        return page(request, "models.html", models=rows, recommendation=request.query_params.get("recommendation"),
+                    warning=request.query_params.get("warning"))
 
     @app.get("/models/create")
     async def create_model(request: Request):
@@ -93,8 +94,9 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
             except ServiceError:
                 first = None
         types = sorted(catalog.types.values(), key=lambda t: (t.name.split(".")[1], t.vcpus, t.name))
+        recommended = actions.recommended(chosen[0]) if chosen else []
         return page(request, "deploy.html", chosen=chosen, all_models=all_models, endpoints=endpoints,
-                    instance_types=types, first=first or {}, recommender=recommender)
+                    instance_types=types, first=first or {}, recommender=recommender, recommended=recommended)
 
     @app.get("/endpoints")
     async def endpoints(request: Request):

@@ -7,7 +7,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-SLOTS = ("artifacts", "code", "requirements", "archive")  # the upload fields of the create-model page
+SLOTS = ("artifacts", "code", "requirements", "archive", "payload")  # the upload fields of the create-model page
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,254}")
 _UPLOAD = re.compile(r"[0-9a-f]{32}")
 

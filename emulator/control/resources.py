@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MODEL, CONFIG, ENDPOINT, COMPONENT = "model", "endpoint-config", "endpoint", "inference-component"
+RECOMMENDATION_JOB = "inference-recommendations-job"
 
 
 @dataclass(frozen=True)
@@ -26,4 +27,5 @@ KINDS = {kind.key: kind for kind in (
     ResourceKind(ENDPOINT, "endpoint", "EndpointName", "EndpointArn", "EndpointStatus"),
     ResourceKind(COMPONENT, "inference component", "InferenceComponentName", "InferenceComponentArn",
                  "InferenceComponentStatus"),
+    ResourceKind(RECOMMENDATION_JOB, "inference recommendations job", "JobName", "JobArn", "Status"),
 )}

@@ -155,6 +155,10 @@ const Console = (() => {
     $$('input[name="InferenceCode"]').forEach(node => node.addEventListener("change",
       () => { $("#code-fields").hidden = radio("InferenceCode") !== "custom"; }));
     $("#Image").addEventListener("input", checkImage);
+    const wantsRecommendations = $("#Recommendations");
+    if (!wantsRecommendations.disabled) {
+      wantsRecommendations.addEventListener("change", () => { $("#recommendation-fields").hidden = !wantsRecommendations.checked; });
+    }
     framework();
     containerType();
 
@@ -180,13 +184,17 @@ const Console = (() => {
         Bucket: value("Bucket"), S3Uri: value("S3Uri"), ExecutionRoleArn: value("ExecutionRoleArn"),
         Subnets: list("Subnets"), SecurityGroupIds: list("SecurityGroupIds"),
         EnableNetworkIsolation: checked("EnableNetworkIsolation"), Environment: environment, Tags: rowsOf("tags"),
+        Recommendations: checked("Recommendations"), PayloadContentType: value("PayloadContentType"),
       };
       $("#form-ok").textContent = "packaging and creating ...";
       const {ok, data} = await post("/console/api/models", request);
       button.disabled = false;
       if (!ok) { $("#form-ok").textContent = ""; showErrors(data); return; }
       $("#form-ok").textContent = `Created ${data.ModelName} (${data.ModelDataUrl}).`;
-      location.href = "/console/models?created=" + encodeURIComponent(data.ModelName);
+      const next = new URLSearchParams({created: data.ModelName});
+      if (data.RecommendationJob) next.set("recommendation", data.RecommendationJob);
+      if (data.RecommendationJobError) next.set("warning", data.RecommendationJobError);
+      location.href = "/console/models?" + next.toString();
     });
   }
   // ---- Deploy ---------------------------------------------------------------------------------

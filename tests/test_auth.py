@@ -110,3 +110,9 @@ def test_open_on_another_address_warns_and_sigv4_needs_keys(tmp_path, caplog):
                               "--state-dir", str(tmp_path / "c")], capture_output=True, text=True, cwd=ROOT,
                              env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert refused.returncode == 2 and refused.stderr.startswith("smemu serve: --auth sigv4 needs access keys")
+
+
+def test_the_console_says_it_is_off_under_sigv4(guarded):
+    answer = httpx.get(f"{guarded.url}/console/models", timeout=10)
+    assert answer.status_code == 403 and "The console is off" in answer.text and "--auth sigv4" in answer.text
+    assert httpx.put(f"{guarded.url}/console/api/uploads/{'a' * 32}/archive/x.tar.gz", content=b"x").status_code == 403

@@ -56,6 +56,9 @@ class Dispatcher:
                 await _reply(send, 400, {"__type": "UnknownOperationException", "message": "Missing X-Amz-Target header."},
                              "application/x-amz-json-1.1", [])
                 return
+        if self.verifier is not None and scope["path"].startswith("/console"):
+            await _console_refused(send)  # a browser cannot sign its requests
+            return
         if self.verifier is not None and scope["path"] != "/_smemu/health":
             body = await read_body(receive, MAX_CONTROL_BODY) or b""
             try:
@@ -103,6 +106,15 @@ async def _query_refused(send):
             f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
     await send({"type": "http.response.start", "status": 400, "headers": [
         (b"content-type", b"text/xml"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _console_refused(send):
+    body = (b"<!doctype html><title>smemu console</title><h1>The console is off</h1><p>This smemu runs with "
+            b"<code>--auth sigv4</code>: every request must be signed, and a browser's are not. Run smemu on "
+            b"loopback without <code>--auth</code> to use the console.</p>")
+    await send({"type": "http.response.start", "status": 403, "headers": [
+        (b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 
 

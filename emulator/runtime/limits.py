@@ -34,6 +34,16 @@ class HostCpuAllocator:
         self.assigned[copy_id] = (chosen, share)
         return chosen
 
+    def free(self) -> list[int]:
+        """The cores no copy uses."""
+        return [core for core in self.cores if self.load[core] <= 1e-9]
+
+    def reserve(self, owner: str, cores: list[int]):
+        """Take these cores whole for ``owner`` (a recommender's benchmark), until ``release(owner)``."""
+        for core in cores:
+            self.load[core] += 1.0
+        self.assigned[owner] = (list(cores), 1.0)
+
     def release(self, copy_id: str):
         chosen, share = self.assigned.pop(copy_id, ([], 0.0))
         for core in chosen:

@@ -232,7 +232,7 @@ class RecommendationRunner:
                 "InvocationStartTime": benchmark["InvocationStartTime"],
                 "InvocationEndTime": benchmark["InvocationEndTime"],
             })
-            doc.setdefault("_smemu", {}).setdefault("Measurements", {})[itype.name] = {
+            doc["_smemu"].setdefault("Measurements", {})[itype.name] = {
                 "HostCores": measurement.host_cores, "Extrapolated": bool(note), "Note": note,
                 "StopReason": measurement.stop_reason, "GeneratorSaturated": measurement.saturated,
                 "Levels": measurement.levels, "SharedMeasurement": key}
@@ -284,7 +284,7 @@ class RecommendationRunner:
         """Host cores no copy uses: at least two (one for the copy, one for the load generator)."""
         waited = time.monotonic()
         while True:
-            free = [core for core in self.cpus.cores if self.cpus.load.get(core, 0) <= 1e-9]
+            free = self.cpus.free()
             if len(free) >= 2:
                 return free
             if time.monotonic() - waited > CORE_WAIT_SECONDS or time.monotonic() > deadline:
@@ -306,12 +306,9 @@ class RecommendationRunner:
             return measured[key], key
         copy_id = f"ir{uuid.uuid4().hex[:10]}"
         generator_id = copy_id + "-load"
-        copy_cpus = free[:host_cores]
-        self.cpus.assigned[copy_id] = (copy_cpus, 1.0)  # reserve them, as a component copy would
-        generator_cpus = [free[host_cores]]
-        self.cpus.assigned[generator_id] = (generator_cpus, 1.0)
-        for core in copy_cpus + generator_cpus:
-            self.cpus.load[core] = self.cpus.load.get(core, 0) + 1.0
+        copy_cpus, generator_cpus = free[:host_cores], [free[host_cores]]
+        self.cpus.reserve(copy_id, copy_cpus)  # counted as used: component copies go to less-loaded cores
+        self.cpus.reserve(generator_id, generator_cpus)
         container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
         memory = int(min(itype.memory_mb, psutil.virtual_memory().available / 2**20 * 0.8))
         env = {**(container.get("Environment") or {}), **environment}

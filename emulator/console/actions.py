@@ -79,6 +79,18 @@ def vpc_config(req: dict) -> dict | None:
     return {"Subnets": subnets, "SecurityGroupIds": groups}
 
 
+def network_params(req: dict) -> dict:
+    """The role, VPC and network isolation of the page, as CreateModel and CreateEndpointConfig members."""
+    params = {}
+    if (req.get("ExecutionRoleArn") or "").strip():
+        params["ExecutionRoleArn"] = req["ExecutionRoleArn"].strip()
+    if vpc_config(req):
+        params["VpcConfig"] = vpc_config(req)
+    if req.get("EnableNetworkIsolation"):
+        params["EnableNetworkIsolation"] = True
+    return params
+
+
 def tags_of(req: dict) -> list[dict]:
     tags = [{"Key": t["Key"], "Value": t.get("Value", "")} for t in req.get("Tags") or [] if t.get("Key")]
     return tags + [CONSOLE_TAG]
@@ -175,13 +187,7 @@ class ConsoleActions:
         container = {"Image": image, "ModelDataUrl": data_url}
         if environment:
             container["Environment"] = environment
-        params = {"ModelName": name, "PrimaryContainer": container, "Tags": tags_of(req)}
-        if req.get("ExecutionRoleArn"):
-            params["ExecutionRoleArn"] = req["ExecutionRoleArn"].strip()
-        if vpc_config(req):
-            params["VpcConfig"] = vpc_config(req)
-        if req.get("EnableNetworkIsolation"):
-            params["EnableNetworkIsolation"] = True
+        params = {"ModelName": name, "PrimaryContainer": container, "Tags": tags_of(req), **network_params(req)}
         answer = self.call("CreateModel", params)
         self.uploads.discard(upload)
         created = {"ModelArn": answer["ModelArn"], "ModelName": name, "ModelDataUrl": data_url,
@@ -273,9 +279,7 @@ class ConsoleActions:
     def endpoint_settings(self, req: dict) -> tuple[str, dict] | None:
         name = (req.get("EndpointName") or "").strip()
         if req.get("NewEndpoint"):
-            return f"new endpoint {name or ''}".strip(), {
-                "ExecutionRoleArn": (req.get("ExecutionRoleArn") or "").strip() or None, "VpcConfig": vpc_config(req),
-                "EnableNetworkIsolation": bool(req.get("EnableNetworkIsolation"))}
+            return f"new endpoint {name}".strip(), network_params(req)
         if not name:
             return None
         try:
@@ -311,13 +315,8 @@ class ConsoleActions:
                                       ("StartupTimeout", "ContainerStartupHealthCheckTimeoutInSeconds")):
                     if req.get(field):
                         variant[member] = int(req[field])
-                config = {"EndpointConfigName": config_name, "ProductionVariants": [variant], "Tags": tags_of(req)}
-                if req.get("ExecutionRoleArn"):
-                    config["ExecutionRoleArn"] = req["ExecutionRoleArn"].strip()
-                if vpc_config(req):
-                    config["VpcConfig"] = vpc_config(req)
-                if req.get("EnableNetworkIsolation"):
-                    config["EnableNetworkIsolation"] = True
+                config = {"EndpointConfigName": config_name, "ProductionVariants": [variant], "Tags": tags_of(req),
+                          **network_params(req)}
                 if req.get("KmsKeyId"):
                     config["KmsKeyId"] = req["KmsKeyId"].strip()
                 self.call("CreateEndpointConfig", config)

@@ -87,11 +87,7 @@ def warm_pool_ready(url: str, framework: str, timeout: float = 30.0):
 def measure(url: str, runtime_name: str, files: dict, results: dict):
     kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="b", aws_secret_access_key="b")
     sagemaker, runtime = boto3.client("sagemaker", **kw), boto3.client("sagemaker-runtime", **kw)
-    sagemaker.create_endpoint_config(EndpointConfigName="cold", ProductionVariants=[{
-        "VariantName": "AllTraffic", "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 1,
-        "ManagedInstanceScaling": {"Status": "ENABLED", "MinInstanceCount": 0, "MaxInstanceCount": 1}}])
-    sagemaker.create_endpoint(EndpointName="cold", EndpointConfigName="cold")
-    sagemaker.get_waiter("endpoint_in_service").wait(EndpointName="cold", WaiterConfig={"Delay": 0.2})
+    harness.scale_to_zero_endpoint(sagemaker, "cold")
 
     def copies(name):
         return sagemaker.describe_inference_component(InferenceComponentName=name)["RuntimeConfig"]["CurrentCopyCount"]

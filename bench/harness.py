@@ -58,3 +58,13 @@ def background(command: list, ready_url: str, timeout: float = 30.0):
             time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"{command} did not answer at {ready_url}")
+
+
+def scale_to_zero_endpoint(sagemaker, name: str):
+    """An endpoint for inference components whose one ml.m5.xlarge instance may go when no copy needs it
+    (managed instance scaling from 0 to 1), in service."""
+    sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+        "VariantName": "AllTraffic", "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 1,
+        "ManagedInstanceScaling": {"Status": "ENABLED", "MinInstanceCount": 0, "MaxInstanceCount": 1}}])
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    sagemaker.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 0.2})

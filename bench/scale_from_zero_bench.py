@@ -39,11 +39,7 @@ def measure(url: str, scale: float, files: dict, results: dict):
     kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="b", aws_secret_access_key="b")
     sagemaker, runtime = boto3.client("sagemaker", **kw), boto3.client("sagemaker-runtime", **kw)
     aas, cloudwatch = boto3.client("application-autoscaling", **kw), boto3.client("cloudwatch", **kw)
-    sagemaker.create_endpoint_config(EndpointConfigName="zero", ProductionVariants=[{
-        "VariantName": "AllTraffic", "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 1,
-        "ManagedInstanceScaling": {"Status": "ENABLED", "MinInstanceCount": 0, "MaxInstanceCount": 1}}])
-    sagemaker.create_endpoint(EndpointName="zero", EndpointConfigName="zero")
-    sagemaker.get_waiter("endpoint_in_service").wait(EndpointName="zero", WaiterConfig={"Delay": 0.2})
+    harness.scale_to_zero_endpoint(sagemaker, "zero")
 
     def described(name):
         return sagemaker.describe_inference_component(InferenceComponentName=name)

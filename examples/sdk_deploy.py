@@ -53,9 +53,16 @@ booster.save_model(str(work / "xgboost-model"))
 with tarfile.open(work / "xgb.tar.gz", "w:gz") as tar:
     tar.add(work / "xgboost-model", arcname="xgboost-model")
 s3.upload_file(str(work / "xgb.tar.gz"), "sdk-example", "xgb/model.tar.gz")
-xgb_builder = ModelBuilder(image_uri=image_uris.retrieve("xgboost", region="us-east-1", version="1.7-1"),
-                           s3_model_data_url="s3://sdk-example/xgb/model.tar.gz", role_arn=ROLE,
-                           instance_type="ml.m5.large", sagemaker_session=session)
+
+
+def xgboost_builder(instance_type: str) -> ModelBuilder:
+    """The XGBoost artifact on S3 with SageMaker's own image URI, unchanged."""
+    return ModelBuilder(image_uri=image_uris.retrieve("xgboost", region="us-east-1", version="1.7-1"),
+                        s3_model_data_url="s3://sdk-example/xgb/model.tar.gz", role_arn=ROLE,
+                        instance_type=instance_type, sagemaker_session=session)
+
+
+xgb_builder = xgboost_builder("ml.m5.large")
 xgb_builder.build(model_name="sdk-xgb")
 endpoint = xgb_builder.deploy(endpoint_name="sdk-xgb", initial_instance_count=1, instance_type="ml.m5.large")
 answer = endpoint.invoke(body=b"0,1", content_type="text/csv")
@@ -84,9 +91,7 @@ endpoint.delete()
 # 3. Two models as inference components on one endpoint: ResourceRequirements makes it a component.
 runtime = boto3.client("sagemaker-runtime")
 for name in ("sdk-component-a", "sdk-component-b"):
-    builder = ModelBuilder(image_uri=image_uris.retrieve("xgboost", region="us-east-1", version="1.7-1"),
-                           s3_model_data_url="s3://sdk-example/xgb/model.tar.gz", role_arn=ROLE,
-                           instance_type="ml.m5.xlarge", sagemaker_session=session)
+    builder = xgboost_builder("ml.m5.xlarge")
     builder.build(model_name=name)
     builder.deploy(endpoint_name="sdk-shared", initial_instance_count=1, instance_type="ml.m5.xlarge",
                    inference_config=ResourceRequirements(requests={"num_cpus": 1, "memory": 512, "copies": 1}),
@@ -101,9 +106,7 @@ with tarfile.open(work / "payload.tar.gz", "w:gz") as tar:
     (work / "request.csv").write_text("0,1")
     tar.add(work / "request.csv", arcname="request.csv")
 s3.upload_file(str(work / "payload.tar.gz"), "sdk-example", "payload.tar.gz")
-sized = ModelBuilder(image_uri=image_uris.retrieve("xgboost", region="us-east-1", version="1.7-1"),
-                     s3_model_data_url="s3://sdk-example/xgb/model.tar.gz", role_arn=ROLE,
-                     instance_type="ml.m5.large", sagemaker_session=session)
+sized = xgboost_builder("ml.m5.large")
 sized.build(model_name="sdk-right-size")
 sized.right_size(sample_payload_url="s3://sdk-example/payload.tar.gz", supported_content_types=["text/csv"],
                  supported_instance_types=["ml.c5.large", "ml.c5.xlarge"], job_name=f"sdk-right-size-{int(time.time())}")

@@ -75,9 +75,6 @@ class RecommenderOperations(Operations):
         if len(types) != 1:
             raise validation("PayloadConfig.SupportedContentTypes must name exactly one content type: the "
                              "Content-Type the sample requests are sent with.")
-        if inputs.get("ModelPackageVersionArn"):
-            raise validation("smemu has no model registry: give InputConfig.ModelName instead of "
-                             "ModelPackageVersionArn.")
         if inputs.get("Endpoints"):
             raise validation("smemu does not benchmark existing endpoints (InputConfig.Endpoints): give "
                              "EndpointConfigurations or none.")

@@ -41,7 +41,7 @@ from .router.invoke import InvocationRouter
 from .router.metrics import Metrics
 from .router.multimodel import ModelLoader
 from .runtime.base import Runtime
-from .runtime.docker import DockerRuntime, docker_client
+from .runtime.docker import MISSING_SDK, DockerRuntime, docker_client, docker_sdk_installed
 from .runtime.faults import Faults
 from .runtime.fleet import FleetRegistry
 from .runtime.modeldata import ModelDataStore
@@ -55,6 +55,8 @@ MIN_MONITOR_INTERVAL = 0.02  # real seconds: the monitoring loop's fastest tick,
 def make_runtime(settings: Settings) -> Runtime:
     """docker: every copy a container; process: every copy a subprocess; auto: docker when an engine
     answers and smemu's serving images are built (so the quick start works either way), else process."""
+    if settings.runtime == "docker" and not docker_sdk_installed():
+        raise SystemExit(f"smemu: --runtime docker, but {MISSING_SDK}.")
     if settings.runtime in ("docker", "auto"):
         client = docker_client()
         if client is not None:
@@ -66,7 +68,7 @@ def make_runtime(settings: Settings) -> Runtime:
             client.close()
         elif settings.runtime == "docker":
             raise SystemExit("smemu: --runtime docker, but no Docker engine is reachable (is dockerd running?).")
-    return ProcessRuntime(settings.state_dir, settings.stop_grace, settings.warm_pool)
+    return ProcessRuntime(settings.state_dir, settings.stop_grace, settings.warm_pool, settings.sandbox)
 
 
 class Emulator:
@@ -131,7 +133,8 @@ class Emulator:
             logs,
         ]
         web = smemu_app(self.runtime.name, self.store, self.registry, self.components, metrics, self.fault_control,
-                        self.scaler, self.clock, self.runtime.warm_pool)
+                        self.scaler, self.clock, self.runtime.warm_pool,
+                        self.runtime.describe)
         web.mount("/console", console_app(sagemaker, logs, settings.region, settings.state_dir, catalog, self.runtime,
                                           self.registry, self.components, metrics))
         self.dispatcher = Dispatcher(providers,

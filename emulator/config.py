@@ -47,6 +47,9 @@ class Settings:
     # Process runtime: idle serving processes kept per framework, framework already imported, so a new copy
     # (scale-out, scale from zero) only loads its model. 0 turns the pool off.
     warm_pool: int = 1
+    # Process runtime: "auto" runs each copy in its sandbox where the host can make it (root: mount, PID and,
+    # with EnableNetworkIsolation, network namespaces); "off" runs copies unsandboxed (no network isolation).
+    sandbox: str = "auto"
     wake_timeout: float = 120.0  # how long a woken request waits for its copy
     idle_timeout: float = 300.0  # wake mode: seconds without requests before scaling back to zero
     log_level: str = "info"
@@ -108,6 +111,8 @@ class Settings:
             raise ValueError(f"--component-updates must be strict or lenient, not {self.component_updates!r}")
         if self.timeout_scale <= 0:
             raise ValueError("--timeout-scale must be positive")
+        if self.sandbox not in ("auto", "off"):
+            raise ValueError(f"--sandbox must be auto or off, not {self.sandbox!r}")
         if self.warm_pool < 0:
             raise ValueError("--warm-pool must be 0 or more")
         if not 0 < self.time_scale <= 3600:

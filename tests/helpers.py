@@ -124,15 +124,42 @@ def predict_component(runtime, endpoint, component, body=b"0,0,1", content_type=
 
 
 
+# -- runtimes -------------------------------------------------------------------------------------
+def docker_unavailable() -> str | None:
+    """Why the Docker runtime's tests cannot run here, or None."""
+    from emulator.runtime.docker import docker_client
+    from emulator.runtime.images import SMEMU_IMAGES
+
+    client = docker_client()
+    if client is None:
+        return "no Docker engine is reachable (start dockerd; .ci/run does)"
+    try:
+        for image in SMEMU_IMAGES.values():
+            try:
+                client.images.get(image)
+            except Exception:
+                return f"smemu's serving image {image} is not built (run make images-offline)"
+    finally:
+        client.close()
+    return None
+
+
+_DOCKER_UNAVAILABLE = docker_unavailable()
+needs_docker = pytest.mark.skipif(_DOCKER_UNAVAILABLE is not None, reason=str(_DOCKER_UNAVAILABLE))
+# Both runtimes, for fixtures that run one scenario on each.
+RUNTIMES = ["process", pytest.param("docker", marks=[pytest.mark.docker, needs_docker])]
+
+
 # -- processes --------------------------------------------------------------------------------------
 def serving_processes(state_dir, standby: bool = False) -> list[psutil.Process]:
     """The emulator's serving processes: its copies, and with ``standby`` its warm pool's idle ones too
-    (an idle one works in the pool's folder; a claimed one in its copy's)."""
+    (an idle one works in the pool's folder; a claimed one in its copy's). A sandboxed copy is two processes:
+    the launcher outside its namespaces and the copy inside."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         try:
-            if "emulator.serving" in " ".join(process.info["cmdline"] or []) and \
-                    str(state_dir) in process.environ().get("SAGEMAKER_BASE_DIR", ""):
+            environ = process.environ() if "emulator.serving" in " ".join(process.info["cmdline"] or []) else {}
+            if environ.get("SMEMU_STATE_DIR") == str(state_dir) or str(state_dir) in environ.get("SAGEMAKER_BASE_DIR", ""):
                 if standby or process.cwd() != str(Path(state_dir) / "warm-pool"):
                     found.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied):

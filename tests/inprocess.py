@@ -60,6 +60,9 @@ class FakeRuntime:
     def finish_adoption(self):
         pass
 
+    def describe(self):
+        return {"Sandbox": {"Enabled": False, "Reason": "the in-process tier runs no copies"}}
+
     def warm_pool(self):
         return []
 

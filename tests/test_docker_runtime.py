@@ -20,6 +20,9 @@ from emulator.testing import EmulatorProcess, eventually
 
 from . import models
 from .helpers import (
+    RUNTIMES,
+    docker_unavailable,
+    needs_docker,
     ic_model,
     PYTORCH_IMAGE,
     REPORTER,
@@ -39,25 +42,9 @@ from .helpers import (
 OFFLINE_BASE = "smemu/bookworm-python:offline"
 
 
-def docker_unavailable() -> str | None:
-    client = docker_client()
-    if client is None:
-        return "no Docker engine is reachable (start dockerd; .ci/run does)"
-    try:
-        for image in DEFAULT_IMAGES.values():
-            try:
-                client.images.get(image)
-            except Exception:
-                return f"smemu's serving image {image} is not built (run make images-offline)"
-    finally:
-        client.close()
-    return None
 
 
-needs_docker = pytest.mark.skipif(docker_unavailable() is not None, reason=str(docker_unavailable()))
-
-
-@pytest.fixture(scope="module", params=["process", pytest.param("docker", marks=[pytest.mark.docker, needs_docker])])
+@pytest.fixture(scope="module", params=RUNTIMES)
 def server(request, tmp_path_factory):
     emulator = EmulatorProcess(tmp_path_factory.mktemp(f"smemu-{request.param}") / "state",
                                {"SMEMU_TIMEOUT_SCALE": "0.05", "SMEMU_HEALTH_CHECK_INTERVAL": "0.5"},

@@ -29,7 +29,8 @@ def bad_request(message: str) -> Response:
 
 
 def smemu_app(runtime_name: str, store: Store, registry: FleetRegistry, reconciler: ComponentReconciler,
-              metrics: Metrics, faults: FaultControl, scaler: Scaler, clock: Clock, warm_pool) -> FastAPI:
+              metrics: Metrics, faults: FaultControl, scaler: Scaler, clock: Clock, warm_pool,
+              isolation) -> FastAPI:
     web = FastAPI(title="smemu", docs_url=None, redoc_url=None, openapi_url=None)
 
     def with_faults(view: dict | None) -> dict | None:
@@ -113,7 +114,7 @@ def smemu_app(runtime_name: str, store: Store, registry: FleetRegistry, reconcil
             endpoints.append(entry)
         recent = scaler.activities("sagemaker", None, None)[:RECENT_ACTIVITIES]
         return {"Runtime": runtime_name, "Host": reconciler.cpus.describe(), "Endpoints": endpoints,
-                "WarmPool": warm_pool(),
+                "WarmPool": warm_pool(), "Isolation": isolation(),
                 "ScalingActivities": [{k: v for k, v in a.items() if not k.startswith("_")} for a in recent]}
 
     @web.post("/_smemu/faults", status_code=201)

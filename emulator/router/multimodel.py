@@ -72,9 +72,12 @@ class ModelLoader:
                                    f"endpoint {endpoint} can hold.")
         while budget_mb and state.loaded and sum(state.loaded.values()) + size > budget_mb:
             await self._evict(copy, state)
+        url = str(directory)
+        if copy.mount is not None:  # a sandboxed copy sees no host path: the model is mounted into it
+            url = await asyncio.to_thread(copy.mount, directory, name)
         for _ in range(len(state.loaded) + 1):
             status, _, body = await self.forwarder.request(
-                "POST", copy.host, copy.port, "/models", json.dumps({"model_name": name, "url": str(directory)}).encode(),
+                "POST", copy.host, copy.port, "/models", json.dumps({"model_name": name, "url": url}).encode(),
                 {"content-type": "application/json"}, 300)
             if status == 507 and state.loaded:  # the container ran out of room: make some and retry
                 await self._evict(copy, state)

@@ -43,6 +43,9 @@ class Runtime(Protocol):
     def warm_pool(self) -> list[dict]:
         """The idle processes or containers kept ready for new copies ({Framework, Pid, ResidentMb})."""
 
+    def describe(self) -> dict:
+        """What walls its copies run in ({"Sandbox": {"Enabled", "Walls" or "Reason"}}), for smemu ps."""
+
     def close(self) -> None:
         """Release what the runtime holds (clients, cgroups)."""
 

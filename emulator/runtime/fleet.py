@@ -33,7 +33,9 @@ class Copy:
     memory_mechanism: str | None = None
     devices: tuple = ()
     runs_on: str = "cpu"  # "cuda" when it was given GPUs of the host
-    proxy: object = None  # the network-namespace proxy of an isolated container
+    proxy: object = None  # the network-namespace proxy of an isolated container or sandboxed copy
+    # (host directory, name) -> the path inside the copy where it now appears; None: the copy sees host paths
+    mount: object = None
     ping_failures: int = 0  # consecutive failed health checks while serving
     container_name: str | None = None  # the Docker container, in the Docker runtime
     hostname: str = "primary"  # the container's hostname within its model (several for pipelines)

@@ -124,6 +124,15 @@ class MemoryLimiter:
         self.groups[copy_id] = group
         return self.kind
 
+    def add(self, copy_id: str, pid: int):
+        """Another process of the copy (one it forked before its group existed) joins its group."""
+        group = self.groups.get(copy_id)
+        if group is not None:
+            try:
+                (group / "cgroup.procs").write_text(str(pid))
+            except OSError:
+                pass
+
     def exceeded(self, copy_id: str) -> bool:
         """Whether the kernel refused the copy memory (so its death was the limit's doing)."""
         group = self.groups.get(copy_id)
@@ -169,6 +178,29 @@ def _remove_stale_groups(base: Path):
             parent.rmdir()
         except OSError:
             pass
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and every descendant it has now."""
+    try:
+        return [pid] + [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return [pid]
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user and system) of a process and its children."""
+    if pid is None:
+        return 0.0
+    total = 0.0
+    try:
+        process = psutil.Process(pid)
+        for each in [process, *process.children(recursive=True)]:
+            times = each.cpu_times()
+            total += times.user + times.system
+    except psutil.Error:
+        pass
+    return total
 
 
 def resident_mb(pid: int) -> float:

@@ -1,10 +1,13 @@
 """The process runtime: each copy is a serving subprocess on a free 127.0.0.1 port.
 
 It runs the same serving toolkit as the Docker images (``python -m emulator.serving``) with the
-model's ``Environment`` passed through, ``SAGEMAKER_BASE_DIR`` pointing at a private directory
-whose ``model`` is the extracted model data, and its requirements installed into a cache private
-to the model. Copies die with the emulator (PR_SET_PDEATHSIG) and are stopped with SIGTERM, then
-SIGKILL after the grace period, as SageMaker does.
+model's ``Environment`` passed through and its requirements installed into a cache private to the
+model. Where the host allows it (root), each copy runs in a sandbox (``runtime/sandbox.py``): its
+model read-only at ``/opt/ml/model``, nothing of smemu's state or other copies visible, its own PID
+namespace, and with EnableNetworkIsolation its own network namespace, reached through the same proxy
+the Docker runtime uses. Without the sandbox, ``SAGEMAKER_BASE_DIR`` is a private directory whose
+``model`` links to the extracted model data. Copies die with the emulator (PR_SET_PDEATHSIG) and are
+stopped with SIGTERM, then SIGKILL after the grace period, as SageMaker does.
 """
 from __future__ import annotations
 
@@ -20,15 +23,19 @@ from .base import append_log, prepare_start
 from .fleet import Copy
 from .health import bring_into_service
 from .images import framework_of
-from .limits import MEMORY_EXCEEDED, MemoryLimiter, host_has_gpus, resident_mb
+from .health import CopyStartError
+from .limits import MEMORY_EXCEEDED, MemoryLimiter, host_has_gpus, process_tree, resident_mb
+from ..serving.sandbox import BASE_DIR, MODEL_DIR, REQUIREMENTS_DIR
+from .sandbox import Sandbox
 from .spec import CopyLimits, CopySpec, free_port
 from .warmpool import WarmPool, poolable
 
 class ProcessRuntime:
     name = "process"
 
-    def __init__(self, state_dir: Path, stop_grace: float, warm_pool: int = 0):
-        self.pool = WarmPool(warm_pool, state_dir / "warm-pool")
+    def __init__(self, state_dir: Path, stop_grace: float, warm_pool: int = 0, sandbox: str = "auto"):
+        self.sandbox = Sandbox(state_dir, sandbox)
+        self.pool = WarmPool(warm_pool, state_dir / "warm-pool", self.sandbox)
         self.copies_dir = state_dir / "copies"
         self.requirements_cache = state_dir / "requirements"
         self.stop_grace = stop_grace
@@ -47,24 +54,29 @@ class ProcessRuntime:
 
     async def start(self, spec: CopySpec, limits: CopyLimits | None = None, copy_id: str | None = None) -> Copy:
         copy_id, log_path = prepare_start(self, spec, copy_id)
-        base_dir = self.copies_dir / copy_id
-        base_dir.mkdir(parents=True, exist_ok=True)
-        model_link = base_dir / "model"
-        if spec.model_dir is not None:
-            model_link.symlink_to(spec.model_dir, target_is_directory=True)
-        else:
-            model_link.mkdir()
+        if spec.network_isolation and not self.sandbox.available:
+            raise CopyStartError(
+                "EnableNetworkIsolation needs the process runtime's sandbox, which this host cannot make: "
+                f"{self.sandbox.reason}. Run smemu as root, or use --runtime docker.")
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SMEMU_", "SAGEMAKER_", "SM_"))}
         env.update(spec.environment or {})
+        requirements = None
+        if self.sandbox.available:
+            requirements = self.sandbox.requirements_dir(spec.model_dir)
+            base_dir = Path(BASE_DIR)
+            env.update(self.sandbox.copy_environment(requirements))
+            env.setdefault("HOME", "/tmp")  # the system is read-only in the sandbox
+        else:
+            base_dir = self._private_base_dir(copy_id, spec.model_dir)
+            env.update(SAGEMAKER_BASE_DIR=str(base_dir), SM_MODEL_DIR=str(base_dir / "model"),
+                       SMEMU_REQUIREMENTS_CACHE=str(self.requirements_cache))
         env.update(
             SAGEMAKER_BIND_TO_PORT=str(port),
-            SAGEMAKER_BASE_DIR=str(base_dir),
-            SM_MODEL_DIR=str(model_link),
             SMEMU_BIND_HOST="127.0.0.1",
             SMEMU_FRAMEWORK=framework_of(spec.image),
-            SMEMU_REQUIREMENTS_CACHE=str(self.requirements_cache),
             SMEMU_PARENT_PID=str(os.getpid()),
+            SMEMU_STATE_DIR=str(self.copies_dir.parent),  # which smemu a process serves (the serving code drops it)
             PYTHONUNBUFFERED="1",
         )
         if limits is not None:
@@ -74,39 +86,71 @@ class ProcessRuntime:
             if limits.devices and self.gpus:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in limits.devices)
         framework = framework_of(spec.image)
-        process = self.pool.claim(framework) if poolable(spec.environment) else None
+        pooled = poolable(spec.environment) and not spec.network_isolation
+        process = self.pool.claim(framework) if pooled else None
         with open(log_path, "ab", buffering=0) as log:
             log.write(f"--- smemu: starting copy {copy_id} of {spec.endpoint}/{spec.variant} on port {port}"
-                      f"{f' (from the warm pool, pid {process.pid})' if process else ''}\n".encode())
+                      f"{f' (from the warm pool, pid {process.pid})' if process else ''}"
+                      f"{'' if self.sandbox.available else ' (no sandbox)'}\n".encode())
             if process is not None:
-                self.pool.assign(process, env, base_dir, log_path)
+                if self.sandbox.available:
+                    await asyncio.to_thread(self._mount_claimed, process.pid, spec.model_dir, requirements)
+                self.pool.assign(process, env, base_dir, log)
             else:
+                if self.sandbox.available:
+                    env["SMEMU_SANDBOX"] = self.sandbox.plan(spec.model_dir, requirements, spec.network_isolation)
                 process = subprocess.Popen(
                     [sys.executable, "-m", "emulator.serving", "serve"],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=env, cwd=str(base_dir), start_new_session=True,
+                    env=env, cwd="/" if self.sandbox.available else str(base_dir),
+                    start_new_session=True,
                 )
         copy = Copy(copy_id, spec.endpoint, spec.variant, "127.0.0.1", port, str(log_path), process.pid, handle=process,
                     component=spec.component, version=spec.version,
                     hostname=spec.container_name)
+        if self.sandbox.available:
+            copy.mount = lambda source, name: self.sandbox.mount_target_model(process.pid, source, name)
         if limits is not None:
             self._enforce(copy, process.pid, limits)
+        if spec.network_isolation:
+            copy.proxy = await start_namespace_proxy(process, port)
         copy = await bring_into_service(self, copy, spec, process.poll)
         self.pool.refill(framework)  # after the copy serves: the next start is warm, this one was not slowed
         return copy
+
+    def _private_base_dir(self, copy_id: str, model_dir: Path | None) -> Path:
+        base_dir = self.copies_dir / copy_id
+        base_dir.mkdir(parents=True, exist_ok=True)
+        model_link = base_dir / "model"
+        if model_dir is not None:
+            model_link.symlink_to(model_dir, target_is_directory=True)
+        else:
+            model_link.mkdir()
+        return base_dir
+
+    def _mount_claimed(self, pid: int, model_dir: Path | None, requirements: Path | None):
+        """A warm-pool process got its walls before it knew its model: mount the model (and its
+        requirements cache) into them now."""
+        if model_dir is not None:
+            self.sandbox.mount_into(pid, model_dir, MODEL_DIR)
+        if requirements is not None:
+            self.sandbox.mount_into(pid, requirements, REQUIREMENTS_DIR, read_only=False)
 
     def _enforce(self, copy: Copy, pid: int, limits: CopyLimits):
         copy.instance_id, copy.cores, copy.devices = limits.instance_id, limits.cores, limits.devices
         copy.runs_on = "cuda" if limits.devices and self.gpus else "cpu"
         copy.cpus, copy.memory_limit_mb = limits.cpus, limits.memory_limit_mb
-        # Every thread it has (a pooled process imported its framework before it was a copy), and so every
-        # thread and worker it starts later.
-        for thread in _threads(pid):
-            try:
-                os.sched_setaffinity(thread, limits.cpus)
-            except OSError:
-                pass
+        # The cgroup first, then every thread of every process (a sandboxed copy is a launcher and the copy
+        # it forked; a pooled process imported its framework before it was a copy): what they start later
+        # inherits both.
         copy.memory_mechanism = self.memory.apply(copy.copy_id, pid, limits.memory_limit_mb)
+        for process in process_tree(pid):
+            self.memory.add(copy.copy_id, process)
+            for thread in _threads(process):
+                try:
+                    os.sched_setaffinity(thread, limits.cpus)
+                except OSError:
+                    pass
         append_log(copy.log_path, f"--- smemu: host CPUs {limits.cpus}, memory limit {limits.memory_limit_mb} MB "
                                    f"({copy.memory_mechanism}) on instance {limits.instance_id}")
 
@@ -133,6 +177,9 @@ class ProcessRuntime:
     async def stop(self, copy: Copy, grace: float | None = None):
         process: subprocess.Popen = copy.handle
         copy.state = "stopped"
+        if copy.proxy is not None:
+            copy.proxy.kill()
+            copy.proxy.wait()
         if process is None or process.poll() is not None:
             self.memory.release(copy.copy_id)
             return
@@ -168,9 +215,30 @@ class ProcessRuntime:
     def warm_pool(self) -> list[dict]:
         return self.pool.describe()
 
+    def describe(self) -> dict:
+        return {"Sandbox": self.sandbox.describe()}
+
     def close(self):
         self.pool.close()
         self.memory.close()
+
+
+async def start_namespace_proxy(process: subprocess.Popen, port: int) -> subprocess.Popen:
+    """Host loopback's ``port`` → the same port on the copy's own loopback, once its namespace exists."""
+    own = os.readlink("/proc/self/ns/net")
+    end = time.monotonic() + 10
+    while time.monotonic() < end and process.poll() is None:
+        try:
+            if os.readlink(f"/proc/{process.pid}/ns/net") != own:
+                break
+        except OSError:
+            pass
+        await asyncio.sleep(0.002)
+    else:
+        raise CopyStartError("The copy exited before its network namespace was made (see its log).")
+    return subprocess.Popen([sys.executable, "-m", "emulator.runtime.netns_proxy", "--pid", str(process.pid),
+                             "--listen-port", str(port), "--target-port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _threads(pid: int) -> list[int]:

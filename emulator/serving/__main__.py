@@ -6,6 +6,7 @@ import os
 import sys
 
 from .lifetime import die_with_parent
+from .sandbox import enter_from_environment
 
 
 def main(argv=None):
@@ -49,10 +50,11 @@ def main(argv=None):
 
 def standby(framework: str) -> int:
     """Wait, with the framework and the server already imported, to become a copy (the emulator's warm
-    pool). One JSON line on stdin assigns the copy: its environment, working directory and log file;
-    then this process serves exactly as ``serve`` would. End of input: retire. Blocked on the read, it
-    uses no CPU."""
+    pool). One message on the pool's socket (``SMEMU_STANDBY_FD``) assigns the copy: its environment and
+    working directory, with its log file as a passed descriptor; then this process serves exactly as
+    ``serve`` would. End of input: retire. Blocked on the read, it uses no CPU."""
     import json
+    import socket
 
     import uvicorn  # noqa: F401  (imported now, so a copy does not wait for it)
 
@@ -65,20 +67,22 @@ def standby(framework: str) -> int:
         import torch  # noqa: F401
 
         from . import pytorch as defaults  # noqa: F401
-    ready = None
-    if os.environ.get("SMEMU_STANDBY_DIR"):  # the pool tells idle processes done importing from those still at it
-        ready = os.path.join(os.environ["SMEMU_STANDBY_DIR"], f"{os.getpid()}.ready")
-        open(ready, "w").close()
-    line = sys.stdin.readline()
-    if ready and os.path.exists(ready):
-        os.unlink(ready)
-    if not line:
+    channel = socket.socket(fileno=int(os.environ.pop("SMEMU_STANDBY_FD")))
+    try:
+        channel.send(b"R")  # done importing: the pool prefers this process to one still at it
+    except BrokenPipeError:
+        pass  # claimed while still importing: the assignment already waits to be read
+    try:
+        message, fds, _, _ = socket.recv_fds(channel, 1 << 20, 1)
+    except ConnectionResetError:
+        message = b""
+    channel.close()
+    if not message:
         return 0
-    assignment = json.loads(line)
-    log = os.open(assignment["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
+    assignment = json.loads(message)
+    os.dup2(fds[0], 1)
+    os.dup2(fds[0], 2)
+    os.close(fds[0])
     os.chdir(assignment["cwd"])
     os.environ.clear()
     os.environ.update(assignment["env"])
@@ -90,5 +94,7 @@ def standby(framework: str) -> int:
 
 
 if __name__ == "__main__":
+    os.environ.pop("SMEMU_STATE_DIR", None)  # tells tools whose process this is; nothing for the model to read
     die_with_parent()
+    enter_from_environment()  # the sandbox's walls, before any import starts a thread
     sys.exit(main())

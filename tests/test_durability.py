@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import time
 import subprocess
 import sys
 
@@ -111,3 +112,100 @@ def test_components_come_back_after_kill_9(state_dir, xgboost_archive):
         assert all("serving" in line for line in copies[1:])
     finally:
         second.stop()
+
+
+def test_a_kill_storm_never_leaves_a_created_resource_without_its_tags(state_dir):
+    """Create calls with Tags from several clients at once, the server killed with -9 mid-storm, again and again:
+    every resource that exists afterwards has all of its create-time tags (one transaction holds both)."""
+    import random
+    import threading
+
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    created: list[tuple[str, str]] = []  # (kind, name) whose create call was sent
+    port = None
+    for round_number in range(6):
+        server = EmulatorProcess(state_dir, port=port).start()
+        port = server.port
+        quick = Config(retries={"max_attempts": 0}, connect_timeout=1, read_timeout=2)
+        stop = threading.Event()
+
+        def storm(client_number: int):
+            sagemaker = server.client("sagemaker", config=quick)
+            cloudwatch = server.client("cloudwatch", config=quick)
+            previous = "none"
+            for n in range(10_000):
+                if stop.is_set():
+                    return
+                name = f"storm-{round_number}-{client_number}-{n}"
+                tags = [{"Key": f"k{i}", "Value": name} for i in range(5)]
+                try:
+                    kind = n % 3
+                    if kind == 0:
+                        previous = name
+                        created.append(("model", name))
+                        sagemaker.create_model(ModelName=name, PrimaryContainer={"Image": XGBOOST_IMAGE}, Tags=tags)
+                    elif kind == 1:
+                        created.append(("config", name))
+                        sagemaker.create_endpoint_config(EndpointConfigName=name, Tags=tags, ProductionVariants=[
+                            {"VariantName": "v", "ModelName": previous, "InstanceType": "ml.m5.large",
+                             "InitialInstanceCount": 1}])
+                    else:
+                        created.append(("alarm", name))
+                        cloudwatch.put_metric_alarm(AlarmName=name, MetricName="Invocations", Namespace="AWS/SageMaker",
+                                                    Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1,
+                                                    ComparisonOperator="GreaterThanThreshold", Tags=tags)
+                except ClientError:
+                    continue  # its model was lost to a kill before it was acknowledged
+                except Exception:
+                    return  # the server is gone
+
+        threads = [threading.Thread(target=storm, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(random.uniform(0.3, 0.8))
+        server.stop(signal.SIGKILL)
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+
+    server = EmulatorProcess(state_dir, port=port).start()
+    try:
+        sagemaker, cloudwatch = server.client("sagemaker"), server.client("cloudwatch")
+        found = {"model": 0, "config": 0, "alarm": 0}
+        for kind, name in created:
+            try:
+                if kind == "model":
+                    arn = sagemaker.describe_model(ModelName=name)["ModelArn"]
+                    tags = sagemaker.list_tags(ResourceArn=arn)["Tags"]
+                elif kind == "config":
+                    arn = sagemaker.describe_endpoint_config(EndpointConfigName=name)["EndpointConfigArn"]
+                    tags = sagemaker.list_tags(ResourceArn=arn)["Tags"]
+                else:
+                    alarms = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+                    if not alarms:
+                        continue
+                    tags = cloudwatch.list_tags_for_resource(ResourceARN=alarms[0]["AlarmArn"])["Tags"]
+            except sagemaker.exceptions.ClientError:
+                continue  # never acknowledged, and not there: fine
+            found[kind] += 1
+            assert sorted((t["Key"], t["Value"]) for t in tags) == [(f"k{i}", name) for i in range(5)], (kind, name, tags)
+        assert all(found.values()), found  # the storm did create each kind
+    finally:
+        server.stop()
+
+
+def test_a_resource_and_its_tags_commit_together(tmp_path):
+    """The kill storm's window is microseconds wide; this makes it certain: when writing the tags fails, the
+    resource is not there either (the old code committed the resource first, then its tags)."""
+    from emulator.control.store import Store
+
+    store = Store(tmp_path / "state.db")
+    with pytest.raises(Exception):
+        store.insert("model", "half", "arn:half", {"ModelName": "half"}, None, 1.0,
+                     [{"Key": "ok", "Value": "1"}, {"Key": "broken", "Value": None}])  # NOT NULL fails mid-way
+    assert store.get("model", "half") is None and store.tags("arn:half") == []
+    store.insert("model", "whole", "arn:whole", {"ModelName": "whole"}, None, 1.0, [{"Key": "ok", "Value": "1"}])
+    reopened = Store(tmp_path / "state.db")
+    assert reopened.get("model", "whole") == {"ModelName": "whole"} and reopened.tags("arn:whole") == [{"Key": "ok", "Value": "1"}]

@@ -6,6 +6,7 @@ from .protocol import JsonProvider
 SUPPORTED = (
     "RegisterScalableTarget", "DescribeScalableTargets", "DeregisterScalableTarget",
     "PutScalingPolicy", "DescribeScalingPolicies", "DeleteScalingPolicy", "DescribeScalingActivities",
+    "ListTagsForResource", "TagResource", "UntagResource",
 )
 
 

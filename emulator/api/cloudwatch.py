@@ -8,6 +8,7 @@ from .protocol import JsonProvider
 SUPPORTED = (
     "PutMetricData", "GetMetricStatistics", "GetMetricData", "ListMetrics",
     "PutMetricAlarm", "DescribeAlarms", "DeleteAlarms", "SetAlarmState",
+    "ListTagsForResource", "TagResource", "UntagResource",
 )
 
 

@@ -75,12 +75,10 @@ class Operations:
     def insert(self, kind: str, name: str, region: str, doc: dict, status: str | None, tags, now: float) -> str:
         arn = self.arn(kind, name, region)
         try:
-            self.store.insert(kind, name, arn, doc, status, now)
+            self.store.insert(kind, name, arn, doc, status, now, tags)
         except Conflict:
             existing = self.store.get(kind, name) or {}
             raise errors.already_exists(KINDS[kind].word, existing.get(KINDS[kind].arn_member, arn)) from None
-        if tags:
-            self.store.add_tags(arn, tags)
         return arn
 
     def list_page(self, kind: str, req: dict, extra: dict | None = None) -> tuple[list[dict], dict]:

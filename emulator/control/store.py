@@ -76,14 +76,21 @@ class Store:
     def exists_arn(self, arn: str) -> bool:
         return self.db.execute("SELECT 1 FROM resources WHERE arn=?", (arn,)).fetchone() is not None
 
-    def insert(self, kind: str, name: str, arn: str, doc: dict, status: str | None, created: float):
-        try:
-            self.db.execute(
-                "INSERT INTO resources (kind, key, name, arn, status, created, modified, doc) VALUES (?,?,?,?,?,?,?,?)",
-                (kind, name.lower(), name, arn, status, created, created, json.dumps(doc)),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise Conflict(name) from exc
+    def insert(self, kind: str, name: str, arn: str, doc: dict, status: str | None, created: float,
+               tags: list[dict] | None = None):
+        """A new resource and its create-time tags, in one transaction: a crash keeps both or neither."""
+        with self.db:
+            self.db.execute("BEGIN")
+            try:
+                self.db.execute(
+                    "INSERT INTO resources (kind, key, name, arn, status, created, modified, doc) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
+                    (kind, name.lower(), name, arn, status, created, created, json.dumps(doc)),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(name) from exc
+            if tags:
+                self._insert_tags(arn, tags)
 
     def put(self, kind: str, name: str, doc: dict, status: str | None, modified: float):
         self.db.execute(
@@ -132,13 +139,16 @@ class Store:
     def add_tags(self, arn: str, tags: list[dict]):
         with self.db:
             self.db.execute("BEGIN")
-            start = self.db.execute("SELECT COALESCE(MAX(position), 0) FROM tags WHERE arn=?", (arn,)).fetchone()[0]
-            for offset, tag in enumerate(tags, start=1):
-                self.db.execute(
-                    "INSERT INTO tags (arn, key, value, position) VALUES (?,?,?,?) "
-                    "ON CONFLICT(arn, key) DO UPDATE SET value=excluded.value",
-                    (arn, tag["Key"], tag["Value"], start + offset),
-                )
+            self._insert_tags(arn, tags)
+
+    def _insert_tags(self, arn: str, tags: list[dict]):
+        start = self.db.execute("SELECT COALESCE(MAX(position), 0) FROM tags WHERE arn=?", (arn,)).fetchone()[0]
+        for offset, tag in enumerate(tags, start=1):
+            self.db.execute(
+                "INSERT INTO tags (arn, key, value, position) VALUES (?,?,?,?) "
+                "ON CONFLICT(arn, key) DO UPDATE SET value=excluded.value",
+                (arn, tag["Key"], tag["Value"], start + offset),
+            )
 
     def tags(self, arn: str) -> list[dict]:
         rows = self.db.execute("SELECT key, value FROM tags WHERE arn=? ORDER BY position", (arn,))

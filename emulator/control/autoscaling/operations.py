@@ -87,17 +87,32 @@ class AutoScalingOperations:
             raise validation("The minimum capacity of a SageMaker endpoint variant must be at least 1.")
         target["_clamp"] = True  # the resource's capacity is brought into [Min, Max] once it is settled
         if existing is None:
+            tags = [{"Key": k, "Value": v} for k, v in (req.get("Tags") or {}).items()]
             try:
-                self.store.insert(TARGET, key, target["ScalableTargetARN"], target, None, self.clock.now())
+                self.store.insert(TARGET, key, target["ScalableTargetARN"], target, None, self.clock.now(), tags)
             except Conflict:
                 raise ServiceError("ConcurrentUpdateException", "The scalable target is being registered by another "
                                    "request.") from None
-            if req.get("Tags"):
-                self.store.add_tags(target["ScalableTargetARN"], [{"Key": k, "Value": v} for k, v in req["Tags"].items()])
         else:
             self.store.put(TARGET, key, target, None, self.clock.now())
         self.scaler.clamps = True
         return {"ScalableTargetARN": target["ScalableTargetARN"]}
+
+    def _tagged(self, arn: str) -> str:
+        if not self.store.exists_arn(arn):
+            raise ServiceError("ResourceNotFoundException", f"No scalable target found for {arn}.")
+        return arn
+
+    def list_tags_for_resource(self, req: dict, region: str) -> dict:
+        return {"Tags": {t["Key"]: t["Value"] for t in self.store.tags(self._tagged(req["ResourceARN"]))}}
+
+    def tag_resource(self, req: dict, region: str) -> dict:
+        self.store.add_tags(self._tagged(req["ResourceARN"]), [{"Key": k, "Value": v} for k, v in req["Tags"].items()])
+        return {}
+
+    def untag_resource(self, req: dict, region: str) -> dict:
+        self.store.delete_tags(self._tagged(req["ResourceARN"]), req["TagKeys"])
+        return {}
 
     def describe_scalable_targets(self, req: dict, region: str) -> dict:
         self._namespace(req)

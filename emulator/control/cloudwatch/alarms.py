@@ -90,8 +90,9 @@ class Alarms:
         return f"arn:aws:cloudwatch:{region}:{self.account}:alarm:{name}"
 
     # -- records ---------------------------------------------------------------------------------
-    def put(self, alarm: dict, region: str) -> dict:
-        """Create or replace an alarm (an update keeps its state, as CloudWatch does)."""
+    def put(self, alarm: dict, region: str, tags: list[dict] | None = None) -> dict:
+        """Create or replace an alarm (an update keeps its state, as CloudWatch does). Tags are stored with a new
+        alarm in one transaction; on an update CloudWatch ignores them (PutMetricAlarm's documentation), so do we."""
         now = self.clock.now()
         name = alarm["AlarmName"]
         existing = self.cache.get(name)
@@ -102,7 +103,7 @@ class Alarms:
         if existing is None:
             record.update(StateValue="INSUFFICIENT_DATA", StateReason=text("cw-initial-reason"),
                           StateUpdatedTimestamp=now, StateTransitionedTimestamp=now)
-            self.store.insert(ALARM_KIND, name, record["AlarmArn"], record, "INSUFFICIENT_DATA", now)
+            self.store.insert(ALARM_KIND, name, record["AlarmArn"], record, "INSUFFICIENT_DATA", now, tags)
         else:
             for key in ("StateValue", "StateReason", "StateReasonData", "StateUpdatedTimestamp",
                         "StateTransitionedTimestamp"):

@@ -161,7 +161,24 @@ class CloudWatchOperations:
             if len(req.get(key) or []) > 5:
                 raise invalid(f"The parameter {key} may hold at most 5 actions.")
         alarm = {k: v for k, v in req.items() if k != "Tags"}
-        self.alarms.put(alarm, region)
+        self.alarms.put(alarm, region, req.get("Tags"))
+        return {}
+
+    # -- tags ------------------------------------------------------------------------------------
+    def _tagged(self, arn: str) -> str:
+        if not self.alarms.store.exists_arn(arn):
+            raise invalid(f"{arn} not found", "ResourceNotFoundException", 404)
+        return arn
+
+    def list_tags_for_resource(self, req: dict, region: str) -> dict:
+        return {"Tags": self.alarms.store.tags(self._tagged(req["ResourceARN"]))}
+
+    def tag_resource(self, req: dict, region: str) -> dict:
+        self.alarms.store.add_tags(self._tagged(req["ResourceARN"]), req["Tags"])
+        return {}
+
+    def untag_resource(self, req: dict, region: str) -> dict:
+        self.alarms.store.delete_tags(self._tagged(req["ResourceARN"]), req["TagKeys"])
         return {}
 
     def describe_alarms(self, req: dict, region: str) -> dict:

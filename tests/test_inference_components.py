@@ -172,7 +172,9 @@ def test_compatibility_and_header_rules(sagemaker, runtime, xgboost_archive, emu
         {"VariantName": "AllTraffic", "ModelName": "ic-same", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
     sagemaker.create_endpoint(EndpointName="ic-modelep", EndpointConfigName="ic-modelcfg")
     wait_in_service(sagemaker, "ic-modelep")
-    assert "name no model" in error_of(add_component, sagemaker=sagemaker, name="ic-y", endpoint="ic-modelep", model="ic-same")["Message"]
+    assert error_of(add_component, sagemaker=sagemaker, name="ic-y", endpoint="ic-modelep", model="ic-same") == {
+        "Code": "ValidationException", "Message": "Inference Components are not supported in this Endpoint. Please make "
+                                                  "sure this endpoint can deploy inference components."}
     assert "Could not find endpoint" in error_of(add_component, sagemaker=sagemaker, name="ic-z", endpoint="nowhere", model="ic-same")["Message"]
     error = error_of(add_component, sagemaker=sagemaker, name="ic-w", endpoint=endpoint, model="ic-same", memory=1024, max_memory=512)
     assert "MaxMemoryRequiredInMb" in error["Message"]

@@ -102,8 +102,9 @@ class ComponentOperations(Operations):
                              "components cannot be deployed to it.")
         variants = endpoint["_deployment"]["Config"]["ProductionVariants"]
         if any(v.get("ModelName") for v in variants):
-            raise validation(f'Endpoint "{endpoint["EndpointArn"]}" serves models in its production variants; '
-                             "inference components can only go to endpoints whose variants name no model.")
+            # SageMaker's text, as users quote it (pulumi/pulumi-aws#4940, hashicorp/terraform-provider-aws#40644).
+            raise validation("Inference Components are not supported in this Endpoint. Please make sure this "
+                             "endpoint can deploy inference components.")
         name = req.get("VariantName") or (variants[0]["VariantName"] if len(variants) == 1 else None)
         variant = next((v for v in variants if name and v["VariantName"].lower() == name.lower()), None)
         if variant is None:

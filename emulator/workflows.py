@@ -122,16 +122,32 @@ def _gone(describe, timeout: float = 120) -> None:
         time.sleep(0.1)
 
 
-def _remove(sagemaker, kind: str, name: str) -> bool:
-    """Delete one resource if it exists (waiting until an endpoint or component is gone)."""
-    calls = {
+def _calls(sagemaker, kind: str):
+    """(delete, describe, name member) of one kind of resource."""
+    return {
         "endpoint": (sagemaker.delete_endpoint, sagemaker.describe_endpoint, "EndpointName"),
         "component": (sagemaker.delete_inference_component, sagemaker.describe_inference_component,
                       "InferenceComponentName"),
         "endpoint config": (sagemaker.delete_endpoint_config, sagemaker.describe_endpoint_config, "EndpointConfigName"),
         "model": (sagemaker.delete_model, sagemaker.describe_model, "ModelName"),
-    }
-    delete, describe, member = calls[kind]
+    }[kind]
+
+
+def _existing(sagemaker, kinds: tuple[str, ...], name: str) -> list[str]:
+    found = []
+    for kind in kinds:
+        _, describe, member = _calls(sagemaker, kind)
+        try:
+            describe(**{member: name})
+            found.append(kind)
+        except ClientError:
+            pass
+    return found
+
+
+def _remove(sagemaker, kind: str, name: str) -> bool:
+    """Delete one resource if it exists (waiting until an endpoint or component is gone)."""
+    delete, describe, member = _calls(sagemaker, kind)
     try:
         delete(**{member: name})
     except ClientError:
@@ -156,6 +172,13 @@ def deploy(url, name, framework, artifacts, workdir, inference_code=None, requir
     """Model + endpoint config + endpoint (or, with ``endpoint``, an inference component on it); returns
     the command that invokes it. With ``replace``, resources of that name are deleted first."""
     sagemaker, _ = clients(url)
+    kinds = ("endpoint", "endpoint config", "model") if endpoint is None else ("component", "model")
+    if not replace:  # before packaging anything: the name is taken, and only --replace would reuse it
+        taken = _existing(sagemaker, kinds, name)
+        if taken:
+            raise WorkflowError(f"{' and '.join(taken)} {name} exist{'s' if len(taken) == 1 else ''} already",
+                                f"deploy again with --replace to delete and recreate {'them' if len(taken) > 1 else 'it'}, "
+                                f"or pick another --name")
     data = model_data(framework, [Path(a) for a in artifacts], Path(workdir), inference_code, requirements)
     env = dict(environment or {})
     if framework == "xgboost" and inference_code is not None:
@@ -165,7 +188,6 @@ def deploy(url, name, framework, artifacts, workdir, inference_code=None, requir
     created: list[tuple[str, str]] = []
     try:
         if replace:
-            kinds = ("endpoint", "endpoint config", "model") if endpoint is None else ("component", "model")
             replaced = [f"{kind} {name}" for kind in kinds if _remove(sagemaker, kind, name)]
             if replaced:
                 say(f"replacing: deleted {', '.join(replaced)}")

@@ -115,6 +115,14 @@ def test_user_errors_are_one_line_for_each_command(emulator, tmp_path):
     assert one_line_error(smemu("serve", "--account-id", "12", "--port", "1"), "serve").count("12 digits") == 1
 
 
+def test_docker_runtime_without_the_docker_sdk_says_how_to_install_it():
+    hidden = ("import sys; sys.modules['docker'] = None; from emulator.cli import main; "
+              "sys.exit(main(['serve', '--runtime', 'docker', '--port', '1']))")
+    result = subprocess.run([sys.executable, "-c", hidden], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode != 0
+    assert "the Docker runtime needs the Docker SDK for Python" in result.stderr and ".[docker]" in result.stderr
+
+
 def test_invoke_warns_when_a_csv_body_has_no_content_type(emulator):
     result = smemu("invoke", "no-such-endpoint", "--body", "0.5,1,2", "--url", emulator.url)
     assert "warning: the body looks like CSV but no --content-type was given" in result.stderr
@@ -137,7 +145,8 @@ def test_a_failed_deploy_cleans_up_and_replace_redeploys(emulator, sagemaker, tm
     assert smemu("deploy", "--framework", "xgboost", "--name", "cli-retry", good, "--url", emulator.url).returncode == 0
     again = smemu("deploy", "--framework", "xgboost", "--name", "cli-retry", good, "--url", emulator.url)
     text = one_line_error(again, "deploy")
-    assert "already existing model" in text and "--replace" in text
+    assert "endpoint and endpoint config and model cli-retry exist already" in text and "--replace" in text
+    assert "packag" not in again.stdout + again.stderr  # said before packaging anything
     assert sagemaker.describe_endpoint(EndpointName="cli-retry")["EndpointStatus"] == "InService"  # untouched
     replaced = smemu("deploy", "--framework", "xgboost", "--name", "cli-retry", good, "--replace", "--url", emulator.url)
     assert replaced.returncode == 0, replaced.stderr

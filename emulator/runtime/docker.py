@@ -35,8 +35,20 @@ def owner_label(state_dir: Path) -> str:
     return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
 
 
+MISSING_SDK = ("the Docker runtime needs the Docker SDK for Python, which is not installed: "
+               "pip install -e '.[docker]' (or pip install docker)")
+
+
+def docker_sdk_installed() -> bool:
+    try:
+        import docker  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def docker_client(timeout: float = 2.0):
-    """A client for a reachable engine, or None."""
+    """A client for a reachable engine, or None (also when the Docker SDK is not installed)."""
     try:
         import docker
 
@@ -183,6 +195,10 @@ class DockerRuntime:
         if container.attrs["State"].get("OOMKilled"):
             return f"{MEMORY_EXCEEDED} of {copy.memory_limit_mb} MB and was stopped by the kernel (exit code {code})"
         return f"exited with code {code}"
+
+    def describe(self) -> dict:
+        return {"Sandbox": {"Enabled": True, "Walls": "containers: the image's own file system, model read-only at "
+                            "/opt/ml/model, own PID namespace, --network none with EnableNetworkIsolation"}}
 
     def watch_exit(self, copy: Copy, callback):
         container = copy.handle

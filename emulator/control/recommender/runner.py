@@ -21,7 +21,6 @@ import logging
 import math
 import secrets
 import sys
-import tarfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -30,19 +29,18 @@ from pathlib import Path
 import psutil
 
 from ...runtime import logfiles
-from ...runtime.limits import HostCpuAllocator
-from ...runtime.modeldata import read_object
+from ...runtime.limits import HostCpuAllocator, cpu_seconds, resident_mb
 from ...runtime.spec import CopyLimits, CopySpec
 from ...scheduler.catalog import Catalog, InstanceType
 from ..copies import CopyManager
 from ..resources import MODEL, RECOMMENDATION_JOB
 from ..store import Store
+from .payloads import PayloadError, unpack_payloads
 from .traffic import Level, default_levels, pattern_levels
 
 log = logging.getLogger("smemu.recommender")
 FLAT_GAIN = 1.05  # a level that does not beat the best so far by 5% is "flat" (FlatInvocations)
 CORE_WAIT_SECONDS = 30.0  # how long a benchmark waits for free host cores before it fails
-MAX_PAYLOAD_FILES = 1000
 EXTRAPOLATED_TAG = "smemu:extrapolated"
 TERMINAL = ("COMPLETED", "FAILED", "STOPPED", "DELETED")
 
@@ -255,29 +253,11 @@ class RecommendationRunner:
         self._finish(doc, "COMPLETED")
 
     def _payloads(self, doc: dict) -> list[Path]:
-        url = doc["_smemu"]["SamplePayloadUrl"]
-        folder = self.work_dir / doc["JobName"] / "payload"
         try:
-            data = read_object(url, self.settings.region)
-        except Exception as exc:
-            raise BenchmarkFailed(f"Could not read the sample payload {url}: {exc}") from None
-        folder.mkdir(parents=True, exist_ok=True)
-        archive = folder.parent / "payload.tar.gz"
-        archive.write_bytes(data)
-        files = []
-        try:
-            with tarfile.open(archive) as tar:
-                for member in tar.getmembers():
-                    if not member.isfile() or len(files) >= MAX_PAYLOAD_FILES:
-                        continue
-                    target = folder / f"{len(files):04d}"
-                    target.write_bytes(tar.extractfile(member).read())
-                    files.append(target)
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise BenchmarkFailed(f"The sample payload {url} is not a tar.gz archive of request files: {exc}") from None
-        if not files:
-            raise BenchmarkFailed(f"The sample payload archive {url} holds no files.")
-        return files
+            return unpack_payloads(doc["_smemu"]["SamplePayloadUrl"], self.work_dir / doc["JobName"] / "payload",
+                                   self.settings.region)
+        except PayloadError as exc:
+            raise BenchmarkFailed(str(exc)) from None
 
     # -- one benchmark -----------------------------------------------------------------------------
     async def _free_cores(self, deadline: float, say) -> list[int]:
@@ -358,7 +338,7 @@ class RecommendationRunner:
         if capped:
             say(f"the traffic pattern asks for more users than one load-generator core drives: capped at "
                 f"{max(l.users for l in levels)}")
-        process = psutil.Process(copy.pid) if copy.pid else None
+        pid = copy.pid  # the copy and its workers are measured
         measurement.started = time.time()
         for level in levels:
             if self._stopping(doc):
@@ -367,15 +347,15 @@ class RecommendationRunner:
             if time.monotonic() + level.seconds > deadline:
                 measurement.stop_reason = "the job's duration ran out"
                 break
-            cpu_before = _cpu_seconds(process)
+            cpu_before = cpu_seconds(pid)
             result = await self._generate(copy, level, payloads, generator_cpus, doc["_smemu"]["ContentType"])
-            cpu_used = _cpu_seconds(process) - cpu_before
+            cpu_used = cpu_seconds(pid) - cpu_before
             rps = result["requests"] / max(result["seconds"], 1e-6)
             row = {"Users": level.users, "Seconds": round(result["seconds"], 3), "Requests": result["requests"],
                    "PerSecond": round(rps, 1), "MeanUs": int(result["mean_us"]), "P50Us": int(result["p50_us"]),
                    "P95Us": int(result["p95_us"]), "P99Us": int(result["p99_us"]), "Failed": result["failed"],
                    "CopyCpuPercent": round(100 * cpu_used / max(result["seconds"], 1e-6), 1),
-                   "CopyMemoryMb": round(_rss_mb(process), 1),
+                   "CopyMemoryMb": round(resident_mb(pid) if pid else 0.0, 1),
                    "GeneratorCpuShare": round(result["cpu_seconds"] / max(result["seconds"], 1e-6), 2)}
             measurement.levels.append(row)
             say(f"{itype.name}: {level.users} user(s): {rps:.0f}/s, mean {row['MeanUs'] / 1000:.2f} ms, p95 "
@@ -455,26 +435,3 @@ class RecommendationRunner:
             "MemoryUtilization": round(100 * best["CopyMemoryMb"] / itype.memory_mb, 2),
             "ModelSetupTime": measurement.setup_us,
         }, count, "; ".join(notes)
-
-
-def _cpu_seconds(process: psutil.Process | None) -> float:
-    """CPU time of the copy and its workers."""
-    if process is None:
-        return 0.0
-    total = 0.0
-    try:
-        for each in [process, *process.children(recursive=True)]:
-            times = each.cpu_times()
-            total += times.user + times.system
-    except psutil.Error:
-        pass
-    return total
-
-
-def _rss_mb(process: psutil.Process | None) -> float:
-    if process is None:
-        return 0.0
-    try:
-        return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
-    except psutil.Error:
-        return 0.0

@@ -149,3 +149,25 @@ def test_the_sandbox_is_shown_and_isolation_refused_where_it_cannot_be_made(tmp_
         assert "EnableNetworkIsolation needs the process runtime's sandbox" in reason and "--sandbox off" in reason
     finally:
         server.stop()
+
+
+def test_copies_still_import_smemu_when_it_is_installed_under_tmp(tmp_path, xgboost_archive):
+    """A copy's /tmp is private: smemu's code and its interpreter are attached again where they lie under it."""
+    source = Path(tempfile.mkdtemp(prefix="smemu-src-", dir="/tmp"))
+    try:
+        shutil.copytree(ROOT / "emulator", source / "emulator", ignore=shutil.ignore_patterns("__pycache__"))
+        marker = source / "emulator" / "serving" / "__init__.py"
+        marker.write_text(marker.read_text() + "\nprint('smemu-serving: imported from', __file__, flush=True)\n")
+        server = EmulatorProcess(tmp_path / "state", {"PYTHONPATH": str(source)}).start()
+        try:
+            sagemaker = server.client("sagemaker")
+            deploy(sagemaker, "from-tmp", xgboost_archive)
+            body = server.client("sagemaker-runtime").invoke_endpoint(
+                EndpointName="from-tmp", Body=b"0,0,1", ContentType="text/csv")["Body"].read()
+            assert body == b"0.25\n"
+            (copy,) = copies(placement(server, "from-tmp"))
+            assert f"imported from {source}/emulator/serving/__init__.py" in open(copy["LogPath"]).read()
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(source, ignore_errors=True)

@@ -34,8 +34,9 @@ import fcntl
 CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
     1, 2, 4, 8, 32, 4096, 16384, 1 << 18)
-AT_FDCWD, AT_RECURSIVE = -100, 0x8000
-SYS_MOUNT_SETATTR = 442  # x86_64 and aarch64 share the number
+AT_FDCWD, AT_RECURSIVE, AT_EMPTY_PATH = -100, 0x8000, 0x1000
+SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442  # x86_64 and aarch64 share these numbers
+OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC, MOVE_MOUNT_F_EMPTY_PATH = 1, 0o2000000, 4
 MOUNT_ATTR_RDONLY = 1
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 1, 24, 47, 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -80,6 +81,34 @@ def _bind(source: str, target: str, read_only: bool):
     _mount(source, target, None, MS_BIND | MS_REC)
     if read_only:
         _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _clone_tree(path: str) -> int:
+    """A detached copy of the mounts at ``path`` (open_tree), to attach again once ``path`` is covered."""
+    fd = _libc.syscall(SYS_OPEN_TREE, AT_FDCWD, path.encode(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)
+    if fd < 0:
+        errno = ctypes.get_errno()
+        raise SandboxError(errno, f"open_tree {path}: {os.strerror(errno)}")
+    return fd
+
+
+def _attach_tree(fd: int, path: str):
+    os.makedirs(path, exist_ok=True)
+    _check(_libc.syscall(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, path.encode(), MOVE_MOUNT_F_EMPTY_PATH), f"mount {path}")
+    os.close(fd)
+
+
+def _needed_paths() -> list[str]:
+    """Where this interpreter and smemu's serving code live (the copy imports from them after the walls go up)."""
+    import emulator
+
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.dirname(emulator.__file__))}
+    paths.update(p for p in sys.path if p and os.path.isdir(p))
+    return sorted(os.path.realpath(p) for p in paths)
+
+
+def _under(path: str, roots) -> str | None:
+    return next((root for root in roots if path.startswith(root.rstrip("/") + "/")), None)
 
 
 def _loopback_up():
@@ -147,12 +176,21 @@ def enter(plan: dict):
         _bind(plan["model"], MODEL_DIR, read_only=True)
     if plan.get("requirements"):
         _bind(plan["requirements"], REQUIREMENTS_DIR, read_only=False)
-    for path in plan.get("hide", []):
-        if os.path.isdir(path):
+    # Private scratch space; what Python needs and a scratch mount would cover (smemu installed under /tmp)
+    # is attached again on top, read-only like the rest of the system.
+    hidden = [p for p in plan.get("hide", []) if os.path.isdir(p)]
+    scratch = [p for p in SCRATCH if os.path.isdir(p)]
+    needed = [p for p in _needed_paths() if _under(p, scratch) and not _under(p + "/", hidden)]
+    needed = [p for p in needed if not _under(p, needed)]
+    kept = [(_clone_tree(p), p) for p in needed]
+    for path in scratch:
+        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    for fd, path in kept:
+        _attach_tree(fd, path)
+    # Last, so nothing attached above can show it again.
+    for path in hidden:
+        if os.path.isdir(path):  # not when a scratch mount covered it already
             _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0755")
-    for path in SCRATCH:
-        if os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
     if plan.get("network_isolation"):
         _loopback_up()
     if plan.get("model"):  # a warm-pool process stays where it is until it is claimed

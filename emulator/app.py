@@ -86,15 +86,17 @@ class Emulator:
                                   settings, self.faults)
         self.components = ComponentReconciler(self.store, self.copies, self.registry, settings, catalog)
         self.wake = WakeMode(self.store, self.components, self.registry, settings)
-        self.endpoints = EndpointLifecycle(self.store, self.copies, self.registry, self.components, catalog, settings)
+        # The monitoring side: CloudWatch metrics and alarms (guarded deployments watch them too), Application
+        # Auto Scaling, the copies' logs.
+        self.clock = Clock(settings.time_scale)
+        self.metric_store = MetricStore()
+        self.alarms = Alarms(self.store, self.metric_store, self.clock, settings.account_id)
+        self.endpoints = EndpointLifecycle(self.store, self.copies, self.registry, self.components, catalog, settings,
+                                           self.clock, self.alarms.state)
         quotas = Quotas(self.store, settings)
         control_plane = ControlPlane(self.store, settings.account_id, self.endpoints, quotas)
         component_operations = ComponentOperations(self.store, settings.account_id, self.components, catalog, quotas,
                                                    strict=settings.component_updates == "strict")
-        # The monitoring side: CloudWatch metrics and alarms, Application Auto Scaling, the copies' logs.
-        self.clock = Clock(settings.time_scale)
-        self.metric_store = MetricStore()
-        self.alarms = Alarms(self.store, self.metric_store, self.clock, settings.account_id)
         self.scaler = Scaler(self.store, self.alarms, self.clock,
                              Resources(self.store, control_plane, component_operations))
         for operations in (control_plane, component_operations):

@@ -14,6 +14,9 @@ import asyncio
 import logging
 import time
 
+from typing import Callable
+
+from ..clock import Clock
 from ..config import Settings
 from ..runtime.fleet import Copy, Fleet, FleetRegistry, VariantFleet
 from ..runtime.health import CopyStartError
@@ -21,6 +24,9 @@ from ..runtime.spec import CopySpec
 from ..scheduler.catalog import DEFAULT_STORAGE_GIB, Catalog
 from .components import ComponentReconciler
 from .copies import CopyManager, describe_failure
+from .deployments.endpoint import BlueGreen, RollingBatches
+from .deployments.plan import ROLLING, Plan
+from .deployments.runner import TERMINATING, Deployment
 from .faults import release_hold
 from .resources import ENDPOINT
 from .store import Store
@@ -30,13 +36,16 @@ log = logging.getLogger("smemu.endpoints")
 
 class EndpointLifecycle:
     def __init__(self, store: Store, copies: CopyManager, registry: FleetRegistry, components: ComponentReconciler,
-                 catalog: Catalog, settings: Settings):
+                 catalog: Catalog, settings: Settings, clock: Clock | None = None,
+                 alarm_state: Callable[[str], str | None] = lambda name: None):
         self.store = store
         self.copies = copies
         self.registry = registry
         self.components = components
         self.catalog = catalog
         self.settings = settings
+        self.clock = clock or Clock()
+        self.alarm_state = alarm_state  # a CloudWatch alarm's StateValue (guarded deployments watch them)
 
     def publish(self, fleet: Fleet, config: dict, recovering: bool = False):
         fleet.async_config = config.get("AsyncInferenceConfig")
@@ -52,7 +61,7 @@ class EndpointLifecycle:
         self._submit(name, self._update(name), lambda exc: self._rolled_back(name, exc))
 
     def update_capacity(self, name: str):
-        self._submit(name, self._update_capacity(name), lambda exc: self._save(
+        self._submit(name, self._update_capacity(name), lambda exc: self.save(
             name, EndpointStatus="InService", FailureReason=describe_failure("Updating the instance counts", exc)))
 
     def delete(self, name: str):
@@ -72,7 +81,7 @@ class EndpointLifecycle:
         weights = {v["VariantName"]: float(v.get("InitialVariantWeight", 1.0)) for v in config["ProductionVariants"]}
         fleet = await self.build_fleet(name, doc["_deployment"], counts, weights)
         self.publish(fleet, config)
-        self._save(name, EndpointStatus="InService", ProductionVariants=self._summaries(config, fleet, counts, weights))
+        self.save(name, EndpointStatus="InService", ProductionVariants=self.summaries(config, fleet, counts, weights))
         if fleet.hosts_components:
             log.info("endpoint %s is in service, waiting for inference components", name)
         else:
@@ -81,17 +90,14 @@ class EndpointLifecycle:
     def _failed(self, name: str, exc: BaseException):
         reason = describe_failure("Creating the endpoint", exc)
         log.warning("endpoint %s failed: %s", name, reason)
-        self._save(name, EndpointStatus="Failed", FailureReason=reason)
+        self.save(name, EndpointStatus="Failed", FailureReason=reason)
 
-    async def _update(self, name: str):
-        if self.copies.faults is not None:
-            self.copies.faults.check("rolling-update", name)
-        doc = self.store.get(ENDPOINT, name)
+    def pending_counts(self, doc: dict) -> tuple[dict, dict]:
+        """Instance counts and weights of an update's variants (RetainAllVariantProperties keeps the current ones)."""
         pending = doc["_pending"]
-        config = pending["Config"]
         current = {v["VariantName"].lower(): v for v in doc.get("ProductionVariants", [])}
         counts, weights = {}, {}
-        for variant in config["ProductionVariants"]:
+        for variant in pending["Config"]["ProductionVariants"]:
             vname = variant["VariantName"]
             counts[vname], weights[vname] = _initial_count(variant), float(variant.get("InitialVariantWeight", 1.0))
             old = current.get(vname.lower())
@@ -100,22 +106,26 @@ class EndpointLifecycle:
                     counts[vname] = old.get("DesiredInstanceCount", counts[vname])
                 if "DesiredWeight" not in pending["Exclude"]:
                     weights[vname] = old.get("DesiredWeight", weights[vname])
-        fleet = await self.build_fleet(name, pending, counts, weights)
-        old_fleet = self.registry.get(name)
-        self.registry.publish(fleet)  # new copies take traffic; the old ones drain below
-        self._save(
-            name, EndpointStatus="InService", EndpointConfigName=config["EndpointConfigName"],
-            ProductionVariants=self._summaries(config, fleet, counts, weights),
-            _deployment={"Config": config, "Models": pending["Models"]}, _pending=None, PendingDeploymentSummary=None,
-        )
-        if old_fleet is not None:
-            await self.copies.drain_and_stop(old_fleet.all_copies())
+        return counts, weights
+
+    async def _update(self, name: str):
+        """A deployment of the pending configuration, guarded as its plan says (deployments/)."""
+        if self.copies.faults is not None:
+            self.copies.faults.check("rolling-update", name)
+        pending = self.store.get(ENDPOINT, name)["_pending"]
+        plan = Plan.from_data(pending["Plan"])
+        target = RollingBatches(self, name) if plan.kind == ROLLING else BlueGreen(self, name)
+        await Deployment(plan, target, self.clock, self.alarm_state).run()
 
     def _rolled_back(self, name: str, exc: BaseException):
         """A failed update leaves the old fleet serving, and says why."""
+        fleet = self.registry.get(name)
+        if fleet is not None and fleet.green is not None:  # a blue/green deployment's green fleet goes
+            green, fleet.green, fleet.green_share = fleet.green, None, 0.0
+            self.copies.submit(f"green/{name.lower()}", self.copies.drain_and_stop(green.all_copies()))
         reason = describe_failure("Updating the endpoint", exc)
         log.warning("update of endpoint %s failed, the old fleet keeps serving: %s", name, reason)
-        self._save(name, EndpointStatus="InService", FailureReason=reason, _pending=None, PendingDeploymentSummary=None)
+        self.save(name, EndpointStatus="InService", FailureReason=reason, _pending=None, PendingDeploymentSummary=None)
 
     async def _update_capacity(self, name: str):
         started = time.monotonic()
@@ -135,7 +145,7 @@ class EndpointLifecycle:
             if extra > 0:
                 try:
                     first = max(groups, default=-1) + 1
-                    variant.copies.extend(await self._start_instances(name, variant.templates, extra, first))
+                    variant.copies.extend(await self.start_instances(name, variant.templates, extra, first))
                 except CopyStartError as exc:
                     failure = str(exc)
             elif extra < 0:
@@ -148,11 +158,11 @@ class EndpointLifecycle:
                 variant.weight = weights.get(variant.name, variant.weight)
         await asyncio.sleep(max(0.0, self.settings.min_update_seconds - (time.monotonic() - started)))
         changes = {"EndpointStatus": "InService",
-                   "ProductionVariants": self._summaries(config, fleet, counts, weights)}
+                   "ProductionVariants": self.summaries(config, fleet, counts, weights)}
         if failure:
             changes["FailureReason"] = failure[:1024]
             log.warning("endpoint %s could not add instances: %s", name, failure)
-        self._save(name, **changes)
+        self.save(name, **changes)
 
     async def _delete(self, name: str):
         try:
@@ -173,9 +183,10 @@ class EndpointLifecycle:
     def _replace_in_place(self, endpoint: str, variant_name: str):
         def on_death(copy: Copy, reason: str):
             fleet = self.registry.get(endpoint)
-            variant = fleet.variant(variant_name) if fleet else None
-            if variant is not None and copy in variant.copies:
-                self.copies.submit(f"replace/{copy.copy_id}", self._replace(endpoint, variant, copy))
+            for serving in (fleet, fleet.green if fleet else None):  # green: a blue/green deployment's new fleet
+                variant = serving.variant(variant_name) if serving else None
+                if variant is not None and copy in variant.copies:
+                    self.copies.submit(f"replace/{copy.copy_id}", self._replace(endpoint, variant, copy))
         return on_death
 
     async def _replace(self, endpoint: str, variant: VariantFleet, copy: Copy):
@@ -185,7 +196,7 @@ class EndpointLifecycle:
         except CopyStartError as exc:
             log.error("could not replace copy %s of %s: %s", copy.copy_id, endpoint, exc)
             return
-        replacement.group = copy.group
+        replacement.group, replacement.config_name = copy.group, copy.config_name
         variant.copies = [replacement if c is copy else c for c in variant.copies]
 
     # -- recovery and shutdown -------------------------------------------------------------------------
@@ -211,7 +222,7 @@ class EndpointLifecycle:
         self.registry.remove(name)
         reason = describe_failure("Bringing the endpoint back into service after a restart", exc)
         log.warning("endpoint %s could not be brought back: %s", name, reason)
-        self._save(name, EndpointStatus="Failed", FailureReason=reason)
+        self.save(name, EndpointStatus="Failed", FailureReason=reason)
 
     async def _finish_adoption(self, recoveries: list, limit: float = 600.0):
         """Once every endpoint and component is back, the runtime drops what nobody adopted."""
@@ -231,13 +242,26 @@ class EndpointLifecycle:
         self.publish(fleet, config, recovering=True)
         log.info("endpoint %s is serving again after a restart", name)
         if status == "Updating":
-            if doc.get("_pending"):
+            progress = (doc.get("_pending") or {}).get("Deployment") or {}
+            if progress.get("Phase") == TERMINATING:  # every bake had passed: finish what was deployed
+                target = BlueGreen(self, name)
+                await self._guarded(target.provision(), lambda exc: self._rolled_back(name, exc))
+                if target.green is not None:
+                    await target.finish()
+            elif progress:  # stopped mid-way: back to the configuration that was in service
+                log.warning("endpoint %s: smemu stopped during its deployment (%s); rolled back", name,
+                            progress.get("Phase"))
+                self.save(name, EndpointStatus="InService", _pending=None, PendingDeploymentSummary=None,
+                          ProductionVariants=self.summaries(config, fleet, counts, weights),
+                          FailureReason=f"Rolled back: smemu stopped during the deployment (phase "
+                                        f"{progress.get('Phase')}); the endpoint serves its previous configuration.")
+            elif doc.get("_pending"):
                 await self._guarded(self._update(name), lambda exc: self._rolled_back(name, exc))
             else:
-                await self._guarded(self._update_capacity(name), lambda exc: self._save(
+                await self._guarded(self._update_capacity(name), lambda exc: self.save(
                     name, EndpointStatus="InService", FailureReason=describe_failure("Updating the instance counts", exc)))
         else:
-            self._save(name, ProductionVariants=self._summaries(config, fleet, counts, weights))
+            self.save(name, ProductionVariants=self.summaries(config, fleet, counts, weights))
 
     @staticmethod
     async def _guarded(coroutine, on_failure):
@@ -275,10 +299,12 @@ class EndpointLifecycle:
                     continue
                 model = deployment["Models"][model_name.lower()]
                 self._progress(name, vname, "Downloading and extracting the model data")
-                templates = await self._copy_templates(name, variant, model)
+                templates = await self.copy_templates(name, variant, model)
                 self._progress(name, vname, f"Starting {counts[vname]} instance(s) and waiting for their ping "
                                             "health checks")
-                copies = await self._start_instances(name, templates, counts[vname])
+                copies = await self.start_instances(name, templates, counts[vname])
+                for copy in copies:
+                    copy.config_name = deployment["Config"]["EndpointConfigName"]
                 if templates[0].multi_model_prefix:
                     mode = "MultiModel"
                 elif len(templates) == 1:
@@ -292,7 +318,7 @@ class EndpointLifecycle:
             raise
         return fleet
 
-    async def _copy_templates(self, endpoint: str, variant: dict, model: dict) -> list[CopySpec]:
+    async def copy_templates(self, endpoint: str, variant: dict, model: dict) -> list[CopySpec]:
         """One spec per container of the model (several for an inference pipeline or direct invocation)."""
         containers = model.get("Containers") or [model.get("PrimaryContainer")]
         requested = variant.get("ContainerStartupHealthCheckTimeoutInSeconds")
@@ -335,7 +361,7 @@ class EndpointLifecycle:
         instance_type = self.catalog.get(variant.get("InstanceType"))
         return instance_type.memory_mb if instance_type else 0.0
 
-    async def _start_instances(self, endpoint: str, templates: list[CopySpec], count: int,
+    async def start_instances(self, endpoint: str, templates: list[CopySpec], count: int,
                                first_group: int = 0) -> list[Copy]:
         """``count`` instances of the variant: every container of the model on each."""
         results = await asyncio.gather(
@@ -353,7 +379,7 @@ class EndpointLifecycle:
         return copies
 
     # -- records ---------------------------------------------------------------------------------------
-    def _save(self, name: str, **changes):
+    def save(self, name: str, **changes):
         doc = self.store.get(ENDPOINT, name)
         if doc is None:
             return
@@ -367,7 +393,7 @@ class EndpointLifecycle:
         self.store.put(ENDPOINT, name, doc, doc["EndpointStatus"], now)
 
     @staticmethod
-    def _summaries(config: dict, fleet: Fleet | None, counts: dict, weights: dict) -> list[dict]:
+    def summaries(config: dict, fleet: Fleet | None, counts: dict, weights: dict) -> list[dict]:
         summaries = []
         now = time.time()
         for variant in config["ProductionVariants"]:

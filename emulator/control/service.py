@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from . import errors
+from .deployments.plan import check_alarms, plan_endpoint
 from .endpoints import EndpointLifecycle
 from .errors import ServiceError, validation
 from .operations import (
@@ -140,7 +141,10 @@ class ControlPlane(Operations):
             "LastModifiedTime": now,
             "_deployment": deployment,
         }
-        if req.get("DeploymentConfig"):
+        if req.get("DeploymentConfig"):  # checked now, applied by later updates (RetainDeploymentConfig)
+            variants = deployment["Config"]["ProductionVariants"]
+            plan_endpoint(req["DeploymentConfig"], variants, variants)
+            check_alarms(req["DeploymentConfig"], lambda alarm: self.lifecycle.alarm_state(alarm) is not None)
             doc["LastDeploymentConfig"] = req["DeploymentConfig"]
         for key in ("AsyncInferenceConfig", "ExplainerConfig", "MetricsConfig"):
             if deployment["Config"].get(key):
@@ -178,14 +182,21 @@ class ControlPlane(Operations):
             raise validation("An endpoint cannot switch between model-based variants and inference components.")
         self.quotas.check_instances(instances_of(deployment["Config"]), except_endpoint=doc["EndpointName"],
                                     current=instances_of(doc["_deployment"]["Config"], doc.get("ProductionVariants")))
+        config = req.get("DeploymentConfig")
+        if config is None and req.get("RetainDeploymentConfig"):
+            config = doc.get("LastDeploymentConfig")
+        plan = plan_endpoint(config, doc["_deployment"]["Config"]["ProductionVariants"],
+                             deployment["Config"]["ProductionVariants"])
+        check_alarms(config or {}, lambda alarm: self.lifecycle.alarm_state(alarm) is not None)
         now = time.time()
         doc["_pending"] = {
             **deployment,
             "Retain": bool(req.get("RetainAllVariantProperties")),
             "Exclude": [p["VariantPropertyType"] for p in req.get("ExcludeRetainedVariantProperties") or []],
+            "Plan": plan.as_data(),
         }
-        if req.get("DeploymentConfig"):
-            doc["LastDeploymentConfig"] = req["DeploymentConfig"]
+        if config:
+            doc["LastDeploymentConfig"] = config
         doc["PendingDeploymentSummary"] = {
             "EndpointConfigName": deployment["Config"]["EndpointConfigName"],
             "StartTime": now,

@@ -52,14 +52,16 @@ class SageMakerMetrics:
         # a period's end always counts in that period (an alarm evaluated at the end sees it).
         since, self.sampled_at = self.sampled_at or now, now
         for key, series in self.metrics.series.items():
-            counts = (series.invocations, series.errors_4xx, series.errors_5xx, series.model_latency.count,
-                      series.model_latency.total, series.overhead_latency.count, series.overhead_latency.total)
-            before = self.seen.get(key, (0,) * len(counts))
-            self.seen[key] = counts
-            delta = [a - b for a, b in zip(counts, before)]
+            delta = self._delta(key, series)
             if delta[0]:
                 self.busy.add(self._names(*key))
                 self._invocations(key, since, delta, series)
+        for (endpoint, variant, config), series in self.metrics.config_series.items():
+            delta = self._delta(("config", endpoint, variant, config), series)
+            if delta[0]:
+                endpoint, variant, _ = self._names(endpoint, variant, "")
+                self._put_invocations((("EndpointConfigName", config), ("EndpointName", endpoint),
+                                       ("VariantName", variant)), since, delta, series)
         window = int(now // FLUSH_SECONDS)
         flush = window != self.window
         self.window = window
@@ -77,15 +79,26 @@ class SageMakerMetrics:
             return (("InferenceComponentName", component),)
         return (("EndpointName", endpoint), ("VariantName", variant))
 
+    def _delta(self, key, series) -> list:
+        counts = (series.invocations, series.errors_4xx, series.errors_5xx, series.model_latency.count,
+                  series.model_latency.total, series.overhead_latency.count, series.overhead_latency.total)
+        before = self.seen.get(key, (0,) * len(counts))
+        self.seen[key] = counts
+        return [a - b for a, b in zip(counts, before)]
+
     def _invocations(self, key, now: float, delta: list, series):
         endpoint, variant, component = self._names(*key)
-        invocations, errors_4xx, errors_5xx, model_count, model_sum, overhead_count, overhead_sum = delta
         dims = self._dimensions(endpoint, variant, component)
-        put = self.put
-        put(SAGEMAKER, "Invocations", dims, now, stats=(invocations, invocations, 1, 1), unit="None")
         per, name = self._share(endpoint, variant, component)
         if per:
-            put(SAGEMAKER, name, dims, now, stats=(invocations, invocations / per, 1 / per, 1 / per), unit="None")
+            invocations = delta[0]
+            self.put(SAGEMAKER, name, dims, now, stats=(invocations, invocations / per, 1 / per, 1 / per), unit="None")
+        self._put_invocations(dims, now, delta, series)
+
+    def _put_invocations(self, dims: tuple, now: float, delta: list, series):
+        invocations, errors_4xx, errors_5xx, model_count, model_sum, overhead_count, overhead_sum = delta
+        put = self.put
+        put(SAGEMAKER, "Invocations", dims, now, stats=(invocations, invocations, 1, 1), unit="None")
         for metric, errors in (("Invocation4XXErrors", errors_4xx), ("Invocation5XXErrors", errors_5xx),
                                ("InvocationModelErrors", errors_4xx + errors_5xx)):
             put(SAGEMAKER, metric, dims, now, stats=(invocations, errors, 0 if errors < invocations else 1,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 
 from ..runtime.faults import Faults
@@ -108,6 +109,8 @@ class InvocationRouter:
         if component:
             copy, variant_name = await self._component_copy(fleet, endpoint, component, exclude)
             return [copy], variant_name, "/invocations"
+        if fleet.green is not None and random.random() < fleet.green_share:
+            fleet = fleet.green  # a blue/green deployment: each request goes to exactly one fleet, by the step's share
         target = request.target_variant
         if target:
             variant = fleet.variant(target)
@@ -249,7 +252,7 @@ class InvocationRouter:
             if status != -1:
                 now = time.perf_counter()
                 self.metrics.record(request.endpoint_name, variant_name, copy.component, copy.copy_id, status,
-                                    (now - model_started) * 1e6, (now - started) * 1e6)
+                                    (now - model_started) * 1e6, (now - started) * 1e6, copy.config_name)
         result = InvokeResult(response_body, response_headers.get("content-type"), variant_name,
                               response_headers.get("x-amzn-sagemaker-custom-attributes"))
         if request.session_id == "NEW_SESSION":
@@ -348,7 +351,7 @@ class InvocationRouter:
             if status != -1:
                 elapsed = (time.perf_counter() - started) * 1e6
                 self.metrics.record(request.endpoint_name, variant_name, copy.component, copy.copy_id, status,
-                                    elapsed, elapsed)
+                                    elapsed, elapsed, copy.config_name)
 
     def _no_answer(self, exc: Exception, request: InvokeRequest, copy: Copy) -> RuntimeApiError:
         """A container that did not answer in time, or could not be reached, is a ModelError."""

@@ -52,25 +52,37 @@ class Series:
         self.model_latency = Histogram()
         self.overhead_latency = Histogram()
 
+    def count(self, status: int, model_us: float, total_us: float):
+        self.invocations += 1
+        if 400 <= status < 500:
+            self.errors_4xx += 1
+        elif status >= 500 or status == 0:
+            self.errors_5xx += 1
+        self.model_latency.observe(model_us)
+        self.overhead_latency.observe(max(0.0, total_us - model_us))
+
 
 class Metrics:
     def __init__(self, access_log_level: int = logging.DEBUG):
         self.series: dict[tuple[str, str, str], Series] = {}
+        # The same counts per endpoint config, for model-based variants: (endpoint, variant, config) → Series.
+        # CloudWatch gets them with an EndpointConfigName dimension, so an alarm can watch one fleet of a deployment.
+        self.config_series: dict[tuple[str, str, str], Series] = {}
         self.access_log_level = access_log_level
 
     def record(self, endpoint: str, variant: str, component: str | None, copy_id: str, status: int,
-               model_us: float, total_us: float):
+               model_us: float, total_us: float, config: str | None = None):
         key = (endpoint, variant, component or "")
         series = self.series.get(key)
         if series is None:
             series = self.series[key] = Series()
-        series.invocations += 1
-        if 400 <= status < 500:
-            series.errors_4xx += 1
-        elif status >= 500 or status == 0:
-            series.errors_5xx += 1
-        series.model_latency.observe(model_us)
-        series.overhead_latency.observe(max(0.0, total_us - model_us))
+        series.count(status, model_us, total_us)
+        if config:
+            key = (endpoint, variant, config)
+            series = self.config_series.get(key)
+            if series is None:
+                series = self.config_series[key] = Series()
+            series.count(status, model_us, total_us)
         if access_log.isEnabledFor(self.access_log_level):
             access_log.log(self.access_log_level, "endpoint=%s variant=%s component=%s copy=%s status=%s "
                            "model_latency_us=%.0f overhead_latency_us=%.0f", endpoint, variant, component or "-",

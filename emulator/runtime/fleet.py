@@ -40,6 +40,7 @@ class Copy:
     container_name: str | None = None  # the Docker container, in the Docker runtime
     hostname: str = "primary"  # the container's hostname within its model (several for pipelines)
     group: int = 0  # which instance of the variant it belongs to (a pipeline's containers share one)
+    config_name: str | None = None  # the endpoint config it serves (metrics carry it as EndpointConfigName)
 
     @property
     def base_url(self) -> str:
@@ -102,10 +103,14 @@ class Fleet:
     hosts_components: bool = False  # variants without a model: the endpoint awaits inference components
     components: dict[str, ComponentFleet] = field(default_factory=dict)  # keyed by lower-cased name
     async_config: dict | None = None  # the endpoint config's AsyncInferenceConfig
+    # A blue/green deployment in progress: the new (green) fleet and the share of requests it takes.
+    green: "Fleet | None" = None
+    green_share: float = 0.0
 
     def all_copies(self) -> list[Copy]:
         return [c for v in self.variants.values() for c in v.copies] + \
-            [c for comp in self.components.values() for c in comp.copies]
+            [c for comp in self.components.values() for c in comp.copies] + \
+            (self.green.all_copies() if self.green is not None else [])
 
     def variant(self, name: str) -> VariantFleet | None:
         for variant in self.variants.values():

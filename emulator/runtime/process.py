@@ -93,7 +93,8 @@ class ProcessRuntime:
                       f"{f' (from the warm pool, pid {process.pid})' if process else ''}"
                       f"{'' if self.sandbox.available else ' (no sandbox)'}\n".encode())
             if process is not None:
-                if self.sandbox.available:
+                if self.sandbox.available:  # its walls are up once it is ready (it builds them before importing)
+                    await self.pool.wait_ready(process)
                     await asyncio.to_thread(self._mount_claimed, process.pid, spec.model_dir, requirements)
                 self.pool.assign(process, env, base_dir, log)
             else:

@@ -102,6 +102,8 @@ class Sandbox:
 
         A detached copy of the source's mount (open_tree) is moved into the copy's namespace by a
         forked child that joined it (setns needs a single-threaded caller)."""
+        if os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
+            raise OSError(f"process {pid} has not entered its sandbox yet; refusing to mount {target} on the host")
         tree = _libc.syscall(SYS_OPEN_TREE, AT_FDCWD, str(source).encode(),
                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)
         if tree < 0:

@@ -15,12 +15,14 @@ log is a descriptor rather than a path it could no longer see; its model is moun
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import select
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from .limits import resident_mb
@@ -45,6 +47,12 @@ class WarmPool:
         """Whether it finished importing (it wrote its byte; we never read it, so it stays readable)."""
         channel = self.channels.get(process.pid)
         return channel is not None and bool(select.select([channel], [], [], 0)[0])
+
+    async def wait_ready(self, process: subprocess.Popen, timeout: float = 120.0):
+        """Until a claimed process finished importing (or exited: its start then fails as any copy's would)."""
+        end = time.monotonic() + timeout
+        while not self.ready(process) and process.poll() is None and time.monotonic() < end:
+            await asyncio.sleep(0.005)
 
     def claim(self, framework: str) -> subprocess.Popen | None:
         """An idle process of the framework (removed from the pool), one done importing first; or None."""

@@ -117,6 +117,11 @@ class Alarms:
     def get(self, name: str) -> dict | None:
         return self.cache.get(name)
 
+    def state(self, name: str) -> str | None:
+        """The alarm's StateValue, or None when there is no such alarm."""
+        alarm = self.cache.get(name)
+        return alarm["StateValue"] if alarm else None
+
     def all(self) -> list[dict]:
         return list(self.cache.values())
 

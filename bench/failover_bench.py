@@ -21,32 +21,6 @@ import httpx
 import harness
 from endpoint_bench import IMAGE, model_archive
 
-BODY = b"0.1,0.2,0.3,0.4"
-
-
-async def _load(port: int, stop: threading.Event, counts: dict):
-    request = (f"POST /endpoints/failover/invocations HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-               f"Content-Type: text/csv\r\nContent-Length: {len(BODY)}\r\n\r\n").encode() + BODY
-
-    async def connection():
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while not stop.is_set():
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = int(head.split(b" ", 2)[1])
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length")))
-                await reader.readexactly(length)
-                counts["sent"] += 1
-                if not 200 <= status < 300:
-                    counts["failed"] += 1
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(connection() for _ in range(8)))
-
-
 def serving(url: str) -> list[str]:
     copies = httpx.get(f"{url}/_smemu/endpoints/failover/copies").json()["Copies"]
     return [c["CopyId"] for c in copies if c["State"] == "serving"]
@@ -64,7 +38,7 @@ def failover(workdir: Path, kills: int = 3) -> dict:
         sagemaker.get_waiter("endpoint_in_service").wait(EndpointName="failover", WaiterConfig={"Delay": 0.2})
         port = int(url.rsplit(":", 1)[1])
         stop, counts = threading.Event(), {"sent": 0, "failed": 0}
-        loader = threading.Thread(target=lambda: asyncio.run(_load(port, stop, counts)))
+        loader = threading.Thread(target=lambda: asyncio.run(harness.load(port, "failover", stop, counts)))
         loader.start()
         replacements = []
         try:

@@ -2,8 +2,10 @@
 tests use, ``emulator.testing``), and where results go."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import threading
 from pathlib import Path
 
 from emulator.testing import EmulatorProcess
@@ -68,3 +70,29 @@ def scale_to_zero_endpoint(sagemaker, name: str):
         "ManagedInstanceScaling": {"Status": "ENABLED", "MinInstanceCount": 0, "MaxInstanceCount": 1}}])
     sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
     sagemaker.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 0.2})
+
+
+async def load(port: int, endpoint: str, stop: threading.Event, counts: dict, connections: int = 8,
+               body: bytes = b"0.1,0.2,0.3,0.4"):
+    """Steady bounded load on loopback: ``connections`` keep-alive connections invoking ``endpoint`` until
+    ``stop``; counts["sent"] and counts["failed"] (non-2xx answers) grow as answers come."""
+    request = (f"POST /endpoints/{endpoint}/invocations HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+               f"Content-Type: text/csv\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+    async def connection():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while not stop.is_set():
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                await reader.readexactly(length)
+                counts["sent"] += 1
+                if not 200 <= status < 300:
+                    counts["failed"] += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))

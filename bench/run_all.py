@@ -24,6 +24,7 @@ import psutil
 
 import cold_start_bench
 import failover_bench
+import guardrails_bench
 import harness
 import hot_path_bench
 import loadgen
@@ -208,6 +209,8 @@ def main(argv=None) -> int:
     cold = cold_start_bench.main()
     print("failover ...", flush=True)
     failover = failover_bench.main()
+    print("guardrails ...", flush=True)
+    guardrails = guardrails_bench.main()["canary_rollback"]
     print("scale from zero (Application Auto Scaling) ...", flush=True)
     from_zero = scale_from_zero_bench.main()
 
@@ -282,6 +285,8 @@ def main(argv=None) -> int:
     gate("failed requests when one of two copies is killed", failover["failover"]["failed_requests"], 0, "requests")
     gate("killed copy replaced (max of 3)", failover["failover"]["replacement_max_s"], 2.0, "s")
     gate("pytest plugin fixture start", failover["plugin_startup"]["median_s"], 1.0, "s")
+    gate("failed requests during a canary rolled back under load (c8)", guardrails["failed_requests"], 0, "requests")
+    figure("canary rollback: alarm to InService", guardrails["rollback_s"], "s")
     # Scale from zero through an alarm: bounded by the alarm's period (on the wall clock) plus the copy's start.
     starts = {"xgboost": 0.6, "pytorch": 1.2}
     for key, run in from_zero.items():
@@ -296,7 +301,7 @@ def main(argv=None) -> int:
     for row in [("metric", "value", "gate", "verdict")] + ROWS:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     summary = {"machine": host, "hot_path": code, "data_plane": data, "control_plane": control, "placement": placement, "cold_start": cold,
-               "failover": failover, "scale_from_zero": from_zero,
+               "failover": failover, "guardrails": guardrails, "scale_from_zero": from_zero,
                "gates": [dict(zip(("metric", "value", "gate", "verdict"), row)) for row in ROWS]}
     harness.write_results("summary.json", summary)
     failed = [row[0] for row in ROWS if row[3] == "FAIL"]

@@ -96,7 +96,8 @@ class Emulator:
         quotas = Quotas(self.store, settings)
         control_plane = ControlPlane(self.store, settings.account_id, self.endpoints, quotas)
         component_operations = ComponentOperations(self.store, settings.account_id, self.components, catalog, quotas,
-                                                   strict=settings.component_updates == "strict")
+                                                   strict=settings.component_updates == "strict", clock=self.clock,
+                                                   alarm_state=self.alarms.state)
         self.scaler = Scaler(self.store, self.alarms, self.clock,
                              Resources(self.store, control_plane, component_operations))
         for operations in (control_plane, component_operations):
@@ -110,7 +111,7 @@ class Emulator:
         self.router = InvocationRouter(self.registry, self.forwarder, settings.account_id, settings.invocation_timeout,
                                        on_no_capacity=self.wake.wake, metrics=metrics, models=models,
                                        faults=self.faults)
-        self.fault_control = FaultControl(self.faults, self.store, self.registry, self.copies)
+        self.fault_control = FaultControl(self.faults, self.store, self.registry, self.copies, self.alarms)
         self.asynchronous = AsyncInvocations(self.router, settings.region)
         verifier = None
         if settings.auth == "sigv4":

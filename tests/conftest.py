@@ -10,7 +10,7 @@ import pytest
 from emulator.testing import EmulatorProcess
 
 from . import models
-from .helpers import ROOMY, S3_ENV, SCREENSHOTS
+from .helpers import CHROMIUM, ROOMY, S3_ENV, SCREENSHOTS, Shots
 
 
 @pytest.fixture(scope="session")
@@ -108,3 +108,27 @@ def pytest_terminal_summary(terminalreporter):
     shots = sorted(SCREENSHOTS.rglob("*.png")) if SCREENSHOTS.is_dir() else []
     if shots:
         terminalreporter.write_line(f"console screenshots: {len(shots)} under {SCREENSHOTS}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium under Playwright (no browser download); tests using it carry helpers.BROWSER_MARKS."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.shots = Shots(page, request.node.name)
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"

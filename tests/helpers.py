@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import httpx
@@ -122,6 +123,31 @@ def predict_component(runtime, endpoint, component, body=b"0,0,1", content_type=
     return response["Body"].read()
 
 
+
+
+# -- the browser (the console's tests) ---------------------------------------------------------------
+CHROMIUM = os.environ.get("SMEMU_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+try:
+    import playwright.sync_api as _playwright
+except ImportError:  # pragma: no cover - the test extra installs it
+    _playwright = None
+BROWSER_MARKS = [
+    pytest.mark.skipif(_playwright is None, reason="playwright is not installed (pip install -e '.[test]')"),
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium to drive: install Debian's chromium package "
+                       "(apt-get install chromium), or name a binary in SMEMU_CHROMIUM"),
+]
+
+
+class Shots:
+    """Screenshots of the pages a test visits, under SCREENSHOTS/<test> (make test prints where)."""
+
+    def __init__(self, page, test: str):
+        self.page, self.folder, self.count = page, SCREENSHOTS / test, 0
+
+    def __call__(self, name: str):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.count += 1
+        self.page.screenshot(path=str(self.folder / f"{self.count:02d}-{name}.png"), full_page=True)
 
 
 # -- runtimes -------------------------------------------------------------------------------------

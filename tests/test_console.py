@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 import tarfile
 
 import httpx
@@ -18,21 +17,15 @@ import pytest
 from emulator.testing import EmulatorProcess, eventually
 
 from . import models
-from .helpers import ROOMY, S3_ENV, SCREENSHOTS
-
-CHROMIUM = os.environ.get("SMEMU_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
+from .helpers import BROWSER_MARKS, ROOMY, S3_ENV, Shots
 
 try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - the test extra installs it
-    sync_playwright = None
+    from playwright.sync_api import expect
+except ImportError:  # pragma: no cover - the test extra installs it (BROWSER_MARKS skip these tests then)
+    expect = None
 
-pytestmark = [
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install -e '.[test]')"),
-    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium to drive: install Debian's chromium package "
-                       "(apt-get install chromium), or name a binary in SMEMU_CHROMIUM"),
-]
+ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
@@ -41,37 +34,6 @@ def server(tmp_path_factory):
                              {**ROOMY, "SMEMU_RUNTIME": "process"}).start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, request):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.shots = Shots(page, request.node.name)
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-class Shots:
-    def __init__(self, page, test: str):
-        self.page, self.folder, self.count = page, SCREENSHOTS / test, 0
-
-    def __call__(self, name: str):
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.count += 1
-        self.page.screenshot(path=str(self.folder / f"{self.count:02d}-{name}.png"), full_page=True)
 
 
 @pytest.fixture(scope="module")
@@ -400,4 +362,5 @@ def test_update_to_another_model_and_delete(server, page, deployed, unique):
     expect(row).to_have_count(0, timeout=60_000)
     assert component not in [c["InferenceComponentName"] for c in
                              sagemaker.list_inference_components(EndpointNameEquals=endpoint)["InferenceComponents"]]
+
 

@@ -14,7 +14,8 @@ import pytest
 from emulator.testing import EmulatorProcess, eventually
 
 from . import models
-from .helpers import ROOMY, XGBOOST_IMAGE, error_of, serving_processes, wait_in_service, wait_status
+from .helpers import (ROOMY, XGBOOST_IMAGE, add_component, component_endpoint, error_of, ic_model, predict_component,
+                      serving_processes, wait_component, wait_in_service, wait_status)
 
 OLD, NEW = b"0.25\n", b"0.75\n"
 FAILING = '''
@@ -273,3 +274,75 @@ def test_kill_9_mid_deployment_rolls_back_or_finishes_after_the_restart(tmp_path
         assert "PendingDeploymentSummary" not in described
     finally:
         restarted.stop()
+
+
+def test_component_rolling_update_goes_in_batches_and_an_alarm_rolls_it_back_in_batches(guarded, archives):
+    sagemaker, runtime, cloudwatch = (guarded.client(s) for s in ("sagemaker", "sagemaker-runtime", "cloudwatch"))
+    component_endpoint(sagemaker, "gr-ic", "ml.m5.4xlarge")
+    for version in ("old", "new"):
+        ic_model(sagemaker, f"gr-ic-{version}", archives[version])
+    add_component(sagemaker, "gr-ic-c", "gr-ic", "gr-ic-old", cores=0.5, memory=256, copies=2)
+    wait_component(sagemaker, "gr-ic-c")
+    alarm(cloudwatch, "gr-ic-alarm", {"InferenceComponentName": "gr-ic-c"})
+
+    def update(model: str, wait: int):
+        sagemaker.update_inference_component(
+            InferenceComponentName="gr-ic-c",
+            Specification={"ModelName": model, "ComputeResourceRequirements": {"NumberOfCpuCoresRequired": 0.5,
+                                                                                "MinMemoryRequiredInMb": 256}},
+            DeploymentConfig={"RollingUpdatePolicy": {
+                "MaximumBatchSize": {"Type": "COPY_COUNT", "Value": 1}, "WaitIntervalInSeconds": wait,
+                "RollbackMaximumBatchSize": {"Type": "COPY_COUNT", "Value": 1}},
+                "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "gr-ic-alarm"}]}})
+
+    def versions() -> collections.Counter:
+        return collections.Counter(predict_component(runtime, "gr-ic", "gr-ic-c") for _ in range(120))
+
+    update("gr-ic-new", 3600)
+    # One batch: one new copy serving beside one old, and then the bake holds it there.
+    eventually(lambda: versions().keys() == {OLD, NEW}, 60, 0.2, "the first batch never served")
+    time.sleep(1)
+    assert versions().keys() == {OLD, NEW}
+    described = sagemaker.describe_inference_component(InferenceComponentName="gr-ic-c")
+    assert described["InferenceComponentStatus"] == "Updating"
+    assert described["LastDeploymentConfig"]["RollingUpdatePolicy"]["MaximumBatchSize"]["Value"] == 1
+    cloudwatch.set_alarm_state(AlarmName="gr-ic-alarm", StateValue="ALARM", StateReason="forced by the test")
+    described = wait_component(sagemaker, "gr-ic-c")
+    assert "gr-ic-alarm went into ALARM" in described["FailureReason"]
+    assert described["Specification"]["ModelName"] == "gr-ic-old"
+    assert versions() == {OLD: 120}
+
+    cloudwatch.set_alarm_state(AlarmName="gr-ic-alarm", StateValue="OK", StateReason="cleared by the test")
+    update("gr-ic-new", 60)
+    described = wait_component(sagemaker, "gr-ic-c")
+    assert described["Specification"]["ModelName"] == "gr-ic-new" and "FailureReason" not in described
+    assert versions() == {NEW: 120}
+
+
+def test_smemu_fault_fails_the_green_fleet_or_forces_an_alarm(guarded, archives):
+    sagemaker, runtime, cloudwatch = (guarded.client(s) for s in ("sagemaker", "sagemaker-runtime", "cloudwatch"))
+    endpoint_with(sagemaker, "gr-fault", archives, count=2)
+    alarm(cloudwatch, "gr-fault-green-5xx", {"EndpointName": "gr-fault", "VariantName": "AllTraffic",
+                                             "EndpointConfigName": "gr-fault-new"})
+    faults = guarded.faults
+    faults.add("error", "gr-fault", StatusCode=500, EndpointConfigName="gr-fault-new")
+    deployment = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {
+        "Type": "CANARY", "WaitIntervalInSeconds": 600, "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50}}},
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "gr-fault-green-5xx"}]}}
+    with Load(runtime, "gr-fault") as load:
+        sagemaker.update_endpoint(EndpointName="gr-fault", EndpointConfigName="gr-fault-new",
+                                  DeploymentConfig=deployment)
+        described = wait_status(sagemaker, "gr-fault", ("InService",), timeout=120)
+    assert described["EndpointConfigName"] == "gr-fault-old" and "gr-fault-green-5xx" in described["FailureReason"]
+    assert load.failures and all("500" in f for f in load.failures) and load.answers[OLD] > 0
+    faults.clear()
+
+    # The alarm kind: an alarm forced into ALARM at once, whatever its metric says.
+    cloudwatch.set_alarm_state(AlarmName="gr-fault-green-5xx", StateValue="OK", StateReason="cleared by the test")
+    sagemaker.update_endpoint(EndpointName="gr-fault", EndpointConfigName="gr-fault-new", DeploymentConfig=deployment)
+    wait_phase(sagemaker, "gr-fault", "Baking")
+    faults.add("alarm", "gr-fault", AlarmName="gr-fault-green-5xx")
+    described = wait_status(sagemaker, "gr-fault", ("InService",))
+    assert described["EndpointConfigName"] == "gr-fault-old" and "gr-fault-green-5xx" in described["FailureReason"]
+    state = cloudwatch.describe_alarms(AlarmNames=["gr-fault-green-5xx"])["MetricAlarms"][0]
+    assert state["StateValue"] == "ALARM" and "smemu fault" in state["StateReason"]

@@ -11,6 +11,7 @@ from fastapi.templating import Jinja2Templates
 
 from ..control.components import ComponentReconciler
 from ..control.components.views import placement
+from ..control.deployments.views import deployments
 from ..control.errors import ServiceError
 from ..router.metrics import Metrics
 from ..runtime.fleet import FleetRegistry
@@ -174,7 +175,8 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
             except ServiceError:
                 continue
         answer = {"Endpoint": described, "InferenceComponents": components,
-                  "Placement": placement(reconciler, registry, name), "Metrics": metrics.totals(name)}
+                  "Placement": placement(reconciler, registry, name), "Metrics": metrics.totals(name),
+                  "Deployments": deployments(reconciler.store, registry, name)}
         if log_group and log_stream:
             params = {"logGroupName": log_group, "logStreamName": log_stream, "startFromHead": True,
                       "limit": LIVE_LOG_EVENTS}

@@ -19,11 +19,12 @@ HELD_FROM = "_held_from"  # the status an endpoint had before a hold-status faul
 
 
 class FaultControl:
-    def __init__(self, faults: Faults, store: Store, registry: FleetRegistry, copies: CopyManager):
+    def __init__(self, faults: Faults, store: Store, registry: FleetRegistry, copies: CopyManager, alarms=None):
         self.faults = faults
         self.store = store
         self.registry = registry
         self.copies = copies
+        self.alarms = alarms  # cloudwatch.alarms.Alarms, for the alarm kind
 
     def add(self, request: dict) -> dict:
         """A fault from its API form ({"Kind", "EndpointName", …}); FaultError says what is wrong. The
@@ -50,6 +51,8 @@ class FaultControl:
                 self._kill(fault)
             elif fault.kind == "hold-status":
                 self._hold(fault)
+            elif fault.kind == "alarm":
+                self._alarm(fault)
         except FaultError:
             self.faults.remove(fault.fault_id)
             raise
@@ -74,6 +77,14 @@ class FaultControl:
                 self._release(fault)
 
     # -- what a fault does at once -----------------------------------------------------------------------
+    def _alarm(self, fault: Fault):
+        name = fault.parameters["AlarmName"]
+        alarm = self.alarms.get(name) if self.alarms is not None else None
+        if alarm is None:
+            raise FaultError(f"The CloudWatch alarm {name} does not exist.")
+        self.alarms.transition(alarm, "ALARM", "Forced into ALARM by a fault injected with smemu fault.")
+        self.faults.remove(fault.fault_id)  # done at once, like kill-copy
+
     def _kill(self, fault: Fault):
         fleet = self.registry.get(fault.endpoint)
         copies = [c for c in (fleet.all_copies() if fleet else []) if c.state == "serving"

@@ -265,7 +265,7 @@ class InvocationRouter:
 
     async def _injected(self, request: InvokeRequest, variant_name: str, copy: Copy):
         """What faults injected for this target do to the request: delay it, or fail it."""
-        target = (request.endpoint_name, copy.component, variant_name, copy.copy_id)
+        target = (request.endpoint_name, copy.component, variant_name, copy.copy_id, copy.config_name)
         if self.faults.first("throttle", *target):
             raise RuntimeApiError("ThrottlingException", 400, "Rate exceeded")
         fault = self.faults.first("error", *target)

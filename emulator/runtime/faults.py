@@ -25,7 +25,11 @@ KINDS = {
     "fail-download": "fail the target's next model-data download(s) (Count, default 1)",
     "raise": "raise an unexpected exception in a Phase of the target's next transition: model-data-download, "
              "container-start, rolling-update or component-reconcile (Count, default 1)",
+    "alarm": "set the CloudWatch alarm AlarmName to ALARM at once (as SetAlarmState does): a guarded deployment "
+             "watching it rolls back",
 }
+# latency, error and throttle faults with Parameters.EndpointConfigName hit only the copies of that endpoint
+# config: during a blue/green or rolling deployment, the new (green) fleet alone.
 PHASES = ("model-data-download", "container-start", "rolling-update", "component-reconcile")
 DEFAULT_EXPIRY = 3600.0
 
@@ -53,8 +57,11 @@ class Fault:
     created: float = field(default_factory=time.time)
 
     def matches(self, endpoint: str, component: str | None = None, variant: str | None = None,
-                copy_id: str | None = None) -> bool:
+                copy_id: str | None = None, config: str | None = None) -> bool:
         if self.endpoint.lower() != endpoint.lower():
+            return False
+        wanted = self.parameters.get("EndpointConfigName")
+        if wanted and (config or "").lower() != str(wanted).lower():
             return False
         if self.component and (component or "").lower() != self.component.lower():
             return False
@@ -107,6 +114,8 @@ class Faults:
                                  "InternalFailure (the service's).")
         if kind == "hold-status" and parameters.get("Status") not in ("Updating", "SystemUpdating"):
             raise FaultError("A hold-status fault needs Status Updating or SystemUpdating.")
+        if kind == "alarm" and not parameters.get("AlarmName"):
+            raise FaultError("An alarm fault needs Parameters.AlarmName (an alarm made with PutMetricAlarm).")
         if kind == "raise" and parameters.get("Phase") not in PHASES:
             raise FaultError(f"A raise fault needs a Phase: one of {', '.join(PHASES)}.")
         if count is None and kind in ("fail-download", "raise"):
@@ -136,13 +145,13 @@ class Faults:
         return [f.describe() for f in self.active.values() if endpoint is None or f.endpoint.lower() == endpoint.lower()]
 
     def first(self, kind: str, endpoint: str, component: str | None = None, variant: str | None = None,
-              copy_id: str | None = None) -> Fault | None:
+              copy_id: str | None = None, config: str | None = None) -> Fault | None:
         """The active fault of that kind matching the target, counted as fired (None if none applies)."""
         if not self.active:
             return None
         now = time.time()
         for fault in list(self.active.values()):
-            if fault.kind != kind or not fault.matches(endpoint, component, variant, copy_id):
+            if fault.kind != kind or not fault.matches(endpoint, component, variant, copy_id, config):
                 continue
             if fault.expires <= now:
                 del self.active[fault.fault_id]

@@ -391,10 +391,52 @@ const Console = (() => {
           el("button", {class: "scale-zero", onclick: () => setCount(0)}, "To zero")),
         el("td", {}, model, el("button", {class: "update-model", onclick: () => change("UpdateInferenceComponent", {
           InferenceComponentName: name, Specification: {ModelName: model.value,
-            ComputeResourceRequirements: row.component.Specification.ComputeResourceRequirements}})}, "Update")),
+            ComputeResourceRequirements: row.component.Specification.ComputeResourceRequirements},
+          ...guardrails(row)})}, "Update"), guardrailFields()),
         el("td", {}, el("button", {class: "delete-component danger", onclick: () => change("DeleteInferenceComponent",
           {InferenceComponentName: name})}, "Delete")));
       return row;
+    }
+
+    // UpdateInferenceComponent's DeploymentConfig: rolling batches of copies, a bake, an alarm that rolls back.
+    function guardrailFields() {
+      return el("details", {class: "guardrails"}, el("summary", {}, "Guardrails"),
+        el("label", {class: "inline"}, el("input", {type: "checkbox", class: "guarded"}), " Rolling update"),
+        el("label", {}, "Copies per batch ", el("input", {type: "number", min: 1, value: 1, class: "batch"})),
+        el("label", {}, "Bake (s) ", el("input", {type: "number", min: 0, max: 3600, value: 60, class: "bake"})),
+        el("label", {}, "Rollback alarm ", el("input", {class: "rollback-alarm", placeholder: "(CloudWatch alarm name)"})));
+    }
+
+    function guardrails(row) {
+      if (!$(".guarded", row).checked) return {};
+      const policy = {MaximumBatchSize: {Type: "COPY_COUNT", Value: parseInt($(".batch", row).value, 10)},
+                      WaitIntervalInSeconds: parseInt($(".bake", row).value, 10)};
+      const alarm = $(".rollback-alarm", row).value.trim();
+      return {DeploymentConfig: {RollingUpdatePolicy: policy,
+        ...(alarm ? {AutoRollbackConfiguration: {Alarms: [{AlarmName: alarm}]}} : {})}};
+    }
+
+    function renderDeployments(view) {
+      const items = [];
+      const describe = (title, d) => {
+        const left = d.BakeEndsAt ? Math.max(0, Math.round(d.BakeEndsAt - Date.now() / 1000)) : null;
+        const parts = [el("h3", {}, title), el("p", {}, el("span", {class: "status Updating phase"}, d.Phase), " ",
+          el("span", {class: "small"}, d.Routing && d.Routing !== "ROLLING" ? `${d.Kind} ${d.Routing}` : (d.Kind || ""))),
+          el("p", {class: "message"}, d.Message || "")];
+        if (d.NewFleetShare !== undefined && d.NewFleetShare !== null) {
+          const green = Math.round(d.NewFleetShare * 100);
+          parts.push(el("div", {class: "share"},
+            el("span", {class: "blue", style: `width:${100 - green}%`}, `${d.OldEndpointConfigName}: ${100 - green}%`),
+            el("span", {class: "green", style: `width:${green}%`}, `${d.NewEndpointConfigName}: ${green}%`)));
+        }
+        if (left !== null) parts.push(el("p", {class: "countdown"}, `Bake ends in ${left} s`));
+        if (d.Alarms && d.Alarms.length) parts.push(el("p", {class: "small alarms"}, `Alarms watched: ${d.Alarms.join(", ")}`));
+        return el("div", {class: "deployment"}, ...parts);
+      };
+      if (view && view.Endpoint) items.push(describe(`Endpoint → ${view.Endpoint.NewEndpointConfigName}`, view.Endpoint));
+      for (const c of (view && view.InferenceComponents) || []) items.push(describe(`Inference component ${c.InferenceComponentName}`, c));
+      $("#deployment").hidden = items.length === 0;
+      $("#deployment-body").replaceChildren(...items);
     }
 
     function renderComponents(components, placementView) {
@@ -505,6 +547,7 @@ const Console = (() => {
         $("#failure-reason").textContent = live.Endpoint.FailureReason || "";
         renderPlacement(live.Placement);
         renderComponents(live.InferenceComponents, live.Placement);
+        renderDeployments(live.Deployments);
         renderTargets(live.Endpoint, live.InferenceComponents);
         renderLogChoices(live.Placement);
         renderMetrics(live.Metrics, live.Placement);

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
+from ...clock import Clock
 from ...scheduler.catalog import Catalog
 from ...scheduler.placement import VariantPool
 from .. import errors
 from ..compatibility import differences
+from ..deployments.plan import check_alarms, plan_component
 from ..errors import validation
 from ..operations import Operations, check_local_uri
 from ..quotas import Quotas
@@ -32,9 +35,12 @@ class ComponentOperations(Operations):
     UpdateInferenceComponentRuntimeConfig, DeleteInferenceComponent, ListInferenceComponents."""
 
     def __init__(self, store, account: str, reconciler: ComponentReconciler, catalog: Catalog, quotas: Quotas,
-                 strict: bool = True):
+                 strict: bool = True, clock: Clock | None = None,
+                 alarm_state: Callable[[str], str | None] = lambda name: None):
         super().__init__(store, account)
         self.strict = strict
+        self.clock = clock or Clock()
+        self.alarm_state = alarm_state  # guarded updates watch CloudWatch alarms
         self.reconciler = reconciler
         self.catalog = catalog
         self.quotas = quotas
@@ -175,12 +181,20 @@ class ComponentOperations(Operations):
             self.quotas.check_copies(req["RuntimeConfig"]["CopyCount"], doc["RuntimeConfig"]["DesiredCopyCount"],
                                      doc["InferenceComponentName"])
             doc["RuntimeConfig"]["DesiredCopyCount"] = req["RuntimeConfig"]["CopyCount"]
+        plan = None
         if req.get("DeploymentConfig"):
+            plan = plan_component(req["DeploymentConfig"], doc["RuntimeConfig"]["DesiredCopyCount"])
+            check_alarms(req["DeploymentConfig"], lambda alarm: self.alarm_state(alarm) is not None)
             doc["LastDeploymentConfig"] = req["DeploymentConfig"]
+        if plan is not None and spec is not None:  # guarded: the new copies start batch by batch
+            doc["_pending"]["Plan"] = plan.as_data()
+            doc["_rollout"] = {"version": doc["_pending"]["version"], "allowed": 0}
         doc["InferenceComponentStatus"] = "Updating"
         doc.pop("FailureReason", None)
         self.reconciler.put(doc)
         self.reconciler.schedule(doc["EndpointName"])
+        if plan is not None and spec is not None:
+            self.reconciler.deploy(doc["InferenceComponentName"], plan, self.clock, self.alarm_state)
         return {"InferenceComponentArn": doc["InferenceComponentArn"]}
 
     def update_inference_component_runtime_config(self, req: dict, region: str) -> dict:

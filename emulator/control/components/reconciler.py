@@ -111,7 +111,34 @@ class ComponentReconciler:
         fleet = self.registry.get(endpoint)
         for doc in self.component_docs(endpoint):  # known to the router at once, copies or not
             fleet.components[doc["InferenceComponentName"].lower()] = host.fleet_for(doc)
+            if recovering and (doc.get("_rollout") or (doc.get("_pending") or {}).get("Plan")):
+                self._abandon_rollout(doc)
         self.schedule(endpoint)
+
+    def _abandon_rollout(self, doc: dict):
+        """smemu stopped during a guarded rollout: back to the specification that was in service."""
+        if doc.pop("_pending", None) is not None:
+            doc.update(_update_failed=True, FailureReason="Rolled back: smemu stopped during the deployment; the "
+                                                          "inference component runs its previous specification.")
+        doc.pop("_rollout", None)
+        self.put(doc)
+
+    def deploy(self, name: str, plan, clock, alarm_state):
+        """Drive a guarded update of component ``name`` in the background (its record holds the plan)."""
+        from ..deployments.component import ComponentRollout
+        from ..deployments.runner import Deployment
+
+        async def run():
+            try:
+                await Deployment(plan, ComponentRollout(self, name), clock, alarm_state).run()
+            except Exception as exc:  # the update already ended (a copy failed, the component was deleted)
+                log.warning("the deployment of inference component %s ended: %s", name, exc)
+                doc = self.store.get(COMPONENT, name)
+                if doc is not None and doc.pop("_rollout", None) is not None:
+                    self.put(doc)
+                    self.schedule(doc["EndpointName"])
+
+        asyncio.get_running_loop().create_task(run())
 
     async def detach(self, endpoint: str):
         """The endpoint is going: stop its component copies and delete its components."""
@@ -232,7 +259,9 @@ class ComponentReconciler:
                 current = [c for c in current if c not in victims]
             spec = pending["Specification"] if pending else doc["Specification"]
             model = pending["model"] if pending else doc.get("_model")
-            for _ in range(desired - len(current)):
+            rollout = doc.get("_rollout")  # a guarded rollout caps the copies of its version (deployments/)
+            cap = min(desired, rollout["allowed"]) if rollout and rollout["version"] == target else desired
+            for _ in range(cap - len(current)):
                 copy_id = uuid.uuid4().hex[:12]
                 try:
                     instance = self._place(host, pool, comp, spec, copy_id)
@@ -338,7 +367,7 @@ class ComponentReconciler:
         for doc in self.component_docs(host.name):
             pending = doc.get("_pending")
             comp = fleet.components.get(doc["InferenceComponentName"].lower())
-            if not pending or comp is None:
+            if not pending or comp is None or doc.get("_rollout"):  # a guarded rollout commits when it finishes
                 continue
             serving_new = [c for c in comp.copies if c.version == pending["version"] and c.state == "serving"]
             if len(serving_new) < doc["RuntimeConfig"]["DesiredCopyCount"]:
@@ -389,7 +418,7 @@ class ComponentReconciler:
             runtime_config["CurrentCopyCount"] = len(serving)
             runtime_config["PlacementStatus"] = [{"InstanceType": pool.type.name, "CurrentCopyCount": len(serving)}]
             status = doc["InferenceComponentStatus"]
-            if status in ("Creating", "Updating") and not doc.get("_pending") \
+            if status in ("Creating", "Updating") and not doc.get("_pending") and not doc.get("_rollout") \
                     and len(serving) == runtime_config["DesiredCopyCount"]:
                 doc["InferenceComponentStatus"] = "InService"
                 if not doc.pop("_update_failed", False):

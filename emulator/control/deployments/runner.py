@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Callable, Protocol
 
 from ...clock import Clock
@@ -51,7 +52,8 @@ class Deployment:
         self.state = state or {}
 
     def _save(self, phase: str, message: str, **extra):
-        self.state.update(Phase=phase, **extra)
+        self.state.pop("BakeEndsAtWall", None)
+        self.state.update(Phase=phase, Message=message[:1024], **extra)
         self.target.save(self.state, message)
 
     async def run(self) -> bool:
@@ -71,7 +73,7 @@ class Deployment:
             if plan.bake_seconds > 0:
                 self._save(BAKING, f"{self._describe_step(index, value)}; baking for {plan.bake_seconds:g} s"
                            + (f", watching {', '.join(plan.alarms)}" if plan.alarms else ""), Step=index,
-                           BakeEndsAt=self.clock.now() + plan.bake_seconds)
+                           BakeEndsAtWall=time.time() + self.clock.real_seconds(plan.bake_seconds))
                 reason = await self._bake(plan.bake_seconds)
                 if reason:
                     await self._roll_back(reason)

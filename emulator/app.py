@@ -35,6 +35,7 @@ from .control.recommender import RecommendationRunner, RecommenderOperations
 from .control.service import ControlPlane
 from .control.store import Store
 from .router.asynchronous import AsyncInvocations
+from .router.capture import DataCapture
 from .router.cloudwatch import SageMakerMetrics
 from .router.forward import Forwarder
 from .router.invoke import InvocationRouter
@@ -44,7 +45,7 @@ from .runtime.base import Runtime
 from .runtime.docker import MISSING_SDK, DockerRuntime, docker_client, docker_sdk_installed
 from .runtime.faults import Faults
 from .runtime.fleet import FleetRegistry
-from .runtime.modeldata import ModelDataStore
+from .runtime.modeldata import ModelDataStore, write_object
 from .runtime.process import ProcessRuntime
 from .scheduler.catalog import Catalog
 
@@ -108,9 +109,11 @@ class Emulator:
                              wait_for_load=settings.mme_wait_for_load)
         metrics = Metrics(logging.getLevelName(settings.access_log_level.upper()))
         self.sampler = SageMakerMetrics(metrics, self.registry, self.clock, self.metric_store.put)
+        self.capture = DataCapture(lambda uri, data: write_object(uri, data, settings.region),
+                                   settings.capture_flush_seconds, metrics)
         self.router = InvocationRouter(self.registry, self.forwarder, settings.account_id, settings.invocation_timeout,
                                        on_no_capacity=self.wake.wake, metrics=metrics, models=models,
-                                       faults=self.faults)
+                                       faults=self.faults, capture=self.capture)
         self.fault_control = FaultControl(self.faults, self.store, self.registry, self.copies, self.alarms)
         self.asynchronous = AsyncInvocations(self.router, settings.region)
         verifier = None
@@ -199,6 +202,7 @@ class Emulator:
                 self.monitor.cancel()
                 await self.recommender.close()
                 self.asynchronous.close()
+                await asyncio.to_thread(self.capture.close)  # nothing captured is lost on a clean stop
                 await self.endpoints.shutdown()
                 self.runtime.close()
                 await self.forwarder.close()

@@ -50,6 +50,8 @@ class Settings:
     # Process runtime: "auto" runs each copy in its sandbox where the host can make it (root: mount, PID and,
     # with EnableNetworkIsolation, network namespaces); "off" runs copies unsandboxed (no network isolation).
     sandbox: str = "auto"
+    # Data capture (DataCaptureConfig): captured records are written this often (seconds) and at shutdown.
+    capture_flush_seconds: float = 2.0
     wake_timeout: float = 120.0  # how long a woken request waits for its copy
     idle_timeout: float = 300.0  # wake mode: seconds without requests before scaling back to zero
     log_level: str = "info"

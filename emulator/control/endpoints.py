@@ -288,7 +288,7 @@ class EndpointLifecycle:
 
     async def build_fleet(self, name: str, deployment: dict, counts: dict, weights: dict) -> Fleet:
         """Start every copy of every variant; all pass their health checks or none is kept."""
-        fleet = Fleet(endpoint=name)
+        fleet = Fleet(endpoint=name, capture_config=deployment["Config"].get("DataCaptureConfig"))
         try:
             for variant in deployment["Config"]["ProductionVariants"]:
                 vname = variant["VariantName"]

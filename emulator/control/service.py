@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from . import errors
+from .deployments.endpoint import capture_summary
 from .deployments.plan import check_alarms, plan_endpoint
 from .endpoints import EndpointLifecycle
 from .errors import ServiceError, validation
@@ -146,6 +147,8 @@ class ControlPlane(Operations):
             plan_endpoint(req["DeploymentConfig"], variants, variants)
             check_alarms(req["DeploymentConfig"], lambda alarm: self.lifecycle.alarm_state(alarm) is not None)
             doc["LastDeploymentConfig"] = req["DeploymentConfig"]
+        if capture_summary(deployment["Config"]):
+            doc["DataCaptureConfig"] = capture_summary(deployment["Config"])
         for key in ("AsyncInferenceConfig", "ExplainerConfig", "MetricsConfig"):
             if deployment["Config"].get(key):
                 doc[key] = deployment["Config"][key]

@@ -19,6 +19,7 @@ from .forward import ContainerTimeout, ContainerUnreachable, Forwarder, StreamBr
 from .messages import InvokeRequest, InvokeResult, StreamSink
 from .metrics import Metrics
 from .multimodel import ModelLoader
+from .capture import CaptureSettings, DataCapture
 from .policy import least_outstanding, pick_copy, pick_pipeline, pick_variant
 from .sessions import Sessions
 
@@ -60,8 +61,9 @@ def container_headers(request: InvokeRequest) -> dict:
 class InvocationRouter:
     def __init__(self, registry: FleetRegistry, forwarder: Forwarder, account: str, timeout: float,
                  on_no_capacity=None, metrics: Metrics | None = None, models: ModelLoader | None = None,
-                 faults: Faults | None = None):
+                 faults: Faults | None = None, capture: DataCapture | None = None):
         self.faults = faults
+        self.capture = capture
         self.retried = 0  # requests another copy took after one did not answer
         self.metrics = metrics or Metrics()
         self.models = models
@@ -210,7 +212,7 @@ class InvocationRouter:
                 raise
             copy = chain[-1]
             try:
-                return await self._invoke_on(chain, variant_name, path, request, timeout, started)
+                result = await self._invoke_on(chain, variant_name, path, request, timeout, started)
             except Unanswered as exc:
                 unanswered = exc
                 tried.append(exc.copy)
@@ -219,6 +221,22 @@ class InvocationRouter:
                 self.retried += 1
                 log.info("copy %s of %s did not answer (%s); another copy takes the request", copy.copy_id,
                          request.endpoint_name, exc.error.members.get("OriginalMessage", ""))
+                continue
+            if self.capture is not None and not request.inference_component_name:
+                self._capture(request, result)
+            return result
+
+    def _capture(self, request: InvokeRequest, result: InvokeResult):
+        """DataCaptureConfig: sample the request and its answer (router/capture.py writes them later)."""
+        fleet = self.registry.get(request.endpoint_name)
+        config = fleet.capture_config if fleet is not None else None
+        if not config:
+            return
+        settings = fleet.capture_settings
+        if settings is None:  # parsed once per fleet
+            settings = fleet.capture_settings = CaptureSettings.of(config) or False
+        if settings:
+            self.capture.capture(settings, fleet.endpoint, result.invoked_production_variant, request, result)
 
     async def _invoke_on(self, chain: list[Copy], variant_name: str, path: str, request: InvokeRequest,
                          timeout: float | None, started: float) -> InvokeResult:

@@ -68,6 +68,8 @@ class Metrics:
         # The same counts per endpoint config, for model-based variants: (endpoint, variant, config) → Series.
         # CloudWatch gets them with an EndpointConfigName dimension, so an alarm can watch one fleet of a deployment.
         self.config_series: dict[tuple[str, str, str], Series] = {}
+        # Data capture (router/capture.py): records written, and writes that failed (an unreachable destination).
+        self.capture_records = self.capture_failed_writes = 0
         self.access_log_level = access_log_level
 
     def record(self, endpoint: str, variant: str, component: str | None, copy_id: str, status: int,
@@ -154,6 +156,10 @@ class Metrics:
         out += cpu_lines
         family("copy_resident_memory_bytes", "gauge", "Resident memory of each copy (process tree).")
         out += memory_lines
+        family("data_capture_records_total", "counter", "Captured invocations written to their destination.")
+        out.append(f"smemu_data_capture_records_total {self.capture_records}")
+        family("data_capture_failed_writes_total", "counter", "Data capture files that could not be written.")
+        out.append(f"smemu_data_capture_failed_writes_total {self.capture_failed_writes}")
         return "\n".join(out) + "\n"
 
 

@@ -103,6 +103,8 @@ class Fleet:
     hosts_components: bool = False  # variants without a model: the endpoint awaits inference components
     components: dict[str, ComponentFleet] = field(default_factory=dict)  # keyed by lower-cased name
     async_config: dict | None = None  # the endpoint config's AsyncInferenceConfig
+    capture_config: dict | None = None  # the endpoint config's DataCaptureConfig
+    capture_settings: object = None  # the router's parsed form of it (False: captures nothing)
     # A blue/green deployment in progress: the new (green) fleet and the share of requests it takes.
     green: "Fleet | None" = None
     green_share: float = 0.0

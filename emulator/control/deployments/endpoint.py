@@ -19,6 +19,17 @@ VARIANT_STATUS = {"Provisioning": "Creating", "ActivatingTraffic": "ActivatingTr
                   "Terminating": "Updating", "RollingBack": "Updating"}
 
 
+def capture_summary(config: dict) -> dict | None:
+    """DescribeEndpoint's DataCaptureConfig (a DataCaptureConfigSummary) for an endpoint config, or None."""
+    capture = config.get("DataCaptureConfig")
+    if not capture:
+        return None
+    enabled = bool(capture.get("EnableCapture", True))
+    return {"EnableCapture": enabled, "CaptureStatus": "Started" if enabled else "Stopped",
+            "CurrentSamplingPercentage": capture["InitialSamplingPercentage"],
+            "DestinationS3Uri": capture["DestinationS3Uri"], "KmsKeyId": capture.get("KmsKeyId", "")}
+
+
 class EndpointTarget:
     def __init__(self, lifecycle, name: str):
         self.lifecycle = lifecycle
@@ -47,6 +58,7 @@ class EndpointTarget:
         self.lifecycle.save(
             self.name, EndpointStatus="InService", EndpointConfigName=config["EndpointConfigName"],
             ProductionVariants=self.lifecycle.summaries(config, fleet, self.counts, self.weights),
+            DataCaptureConfig=capture_summary(config),
             _deployment={"Config": config, "Models": self.pending["Models"]}, _pending=None,
             PendingDeploymentSummary=None, **changes)
 

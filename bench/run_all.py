@@ -58,12 +58,20 @@ def target(metric, value, limit, unit, reason):
                  "met" if value <= limit else f"not met: {reason}"))
 
 
-def _deploy(sagemaker, archive: Path):
-    """A model endpoint ("bench") and an endpoint with one inference component ("shared"/"ic")."""
+def _deploy(sagemaker, archive: Path, captured: Path):
+    """A model endpoint ("bench"), the same with data capture at 100 % into ``captured`` ("captured"), and an
+    endpoint with one inference component ("shared"/"ic")."""
     sagemaker.create_model(ModelName="bench", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": str(archive)})
     sagemaker.create_endpoint_config(EndpointConfigName="bench", ProductionVariants=[
         {"VariantName": "AllTraffic", "ModelName": "bench", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
     sagemaker.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
+    sagemaker.create_endpoint_config(EndpointConfigName="captured", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": "bench", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
+        DataCaptureConfig={"InitialSamplingPercentage": 100, "DestinationS3Uri": f"file://{captured}",
+                           "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
+                           "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]}})
+    sagemaker.create_endpoint(EndpointName="captured", EndpointConfigName="captured")
+    sagemaker.get_waiter("endpoint_in_service").wait(EndpointName="captured", WaiterConfig={"Delay": 0.2})
     sagemaker.create_endpoint_config(EndpointConfigName="shared", ProductionVariants=[
         {"VariantName": "AllTraffic", "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 1}])
     sagemaker.create_endpoint(EndpointName="shared", EndpointConfigName="shared")
@@ -84,10 +92,11 @@ def data_plane(workdir: Path, runs: int) -> dict:
     with harness.emulator(workdir / "state-data") as url:
         kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="b", aws_secret_access_key="b")
         sagemaker, runtime = boto3.client("sagemaker", **kw), boto3.client("sagemaker-runtime", **kw)
-        _deploy(sagemaker, model_archive(workdir))
+        _deploy(sagemaker, model_archive(workdir), workdir / "captured")
         import httpx
 
         copy_port = httpx.get(f"{url}/_smemu/endpoints/bench/copies").json()["Copies"][0]["Port"]
+        captured_port = httpx.get(f"{url}/_smemu/endpoints/captured/copies").json()["Copies"][0]["Port"]
         ic_port = [c for c in httpx.get(f"{url}/_smemu/endpoints/shared/copies").json()["Copies"]
                    if c.get("InferenceComponentName") == "ic"][0]["Port"]
         port, floor_port = int(url.rsplit(":", 1)[1]), harness.free_port()
@@ -99,7 +108,9 @@ def data_plane(workdir: Path, runs: int) -> dict:
                  "floor": ("127.0.0.1", floor_port, "/", headers),
                  "ic_direct": ("127.0.0.1", ic_port, "/invocations", headers),
                  "ic_routed": ("127.0.0.1", port, "/endpoints/shared/invocations",
-                               {**headers, "X-Amzn-SageMaker-Inference-Component": "ic"})}
+                               {**headers, "X-Amzn-SageMaker-Inference-Component": "ic"}),
+                 "captured_direct": ("127.0.0.1", captured_port, "/invocations", headers),
+                 "captured_routed": ("127.0.0.1", port, "/endpoints/captured/invocations", headers)}
         server, floor_process = psutil.Process(url.pid), psutil.Process(floor.pid)
         try:
             for host, target_port, path, hdrs in paths.values():  # warm up
@@ -111,7 +122,7 @@ def data_plane(workdir: Path, runs: int) -> dict:
                         latencies[name] += loadgen.run(host, target_port, path, BODY, hdrs, 1, 400)[0]
                 run = {f"c1_{name}_p50_ms": pct(v, 50) for name, v in latencies.items()}
                 run.update({f"c1_{name}_p99_ms": pct(v, 99) for name, v in latencies.items()})
-                for prefix, base in (("", "direct"), ("ic_", "ic_direct")):
+                for prefix, base in (("", "direct"), ("ic_", "ic_direct"), ("captured_", "captured_direct")):
                     for q in ("p50", "p99"):
                         run[f"c1_{prefix}added_{q}_ms"] = run[f"c1_{prefix}routed_{q}_ms"] - run[f"c1_{base}_{q}_ms"]
                 run["c1_floor_added_p50_ms"] = run["c1_floor_p50_ms"] - run["c1_direct_p50_ms"]
@@ -229,6 +240,10 @@ def main(argv=None) -> int:
          data["c1_added_p50_ms"] - floor_p50, 0.1, "ms")
     gate(f"added latency c1 p50 over the floor router's, inference component ({runs})",
          data["c1_ic_added_p50_ms"] - floor_p50, 0.1, "ms")
+    # Data capture at 100 %: what it adds on top of the routing is bounded by what the routing adds.
+    figure(f"added latency c1 p50, data capture at 100 % ({runs})", data["c1_captured_added_p50_ms"], "ms")
+    gate(f"added latency c1 p50 with data capture at 100 % / without ({runs})",
+         data["c1_captured_added_p50_ms"] / data["c1_added_p50_ms"], 2, "x")
     # p99s of 2,400 calls move by tenths of a millisecond from run to run on a shared machine: their ratio
     # holds where their difference does not.
     gate(f"c1 p99 through smemu / through the floor router, model endpoint ({runs})",

@@ -81,7 +81,8 @@ class EndpointLifecycle:
         weights = {v["VariantName"]: float(v.get("InitialVariantWeight", 1.0)) for v in config["ProductionVariants"]}
         fleet = await self.build_fleet(name, doc["_deployment"], counts, weights)
         self.publish(fleet, config)
-        self.save(name, EndpointStatus="InService", ProductionVariants=self.summaries(config, fleet, counts, weights))
+        self.save(name, EndpointStatus="InService", ProductionVariants=self.summaries(config, fleet, counts, weights),
+                  ShadowProductionVariants=self.shadow_summaries(config, fleet))
         if fleet.hosts_components:
             log.info("endpoint %s is in service, waiting for inference components", name)
         else:
@@ -313,10 +314,25 @@ class EndpointLifecycle:
                     mode = (model.get("InferenceExecutionConfig") or {}).get("Mode", "Serial")
                 fleet.variants[vname] = VariantFleet(vname, weights[vname], copies, model_name, templates[0].image,
                                                      templates, mode)
+            for shadow in deployment["Config"].get("ShadowProductionVariants") or []:
+                fleet.shadow = await self._variant_fleet(name, deployment, shadow)
+                production = deployment["Config"]["ProductionVariants"][0]
+                fleet.shadow_share = min(1.0, float(shadow.get("InitialVariantWeight", 1.0)) /
+                                         max(float(production.get("InitialVariantWeight", 1.0)), 1e-9))
         except BaseException:
             await asyncio.gather(*(self.copies.stop(c, grace=2.0) for c in fleet.all_copies()))
             raise
         return fleet
+
+    async def _variant_fleet(self, name: str, deployment: dict, variant: dict) -> VariantFleet:
+        """A shadow variant's copies (instances of its own model), tagged with the endpoint config."""
+        model = deployment["Models"][variant["ModelName"].lower()]
+        templates = await self.copy_templates(name, variant, model)
+        copies = await self.start_instances(name, templates, _initial_count(variant))
+        for copy in copies:
+            copy.config_name = deployment["Config"]["EndpointConfigName"]
+        return VariantFleet(variant["VariantName"], float(variant.get("InitialVariantWeight", 1.0)), copies,
+                            variant["ModelName"], templates[0].image, templates)
 
     async def copy_templates(self, endpoint: str, variant: dict, model: dict) -> list[CopySpec]:
         """One spec per container of the model (several for an inference pipeline or direct invocation)."""
@@ -391,6 +407,16 @@ class EndpointLifecycle:
         now = time.time()
         doc["LastModifiedTime"] = now
         self.store.put(ENDPOINT, name, doc, doc["EndpointStatus"], now)
+
+    @classmethod
+    def shadow_summaries(cls, config: dict, fleet: Fleet | None) -> list[dict] | None:
+        """DescribeEndpoint's ShadowProductionVariants (None: the config has no shadow)."""
+        shadows = config.get("ShadowProductionVariants")
+        if not shadows:
+            return None
+        counts = {v["VariantName"]: _initial_count(v) for v in shadows}
+        weights = {v["VariantName"]: float(v.get("InitialVariantWeight", 1.0)) for v in shadows}
+        return cls.summaries({"ProductionVariants": shadows}, fleet, counts, weights)
 
     @staticmethod
     def summaries(config: dict, fleet: Fleet | None, counts: dict, weights: dict) -> list[dict]:

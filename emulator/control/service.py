@@ -87,6 +87,21 @@ class ControlPlane(Operations):
                     f"1 validation error detected: Value null at 'productionVariants.{index}.member.initialInstanceCount' "
                     "failed to satisfy constraint: Member must not be null"
                 )
+        shadows = req.get("ShadowProductionVariants") or []
+        if shadows:  # the developer guide's shadow-variant limits: one production variant, one shadow
+            if len(variants) != 1 or len(shadows) != 1:
+                raise validation("An endpoint configuration with ShadowProductionVariants must have exactly one "
+                                 "production variant and one shadow variant.")
+            if shadows[0]["VariantName"].lower() in seen:
+                raise validation(f"The variant name {shadows[0]['VariantName']} is used by a production variant and "
+                                 "a shadow variant.")
+            for shadow in shadows:
+                if not shadow.get("ModelName") or not variants[0].get("ModelName"):
+                    raise validation("Shadow variants need a ModelName, on an endpoint whose production variant "
+                                     "names one.")
+                self.require(MODEL, shadow["ModelName"], region)
+                if shadow.get("ServerlessConfig") or variants[0].get("ServerlessConfig"):
+                    raise validation("ShadowProductionVariants are not supported with serverless variants.")
         with_model = [v for v in variants if v.get("ModelName")]
         if with_model and len(with_model) != len(variants):
             raise validation(
@@ -100,6 +115,8 @@ class ControlPlane(Operations):
         now = time.time()
         doc = {k: v for k, v in req.items() if k != "Tags"}
         doc["ProductionVariants"] = [{"InitialVariantWeight": 1.0, **v} for v in variants]
+        if shadows:
+            doc["ShadowProductionVariants"] = [{"InitialVariantWeight": 1.0, **v} for v in shadows]
         doc.update(EndpointConfigArn=self.arn(CONFIG, name, region), CreationTime=now)
         arn = self.insert(CONFIG, name, region, doc, None, req.get("Tags"), now)
         return {"EndpointConfigArn": arn}
@@ -121,7 +138,7 @@ class ControlPlane(Operations):
         """Snapshot of a config and its models: the endpoint keeps running if either is deleted later."""
         config = self.require(CONFIG, config_name, region)
         models = {}
-        for variant in config["ProductionVariants"]:
+        for variant in config["ProductionVariants"] + config.get("ShadowProductionVariants", []):
             if variant.get("ModelName"):
                 model = self.require(MODEL, variant["ModelName"], region)
                 models[model["ModelName"].lower()] = model

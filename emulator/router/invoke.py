@@ -31,6 +31,8 @@ MAX_ATTEMPTS = 3  # copies tried for one request that no copy answered (connecti
 NO_CAPACITY = text("no-capacity")
 
 
+MAX_SHADOW_OUTSTANDING = 64  # shadow requests in flight at most; more are not mirrored
+
 class Unanswered(Exception):
     """No byte of an answer came from the copy (refused or dropped): another copy may take the request."""
 
@@ -64,6 +66,8 @@ class InvocationRouter:
                  faults: Faults | None = None, capture: DataCapture | None = None):
         self.faults = faults
         self.capture = capture
+        self.shadow_outstanding = 0  # shadow requests in flight (bounded: a slow shadow sheds, never queues)
+        self.shadow_tasks: set[asyncio.Task] = set()
         self.retried = 0  # requests another copy took after one did not answer
         self.metrics = metrics or Metrics()
         self.models = models
@@ -116,7 +120,7 @@ class InvocationRouter:
         target = request.target_variant
         if target:
             variant = fleet.variant(target)
-            if variant is None:
+            if variant is None or variant is fleet.shadow:
                 raise validation_error(text("variant-not-found", variant=target, endpoint=endpoint))
         else:
             variant = pick_variant(fleet)
@@ -222,16 +226,41 @@ class InvocationRouter:
                 log.info("copy %s of %s did not answer (%s); another copy takes the request", copy.copy_id,
                          request.endpoint_name, exc.error.members.get("OriginalMessage", ""))
                 continue
-            if self.capture is not None and not request.inference_component_name:
-                self._capture(request, result)
+            fleet = None if request.inference_component_name else self.registry.get(request.endpoint_name)
+            if fleet is not None:
+                if fleet.shadow is not None and not request.session_id:
+                    self._mirror(fleet, request)
+                if fleet.capture_config and self.capture is not None:
+                    self._capture(fleet, request, result)
             return result
 
-    def _capture(self, request: InvokeRequest, result: InvokeResult):
-        """DataCaptureConfig: sample the request and its answer (router/capture.py writes them later)."""
-        fleet = self.registry.get(request.endpoint_name)
-        config = fleet.capture_config if fleet is not None else None
-        if not config:
+    def _mirror(self, fleet: Fleet, request: InvokeRequest):
+        """ShadowProductionVariants: a copy of the request to the shadow, after the caller has its answer; the
+        shadow's answer (or failure) only shows in its metrics and its captured data."""
+        if self.shadow_outstanding >= MAX_SHADOW_OUTSTANDING or random.random() >= fleet.shadow_share:
             return
+        copy = pick_copy(fleet.shadow)
+        if copy is None:
+            return
+        self.shadow_outstanding += 1
+        task = asyncio.get_running_loop().create_task(self._shadow(fleet, copy, request))
+        self.shadow_tasks.add(task)
+        task.add_done_callback(self.shadow_tasks.discard)
+
+    async def _shadow(self, fleet: Fleet, copy: Copy, request: InvokeRequest):
+        try:
+            result = await self._invoke_on([copy], fleet.shadow.name, "/invocations", request, None,
+                                           time.perf_counter())
+            if fleet.capture_config and self.capture is not None:
+                self._capture(fleet, request, result)
+        except Exception:  # noqa: BLE001 — counted in the shadow's metrics by _invoke_on; the caller never sees it
+            pass
+        finally:
+            self.shadow_outstanding -= 1
+
+    def _capture(self, fleet: Fleet, request: InvokeRequest, result: InvokeResult):
+        """DataCaptureConfig: sample the request and its answer (router/capture.py writes them later)."""
+        config = fleet.capture_config
         settings = fleet.capture_settings
         if settings is None:  # parsed once per fleet
             settings = fleet.capture_settings = CaptureSettings.of(config) or False

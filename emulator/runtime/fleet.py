@@ -105,6 +105,9 @@ class Fleet:
     async_config: dict | None = None  # the endpoint config's AsyncInferenceConfig
     capture_config: dict | None = None  # the endpoint config's DataCaptureConfig
     capture_settings: object = None  # the router's parsed form of it (False: captures nothing)
+    # A shadow variant (ShadowProductionVariants): copies of requests go to it; its answers go nowhere.
+    shadow: VariantFleet | None = None
+    shadow_share: float = 0.0  # the share of requests copied to it (its weight over the production variant's)
     # A blue/green deployment in progress: the new (green) fleet and the share of requests it takes.
     green: "Fleet | None" = None
     green_share: float = 0.0
@@ -112,12 +115,15 @@ class Fleet:
     def all_copies(self) -> list[Copy]:
         return [c for v in self.variants.values() for c in v.copies] + \
             [c for comp in self.components.values() for c in comp.copies] + \
+            (self.shadow.copies if self.shadow is not None else []) + \
             (self.green.all_copies() if self.green is not None else [])
 
     def variant(self, name: str) -> VariantFleet | None:
         for variant in self.variants.values():
             if variant.name.lower() == name.lower():
                 return variant
+        if self.shadow is not None and self.shadow.name.lower() == name.lower():
+            return self.shadow
         return None
 
 

@@ -59,6 +59,7 @@ class EndpointTarget:
             self.name, EndpointStatus="InService", EndpointConfigName=config["EndpointConfigName"],
             ProductionVariants=self.lifecycle.summaries(config, fleet, self.counts, self.weights),
             DataCaptureConfig=capture_summary(config),
+            ShadowProductionVariants=self.lifecycle.shadow_summaries(config, fleet),
             _deployment={"Config": config, "Models": self.pending["Models"]}, _pending=None,
             PendingDeploymentSummary=None, **changes)
 

@@ -114,6 +114,7 @@ class Emulator:
         self.router = InvocationRouter(self.registry, self.forwarder, settings.account_id, settings.invocation_timeout,
                                        on_no_capacity=self.wake.wake, metrics=metrics, models=models,
                                        faults=self.faults, capture=self.capture)
+        self.router.on_cold_start = self.endpoints.serverless.cold_start
         self.fault_control = FaultControl(self.faults, self.store, self.registry, self.copies, self.alarms)
         self.asynchronous = AsyncInvocations(self.router, settings.region)
         verifier = None
@@ -165,6 +166,7 @@ class Emulator:
                 self.alarms.evaluate_due()
                 self.scaler.tick()
                 self.log_index.poll()
+                await self.endpoints.serverless.reap(self.registry.fleets())
                 if time.monotonic() - pruned > 60:
                     pruned = time.monotonic()
                     self.metric_store.prune(self.clock.now())

@@ -29,6 +29,9 @@ from .deployments.plan import ROLLING, Plan
 from .deployments.runner import TERMINATING, Deployment
 from .faults import release_hold
 from .resources import ENDPOINT
+from .serverless import ServerlessCopies
+from .summaries import initial_count as _initial_count
+from .summaries import shadow_summaries, variant_summaries
 from .store import Store
 
 log = logging.getLogger("smemu.endpoints")
@@ -46,6 +49,7 @@ class EndpointLifecycle:
         self.settings = settings
         self.clock = clock or Clock()
         self.alarm_state = alarm_state  # a CloudWatch alarm's StateValue (guarded deployments watch them)
+        self.serverless = ServerlessCopies(self, components.cpus, self.clock)
 
     def publish(self, fleet: Fleet, config: dict, recovering: bool = False):
         fleet.async_config = config.get("AsyncInferenceConfig")
@@ -140,6 +144,12 @@ class EndpointLifecycle:
             vname = variant_config["VariantName"]
             variant = fleet.variant(vname) if fleet else None
             if variant is None or not variant.templates:
+                continue
+            if variant.serverless is not None:  # ServerlessUpdateConfig: new concurrency settings
+                summary = next(v for v in doc["ProductionVariants"] if v["VariantName"] == vname)
+                variant.serverless = dict(summary.get("DesiredServerlessConfig") or variant.serverless)
+                if variant.serverless.get("ProvisionedConcurrency") and not variant.copies:
+                    variant.copies.append(await self.serverless.start_copy(name, variant))
                 continue
             groups = variant.groups()
             extra = counts[vname] - len(groups)
@@ -301,6 +311,13 @@ class EndpointLifecycle:
                 model = deployment["Models"][model_name.lower()]
                 self._progress(name, vname, "Downloading and extracting the model data")
                 templates = await self.copy_templates(name, variant, model)
+                if variant.get("ServerlessConfig"):  # copies start on demand (serverless.py)
+                    live = VariantFleet(vname, weights[vname], [], model_name, templates[0].image, templates,
+                                        serverless=dict(variant["ServerlessConfig"]))
+                    fleet.variants[vname] = live
+                    if live.serverless.get("ProvisionedConcurrency"):
+                        live.copies.append(await self.serverless.start_copy(name, live))
+                    continue
                 self._progress(name, vname, f"Starting {counts[vname]} instance(s) and waiting for their ping "
                                             "health checks")
                 copies = await self.start_instances(name, templates, counts[vname])
@@ -408,42 +425,5 @@ class EndpointLifecycle:
         doc["LastModifiedTime"] = now
         self.store.put(ENDPOINT, name, doc, doc["EndpointStatus"], now)
 
-    @classmethod
-    def shadow_summaries(cls, config: dict, fleet: Fleet | None) -> list[dict] | None:
-        """DescribeEndpoint's ShadowProductionVariants (None: the config has no shadow)."""
-        shadows = config.get("ShadowProductionVariants")
-        if not shadows:
-            return None
-        counts = {v["VariantName"]: _initial_count(v) for v in shadows}
-        weights = {v["VariantName"]: float(v.get("InitialVariantWeight", 1.0)) for v in shadows}
-        return cls.summaries({"ProductionVariants": shadows}, fleet, counts, weights)
-
-    @staticmethod
-    def summaries(config: dict, fleet: Fleet | None, counts: dict, weights: dict) -> list[dict]:
-        summaries = []
-        now = time.time()
-        for variant in config["ProductionVariants"]:
-            vname = variant["VariantName"]
-            live = fleet.variant(vname) if fleet else None
-            summary = {
-                "VariantName": vname,
-                "CurrentWeight": live.weight if live else weights[vname],
-                "DesiredWeight": weights[vname],
-                "CurrentInstanceCount": len(live.groups()) if live and live.model_name else counts[vname],
-                "DesiredInstanceCount": counts[vname],
-            }
-            if live and live.image:
-                summary["DeployedImages"] = [
-                    {"SpecifiedImage": live.image, "ResolvedImage": live.image, "ResolutionTime": now}
-                ]
-            for key in ("ManagedInstanceScaling", "RoutingConfig"):
-                if variant.get(key):
-                    summary[key] = variant[key]
-            summaries.append(summary)
-        return summaries
-
-
-def _initial_count(variant: dict) -> int:
-    if variant.get("ServerlessConfig") and not variant.get("InitialInstanceCount"):
-        return 1
-    return variant.get("InitialInstanceCount", 1)
+    summaries = staticmethod(variant_summaries)
+    shadow_summaries = staticmethod(shadow_summaries)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from . import errors
+from . import errors, serverless
 from .deployments.endpoint import capture_summary
 from .deployments.plan import check_alarms, plan_endpoint
 from .endpoints import EndpointLifecycle
@@ -102,6 +102,9 @@ class ControlPlane(Operations):
                 self.require(MODEL, shadow["ModelName"], region)
                 if shadow.get("ServerlessConfig") or variants[0].get("ServerlessConfig"):
                     raise validation("ShadowProductionVariants are not supported with serverless variants.")
+        models = {v["ModelName"].lower(): self.require(MODEL, v["ModelName"], region)
+                  for v in variants if v.get("ModelName")}
+        serverless.check_config(variants, req, models)
         with_model = [v for v in variants if v.get("ModelName")]
         if with_model and len(with_model) != len(variants):
             raise validation(
@@ -245,8 +248,14 @@ class ControlPlane(Operations):
             if key in seen:
                 raise validation(f"The variant {item['VariantName']} appears more than once in DesiredWeightsAndCapacities.")
             seen.add(key)
-            if "DesiredWeight" not in item and "DesiredInstanceCount" not in item:
-                raise validation(f"Specify DesiredWeight or DesiredInstanceCount for variant {item['VariantName']}.")
+            if "DesiredWeight" not in item and "DesiredInstanceCount" not in item and "ServerlessUpdateConfig" not in item:
+                raise validation(f"Specify DesiredWeight, DesiredInstanceCount or ServerlessUpdateConfig for variant "
+                                 f"{item['VariantName']}.")
+            if "ServerlessUpdateConfig" in item:
+                serverless.check_update(summaries[key], item["ServerlessUpdateConfig"], item["VariantName"])
+            elif "DesiredInstanceCount" in item and summaries[key].get("CurrentServerlessConfig"):
+                raise validation(f"The variant {item['VariantName']} is serverless: change its concurrency with "
+                                 "ServerlessUpdateConfig, not DesiredInstanceCount.")
         config = doc["_deployment"]["Config"]
         wanted = [{**s, "DesiredInstanceCount": next((i["DesiredInstanceCount"] for i in req["DesiredWeightsAndCapacities"]
                                                       if i["VariantName"].lower() == key and "DesiredInstanceCount" in i),
@@ -260,6 +269,9 @@ class ControlPlane(Operations):
                 summary["DesiredWeight"] = float(item["DesiredWeight"])
             if "DesiredInstanceCount" in item:
                 summary["DesiredInstanceCount"] = item["DesiredInstanceCount"]
+            if "ServerlessUpdateConfig" in item:
+                summary["DesiredServerlessConfig"] = {**summary["DesiredServerlessConfig"],
+                                                      **item["ServerlessUpdateConfig"]}
             summary["VariantStatus"] = [{"Status": "Updating", "StartTime": now}]
         doc.pop("FailureReason", None)
         doc.update(EndpointStatus="Updating", LastModifiedTime=now)

@@ -149,6 +149,8 @@ class SageMakerMetrics:
             if not variant.model_name:
                 continue
             dims = self._dimensions(fleet.endpoint, variant.name, "")
+            while variant.setup_times:  # serverless cold starts
+                put(SAGEMAKER, "ModelSetupTime", dims, now, variant.setup_times.pop(0), unit="Microseconds")
             instances = len(variant.groups()) or 1
             self._gauge(dims, "ConcurrentRequestsPerModel", sum(c.outstanding for c in variant.copies) / instances)
             if flush and (fleet.endpoint, variant.name, "") not in self.busy:

@@ -78,6 +78,7 @@ class InvocationRouter:
         self.timeout = timeout
         # async (endpoint, component) -> bool: a copy serves now (wake mode started one, or recovery ended)
         self.on_no_capacity = on_no_capacity
+        self.on_cold_start = None  # serverless variants: starts a copy of (endpoint, variant), True once it serves
 
     async def _fleet(self, endpoint: str) -> Fleet:
         fleet = self.registry.get(endpoint)
@@ -126,6 +127,8 @@ class InvocationRouter:
             variant = pick_variant(fleet)
         if variant is None:
             raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
+        if variant.serverless is not None:
+            await self._serverless(endpoint, variant)
         target_model = request.target_model
         if variant.mode == "MultiModel":
             if not target_model:
@@ -157,6 +160,25 @@ class InvocationRouter:
         if not chain:
             raise validation_error(f"Endpoint {endpoint} of account {self.account} has no serving capacity.")
         return chain, variant.name, "/invocations"
+
+    async def _serverless(self, endpoint: str, variant):
+        """MaxConcurrency (requests beyond it are throttled) and the cold start of a variant with no copy."""
+        in_flight = sum(c.outstanding for c in variant.copies) + variant.waiting
+        limit = variant.serverless["MaxConcurrency"]
+        if in_flight >= limit:
+            raise RuntimeApiError("ThrottlingException", 400, f"Rate exceeded: serverless endpoint {endpoint} "
+                                  f"already serves its MaxConcurrency of {limit} concurrent requests.")
+        variant.last_request = time.monotonic()
+        if any(c.state == "serving" for c in variant.copies) or self.on_cold_start is None:
+            return
+        variant.waiting += 1
+        try:
+            started = await self.on_cold_start(endpoint, variant.name)
+        finally:
+            variant.waiting -= 1
+        if not started:
+            raise RuntimeApiError("ServiceUnavailable", 503, f"The serverless endpoint {endpoint} could not start "
+                                  "a copy of its model; see its log.")
 
     async def _component_copy(self, fleet: Fleet, endpoint: str, component: str, exclude=()) -> tuple[Copy, str]:
         comp = fleet.components.get(component.lower())

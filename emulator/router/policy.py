@@ -44,10 +44,11 @@ def pick_pipeline(variant: VariantFleet) -> list[Copy] | None:
 
 
 def pick_variant(fleet: Fleet) -> VariantFleet | None:
-    """A variant with copies, chosen in proportion to its weight (weight 0 only when nothing else has copies)."""
-    candidates = [v for v in fleet.variants.values() if v.weight > 0 and v.copies]
+    """A variant with copies (a serverless one may have none yet), chosen in proportion to its weight (weight 0 only
+    when nothing else has copies)."""
+    candidates = [v for v in fleet.variants.values() if v.weight > 0 and (v.copies or v.serverless)]
     if not candidates:
-        candidates = [v for v in fleet.variants.values() if v.copies]
+        candidates = [v for v in fleet.variants.values() if v.copies or v.serverless]
     if not candidates:
         return None
     if len(candidates) == 1:

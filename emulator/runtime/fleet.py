@@ -72,6 +72,10 @@ class VariantFleet:
     image: str | None = None
     templates: list = field(default_factory=list)  # the runtime's specs, one per container of the model
     mode: str = "Single"  # Single | Serial (an inference pipeline) | Direct (TargetContainerHostname)
+    serverless: dict | None = None  # the variant's ServerlessConfig (then copies start on demand)
+    last_request: float = 0.0  # monotonic time of its last request (serverless copies go when idle)
+    waiting: int = 0  # requests waiting for a serverless cold start (they count against MaxConcurrency)
+    setup_times: list = field(default_factory=list)  # cold starts (µs) not yet written as ModelSetupTime
 
     def groups(self) -> list[int]:
         return sorted({c.group for c in self.copies})

@@ -18,6 +18,7 @@ import botocore.session
 
 from ..control.errors import ServiceError
 from .shapes import project
+from . import fidelity
 from .validation import validate
 
 log = logging.getLogger("smemu.api")
@@ -105,6 +106,9 @@ class JsonProvider:
             violations = validate(shape, params)
             if violations.items:
                 raise ServiceError(self.validation_code, violations.message())
+            refusal = fidelity.refused(shape, params)
+            if refusal:  # nothing is accepted and then ignored (docs/fidelity.md)
+                raise ServiceError(self.validation_code, fidelity.refusal_message(*refusal))
             params = {k: v for k, v in params.items() if k in shape.members and v is not None}
         return project(operation_model.output_shape, handler(params, region))
 

@@ -18,7 +18,7 @@ from ..router.errors import RuntimeApiError, validation_error
 from ..router.invoke import MAX_BODY, InvocationRouter
 from ..router.messages import InvokeRequest, InvokeResult
 from ..texts import text
-from . import eventstream
+from . import eventstream, fidelity
 from .asgi import read_body
 from .auth import SigV4Verifier
 from .protocol import region_of, service_model, snake_case
@@ -58,6 +58,11 @@ REQUEST_FIELDS = {action: {header.lower().encode(): snake_case(member)
                            for member, header in _headers_of(MODEL.operation_model(op).input_shape).items()}
                   for action, op in ACTIONS.items()}
 # action → [(result field, response header as bytes)]
+# action → {field: why it is refused} for the header members smemu refuses (api/fidelity.py's table)
+REFUSED_FIELDS = {action: {snake_case(member): (member, fidelity.table()[f"{op}Input.{member}"][1])
+                           for member in _headers_of(MODEL.operation_model(op).input_shape)
+                           if fidelity.table().get(f"{op}Input.{member}", [""])[0] == "refused"}
+                  for action, op in ACTIONS.items()}
 RESPONSE_HEADERS = {action: [(snake_case(member), header.lower().encode())
                              for member, header in _headers_of(MODEL.operation_model(op).output_shape).items()]
                     for action, op in ACTIONS.items()}
@@ -153,6 +158,9 @@ class RuntimeApi:
                 )
             region = region_of({"authorization": authorization}, self.default_region) if authorization \
                 else self.default_region
+            for field, (member, why) in REFUSED_FIELDS[action].items():
+                if members.get(field):
+                    raise validation_error(fidelity.refusal_message(member, why))
             request = InvokeRequest(endpoint, body, region, request_id=request_id, **members)
             if action == "invocations-response-stream":
                 sink = EventStreamSink(send, request_id)

@@ -225,8 +225,8 @@ def transform_fn(model, data, content_type, accept):
 
 
 
-def slow_predict(seconds: float) -> str:
-    """XGBoost inference code whose predict_fn sleeps ``seconds`` per request."""
+def xgboost_predict(body: str) -> str:
+    """XGBoost inference code: the usual model_fn, and a predict_fn(data, model) whose body is ``body``."""
     return f'''
 import os, time, xgboost as xgb
 
@@ -236,9 +236,17 @@ def model_fn(model_dir):
     return booster
 
 def predict_fn(data, model):
-    time.sleep({seconds})
-    return model.predict(data)
+    {body}
 '''
+
+
+def slow_predict(seconds: float) -> str:
+    """XGBoost inference code whose predict_fn sleeps ``seconds`` per request."""
+    return xgboost_predict(f"time.sleep({seconds})\n    return model.predict(data)")
+
+
+# XGBoost inference code whose every prediction fails (the container answers 500).
+FAILING_PREDICT = xgboost_predict('raise RuntimeError("this model version is broken")')
 
 
 SLOW_PREDICT = slow_predict(10)

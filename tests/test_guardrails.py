@@ -14,21 +14,10 @@ import pytest
 from emulator.testing import EmulatorProcess, eventually
 
 from . import models
-from .helpers import (ROOMY, XGBOOST_IMAGE, add_component, component_endpoint, error_of, ic_model, predict_component,
-                      serving_processes, wait_component, wait_in_service, wait_status)
+from .helpers import (FAILING_PREDICT, ROOMY, XGBOOST_IMAGE, add_component, component_endpoint, error_of, ic_model,
+                      predict_component, serving_processes, wait_component, wait_in_service, wait_status)
 
 OLD, NEW = b"0.25\n", b"0.75\n"
-FAILING = '''
-import os, xgboost as xgb
-
-def model_fn(model_dir):
-    booster = xgb.Booster()
-    booster.load_model(os.path.join(model_dir, "xgboost-model"))
-    return booster
-
-def predict_fn(data, model):
-    raise RuntimeError("this model version is broken")
-'''
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +35,7 @@ def archives(tmp_path_factory):
     for name, score in (("old", 0.25), ("new", 0.75)):
         made[name] = models.tar_directory(models.xgboost_model_dir(root / name, models.xgboost_booster(base_score=score)),
                                           root / f"{name}.tar.gz")
-    failing = models.write_code(models.xgboost_model_dir(root / "failing"), FAILING)
+    failing = models.write_code(models.xgboost_model_dir(root / "failing"), FAILING_PREDICT)
     made["failing"] = models.tar_directory(failing, root / "failing.tar.gz")
     return made
 

@@ -12,19 +12,8 @@ import pytest
 from emulator.testing import EmulatorProcess, eventually
 
 from . import models
-from .helpers import ROOMY, XGBOOST_IMAGE, error_of, slow_predict, wait_in_service
+from .helpers import FAILING_PREDICT, ROOMY, XGBOOST_IMAGE, error_of, slow_predict, wait_in_service
 
-FAILING = '''
-import os, xgboost as xgb
-
-def model_fn(model_dir):
-    booster = xgb.Booster()
-    booster.load_model(os.path.join(model_dir, "xgboost-model"))
-    return booster
-
-def predict_fn(data, model):
-    raise RuntimeError("the shadow's new version is broken")
-'''
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +29,7 @@ def shadow_models(shadowed, tmp_path_factory):
     root = tmp_path_factory.mktemp("shadow-models")
     sagemaker = shadowed.client("sagemaker")
     made = {"prod": models.xgboost_model_dir(root / "prod"),
-            "failing": models.write_code(models.xgboost_model_dir(root / "failing"), FAILING),
+            "failing": models.write_code(models.xgboost_model_dir(root / "failing"), FAILING_PREDICT),
             "slow": models.write_code(models.xgboost_model_dir(root / "slow"), slow_predict(0.6)),
             "good": models.xgboost_model_dir(root / "good", models.xgboost_booster(base_score=0.75))}
     for name, folder in made.items():

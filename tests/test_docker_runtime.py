@@ -152,7 +152,8 @@ def test_a_copy_that_dies_or_stops_answering_is_replaced(server, xgboost_archive
         command = "kill" if failure == "crash" else "pause"  # a paused container answers nothing
         subprocess.run(["docker", command, f"smemu-{before['CopyId']}"], check=True, capture_output=True)
     else:
-        os.kill(before["Pid"], signal.SIGKILL if failure == "crash" else signal.SIGSTOP)
+        # The copy's process group: a sandboxed copy is its launcher and the server it runs in its namespaces.
+        os.killpg(before["Pid"], signal.SIGKILL if failure == "crash" else signal.SIGSTOP)
     def replaced():
         after = [c for c in copies_of(placement(server, f"rt-{failure}"), f"rt-{failure}-c") if c.get("State") == "serving"]
         return after and after[0]["CopyId"] != before["CopyId"]

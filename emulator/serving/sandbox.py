@@ -104,7 +104,9 @@ def _needed_paths() -> list[str]:
 
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.dirname(emulator.__file__))}
     paths.update(p for p in sys.path if p and os.path.isdir(p))
-    return sorted(os.path.realpath(p) for p in paths)
+    # As the interpreter spells them (not resolved): a venv reached through a link under /tmp is looked up
+    # by that path, which is what must be there again.
+    return sorted(os.path.abspath(p) for p in paths)
 
 
 def _under(path: str, roots) -> str | None:

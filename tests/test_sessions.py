@@ -22,7 +22,8 @@ def transform_fn(model, data, content_type, accept, context):
         context.set_response_header(0, "X-Amzn-SageMaker-New-Session-Id", "container-made-1; Expires=2099-01-01T00:00:00Z")
     if text == "close":
         context.set_response_header(0, "X-Amzn-SageMaker-Closed-Session-Id", session)
-    return json.dumps({"pid": os.getpid(), "session": session}), "application/json"
+    # Which copy answered: its port (a sandboxed copy is PID 1 of its own namespace, so pids tell none apart).
+    return json.dumps({"copy": os.environ["SAGEMAKER_BIND_TO_PORT"], "session": session}), "application/json"
 '''
 
 
@@ -42,13 +43,13 @@ def call(runtime, body, session=None):
 
 
 def test_a_session_sticks_to_one_copy_until_closed(runtime, session_endpoint):
-    pids_without = {call(runtime, b"x")[1]["pid"] for _ in range(30)}
-    assert len(pids_without) == 2  # two copies share the traffic
+    copies_without = {call(runtime, b"x")[1]["copy"] for _ in range(30)}
+    assert len(copies_without) == 2  # two copies share the traffic
     opened, first = call(runtime, b"hello", "NEW_SESSION")
     assert re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*; Expires=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", opened["NewSessionId"])
     session = opened["NewSessionId"].split(";")[0]
     followers = [call(runtime, b"again", session)[1] for _ in range(10)]
-    assert {f["pid"] for f in followers} == {first["pid"]}
+    assert {f["copy"] for f in followers} == {first["copy"]}
     assert {f["session"] for f in followers} == {session}  # the container sees the session id
     closing, _ = call(runtime, b"close", session)
     assert closing["ClosedSessionId"] == session
@@ -59,7 +60,7 @@ def test_a_session_sticks_to_one_copy_until_closed(runtime, session_endpoint):
 def test_a_container_may_name_the_session(runtime, session_endpoint):
     opened, first = call(runtime, b"own-session", "NEW_SESSION")
     assert opened["NewSessionId"] == "container-made-1; Expires=2099-01-01T00:00:00Z"
-    assert {call(runtime, b"x", "container-made-1")[1]["pid"] for _ in range(5)} == {first["pid"]}
+    assert {call(runtime, b"x", "container-made-1")[1]["copy"] for _ in range(5)} == {first["copy"]}
 
 
 def test_an_unknown_session_is_refused(runtime, session_endpoint):

@@ -19,13 +19,12 @@ import sys
 import time
 from pathlib import Path
 
+from ..serving.sandbox import BASE_DIR, MODEL_DIR, REQUIREMENTS_DIR
 from .base import append_log, prepare_start
 from .fleet import Copy
-from .health import bring_into_service
+from .health import CopyStartError, bring_into_service
 from .images import framework_of
-from .health import CopyStartError
 from .limits import MEMORY_EXCEEDED, MemoryLimiter, host_has_gpus, process_tree, resident_mb
-from ..serving.sandbox import BASE_DIR, MODEL_DIR, REQUIREMENTS_DIR
 from .sandbox import Sandbox
 from .spec import CopyLimits, CopySpec, free_port
 from .warmpool import WarmPool, poolable
@@ -95,7 +94,11 @@ class ProcessRuntime:
             if process is not None:
                 if self.sandbox.available:  # its walls are up once it is ready (it builds them before importing)
                     await self.pool.wait_ready(process)
-                    await asyncio.to_thread(self._mount_claimed, process.pid, spec.model_dir, requirements)
+                    try:
+                        await asyncio.to_thread(self._mount_claimed, process.pid, spec.model_dir, requirements)
+                    except OSError as exc:
+                        _signal_group(process.pid, signal.SIGKILL)  # claimed, never assigned: it goes
+                        raise CopyStartError(f"The model could not be mounted into the copy's sandbox: {exc}") from None
                 self.pool.assign(process, env, base_dir, log)
             else:
                 if self.sandbox.available:

@@ -326,12 +326,15 @@ def test_smemu_fault_fails_the_green_fleet_or_forces_an_alarm(guarded, archives)
     assert load.failures and all("500" in f for f in load.failures) and load.answers[OLD] > 0
     faults.clear()
 
-    # The alarm kind: an alarm forced into ALARM at once, whatever its metric says.
-    cloudwatch.set_alarm_state(AlarmName="gr-fault-green-5xx", StateValue="OK", StateReason="cleared by the test")
-    sagemaker.update_endpoint(EndpointName="gr-fault", EndpointConfigName="gr-fault-new", DeploymentConfig=deployment)
+    # The alarm kind: an alarm forced into ALARM at once, whatever its metric says (this one watches a
+    # configuration that never serves, so only the fault can trip it).
+    alarm(cloudwatch, "gr-fault-forced", {"EndpointName": "gr-fault", "VariantName": "AllTraffic",
+                                          "EndpointConfigName": "gr-fault-nothing"})
+    forced = {**deployment, "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "gr-fault-forced"}]}}
+    sagemaker.update_endpoint(EndpointName="gr-fault", EndpointConfigName="gr-fault-new", DeploymentConfig=forced)
     wait_phase(sagemaker, "gr-fault", "Baking")
-    faults.add("alarm", "gr-fault", AlarmName="gr-fault-green-5xx")
+    faults.add("alarm", "gr-fault", AlarmName="gr-fault-forced")
     described = wait_status(sagemaker, "gr-fault", ("InService",))
-    assert described["EndpointConfigName"] == "gr-fault-old" and "gr-fault-green-5xx" in described["FailureReason"]
-    state = cloudwatch.describe_alarms(AlarmNames=["gr-fault-green-5xx"])["MetricAlarms"][0]
+    assert described["EndpointConfigName"] == "gr-fault-old" and "gr-fault-forced" in described["FailureReason"]
+    state = cloudwatch.describe_alarms(AlarmNames=["gr-fault-forced"])["MetricAlarms"][0]
     assert state["StateValue"] == "ALARM" and "smemu fault" in state["StateReason"]

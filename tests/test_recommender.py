@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -162,7 +163,9 @@ def test_advanced_job_stops_where_the_latency_threshold_is_crossed(server, sagem
     job = wait_done(sagemaker, "ir-threshold")
     assert job["Status"] == "COMPLETED", job.get("FailureReason")
     log = job_log(server, "ir-threshold")
-    assert "crossed the threshold of 100 ms at 3 user(s)" in log, log
+    # 40 ms a request in one worker: 2 users wait about 80 ms, 3 about 120 ms; on a loaded 2-core machine the
+    # 2-user level's p95 can pass 100 ms too, so either crossing is the threshold doing its job.
+    assert re.search(r"crossed the threshold of 100 ms at [23] user\(s\)", log), log
     assert "4 user(s):" not in log and "5 user(s):" not in log
     (recommendation,) = job["InferenceRecommendations"]
     metrics = recommendation["Metrics"]

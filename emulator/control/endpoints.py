@@ -40,7 +40,7 @@ log = logging.getLogger("smemu.endpoints")
 class EndpointLifecycle:
     def __init__(self, store: Store, copies: CopyManager, registry: FleetRegistry, components: ComponentReconciler,
                  catalog: Catalog, settings: Settings, clock: Clock | None = None,
-                 alarm_state: Callable[[str], str | None] = lambda name: None):
+                 alarm_state: Callable[..., str | None] = lambda name, since=None: None):
         self.store = store
         self.copies = copies
         self.registry = registry

@@ -117,10 +117,16 @@ class Alarms:
     def get(self, name: str) -> dict | None:
         return self.cache.get(name)
 
-    def state(self, name: str) -> str | None:
-        """The alarm's StateValue, or None when there is no such alarm."""
+    def state(self, name: str, since: float | None = None) -> str | None:
+        """The alarm's StateValue, or None when there is no such alarm. With ``since`` (monitoring clock):
+        "ALARM" also when it went into ALARM at or after then, even if an evaluation has moved it on since
+        (a deployment polling its alarms must not miss a short ALARM)."""
         alarm = self.cache.get(name)
-        return alarm["StateValue"] if alarm else None
+        if alarm is None:
+            return None
+        if since is not None and alarm.get("_entered_alarm", -1.0) >= since:
+            return "ALARM"
+        return alarm["StateValue"]
 
     def all(self) -> list[dict]:
         return list(self.cache.values())
@@ -198,6 +204,8 @@ class Alarms:
                 alarm["StateReasonData"] = reason_data
             if changed:
                 alarm["StateTransitionedTimestamp"] = now
+                if state == "ALARM":
+                    alarm["_entered_alarm"] = now
                 log.info("alarm %s is %s: %s", alarm["AlarmName"], state, reason)
             self.store.put(ALARM_KIND, alarm["AlarmName"], alarm, state, now)
         if not alarm.get("ActionsEnabled", True):

@@ -36,7 +36,7 @@ class ComponentOperations(Operations):
 
     def __init__(self, store, account: str, reconciler: ComponentReconciler, catalog: Catalog, quotas: Quotas,
                  strict: bool = True, clock: Clock | None = None,
-                 alarm_state: Callable[[str], str | None] = lambda name: None):
+                 alarm_state: Callable[..., str | None] = lambda name, since=None: None):
         super().__init__(store, account)
         self.strict = strict
         self.clock = clock or Clock()

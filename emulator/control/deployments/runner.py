@@ -43,7 +43,7 @@ class Target(Protocol):
 
 
 class Deployment:
-    def __init__(self, plan: Plan, target: Target, clock: Clock, alarm_state: Callable[[str], str | None],
+    def __init__(self, plan: Plan, target: Target, clock: Clock, alarm_state: Callable[..., str | None],
                  state: dict | None = None):
         self.plan = plan
         self.target = target
@@ -59,6 +59,7 @@ class Deployment:
     async def run(self) -> bool:
         """True when the new configuration is in service; False when it was rolled back."""
         plan = self.plan
+        self.state.setdefault("StartedAt", self.clock.now())
         if plan.timeout and "Deadline" not in self.state:
             self.state["Deadline"] = self.clock.now() + plan.timeout
         self._save(PROVISIONING, "Provisioning the new fleet" + (f". {plan.note}" if plan.note else ""))
@@ -95,7 +96,8 @@ class Deployment:
 
     def _tripped(self) -> str | None:
         """Why the deployment must roll back now, or None."""
-        in_alarm = [name for name in self.plan.alarms if self.alarm_state(name) == "ALARM"]
+        since = self.state.get("StartedAt")
+        in_alarm = [name for name in self.plan.alarms if self.alarm_state(name, since) == "ALARM"]
         if in_alarm:
             return (f"Rolled back: the CloudWatch alarm{'s' if len(in_alarm) > 1 else ''} {', '.join(in_alarm)} "
                     f"went into ALARM during the deployment (AutoRollbackConfiguration).")

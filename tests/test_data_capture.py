@@ -16,7 +16,7 @@ import pytest
 
 from emulator.testing import EmulatorProcess, eventually
 
-from .helpers import ROOMY, S3_ENV, XGBOOST_IMAGE, wait_in_service, wait_status
+from .helpers import ROOMY, S3_ENV, XGBOOST_IMAGE, error_of, wait_in_service, wait_status
 
 KEY = re.compile(r"(?P<endpoint>[^/]+)/(?P<variant>[^/]+)/\d{4}/\d{2}/\d{2}/\d{2}/\d{2}-\d{2}-\d{3}-[0-9a-f-]{36}\.jsonl$")
 
@@ -152,3 +152,11 @@ def test_nothing_captured_is_lost_on_a_clean_stop(tmp_path, xgboost_archive):
     assert records_in(folder) == []  # an hour until the next flush
     server.stop(signal.SIGTERM)
     assert len(records_in(folder)) == 7
+
+
+def test_capture_on_an_inference_component_endpoint_is_refused(capturing):
+    sagemaker = capturing.client("sagemaker")
+    message = error_of(sagemaker.create_endpoint_config, EndpointConfigName="cap-ic", ProductionVariants=[
+        {"VariantName": "AllTraffic", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
+        DataCaptureConfig=capture_config("file:///tmp/nowhere"))["Message"]
+    assert message.startswith("smemu does not support DataCaptureConfig on an endpoint for inference components")

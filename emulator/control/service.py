@@ -106,6 +106,9 @@ class ControlPlane(Operations):
                   for v in variants if v.get("ModelName")}
         serverless.check_config(variants, req, models)
         with_model = [v for v in variants if v.get("ModelName")]
+        if req.get("DataCaptureConfig") and not with_model:
+            raise validation("smemu does not support DataCaptureConfig on an endpoint for inference components: it "
+                             "captures the invocations of model-based variants (docs/data-capture.md).")
         if with_model and len(with_model) != len(variants):
             raise validation(
                 "An endpoint configuration cannot mix variants that name a model with variants for inference components."

@@ -22,20 +22,13 @@ from ..control.errors import ServiceError
 from ..packaging import PackagingError, package, sample_payload
 from ..runtime.images import FRAMEWORKS, SMEMU_IMAGES
 from ..runtime.modeldata import s3_client
+from .errors import FieldError
+from .hosting import HOSTING, variants_for
 from .uploads import Uploads
 
 CONSOLE_TAG = {"Key": "smemu:created-by", "Value": "console"}  # as Studio tags what it creates
 # Studio's rule for the bucket the packaged artifacts go to; the rest is S3's bucket-name syntax.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-
-
-class FieldError(ValueError):
-    """A refusal that belongs next to one field of the page."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 def prebuilt_images(region: str) -> list[dict]:
@@ -255,6 +248,8 @@ class ConsoleActions:
     def incompatibilities(self, req: dict) -> list[dict]:
         """Each setting that differs between the first model and another model or the endpoint, with both
         values (empty when the deploy may go ahead)."""
+        if (req.get("Hosting") or "components") != "components":
+            return []  # one model, whose own settings the variant runs with
         models = []
         for entry in req.get("Models") or []:
             try:
@@ -296,6 +291,15 @@ class ConsoleActions:
         models = req.get("Models") or []
         if not models:
             raise FieldError("Models", "Choose at least one model.")
+        hosting = req.get("Hosting") or "components"
+        if hosting not in HOSTING:
+            raise FieldError("Hosting", f"Hosting is one of {', '.join(HOSTING)} (it is {hosting!r}).")
+        if hosting != "components" and not req.get("NewEndpoint"):
+            raise FieldError("EndpointName", "A model-based or serverless endpoint is deployed as a new endpoint; "
+                             "an existing endpoint takes models as inference components.")
+        if hosting != "components" and network_params(req):
+            raise FieldError("ExecutionRoleArn", "A model-based or serverless endpoint runs with its model's role, VPC "
+                             "and network isolation: set them on the model.")
         differing = self.incompatibilities(req)
         if differing:
             raise FieldError("Compatibility", "The models and the endpoint differ in "
@@ -308,6 +312,9 @@ class ConsoleActions:
                            "InitialInstanceCount": int(req.get("InitialInstanceCount") or 1),
                            "RoutingConfig": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"}}
                 maximum = req.get("MaxInstanceCount")
+                if maximum and hosting != "components":
+                    raise FieldError("MaxInstanceCount", "Managed instance scaling is for endpoints of inference "
+                                     "components; scale a model-based variant with Application Auto Scaling.")
                 if maximum:
                     variant["ManagedInstanceScaling"] = {"Status": "ENABLED", "MinInstanceCount": 1,
                                                          "MaxInstanceCount": int(maximum)}
@@ -316,7 +323,9 @@ class ConsoleActions:
                     if req.get(field):
                         variant[member] = int(req[field])
                 config = {"EndpointConfigName": config_name, "ProductionVariants": [variant], "Tags": tags_of(req),
-                          **network_params(req)}
+                          **(network_params(req) if hosting == "components" else {})}
+                if hosting != "components":  # one model on the variant itself (Studio's single-model deploy)
+                    config.update(variants_for(req, models, variant))
                 if req.get("KmsKeyId"):
                     config["KmsKeyId"] = req["KmsKeyId"].strip()
                 self.call("CreateEndpointConfig", config)
@@ -324,10 +333,12 @@ class ConsoleActions:
                 self.call("CreateEndpoint", {"EndpointName": name, "EndpointConfigName": config_name, "Tags": tags_of(req)})
                 created.append(("DeleteEndpoint", {"EndpointName": name}))
             components = []
-            for entry in models:
+            for entry in models if hosting == "components" else []:
                 component = self.component_name(entry["ModelName"])
                 needs = {"NumberOfCpuCoresRequired": float(entry.get("Cores") or 1),
                          "MinMemoryRequiredInMb": int(entry.get("MinMemoryMb") or 1024)}
+                if entry.get("Accelerators"):
+                    needs["NumberOfAcceleratorDevicesRequired"] = float(entry["Accelerators"])
                 if entry.get("MaxMemoryMb"):
                     needs["MaxMemoryRequiredInMb"] = int(entry["MaxMemoryMb"])
                 self.call("CreateInferenceComponent", {

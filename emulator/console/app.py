@@ -16,7 +16,9 @@ from ..control.errors import ServiceError
 from ..router.metrics import Metrics
 from ..runtime.fleet import FleetRegistry
 from ..scheduler.catalog import Catalog
-from .actions import ConsoleActions, FieldError, prebuilt_images, s3_server
+from .actions import ConsoleActions, prebuilt_images, s3_server
+from .errors import FieldError
+from .hosting import EndpointCapture
 from .uploads import UploadError, Uploads
 
 HERE = Path(__file__).resolve().parent
@@ -35,6 +37,10 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
         return sagemaker.call(operation, params, region)
 
     actions = ConsoleActions(call, uploads, state_dir / "console" / "packages", region, runtime.check_image)
+    capture = EndpointCapture(call, region)
+    # Where the deploy page sends captured data unless told otherwise: the S3 server, else a local folder.
+    capture_default = (f"s3://sagemaker-{region}-data-capture/" if s3_server()
+                       else (state_dir / "data-capture").resolve().as_uri())
 
     def listing(operation: str, key: str, **params) -> list[dict]:
         items, token = [], None
@@ -97,7 +103,8 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
         types = sorted(catalog.types.values(), key=lambda t: (t.name.split(".")[1], t.vcpus, t.name))
         recommended = actions.recommended(chosen[0]) if chosen else []
         return page(request, "deploy.html", chosen=chosen, all_models=all_models, endpoints=endpoints,
-                    instance_types=types, first=first or {}, recommender=recommender, recommended=recommended)
+                    instance_types=types, first=first or {}, recommender=recommender, recommended=recommended,
+                    capture_default=capture_default)
 
     @app.get("/endpoints")
     async def endpoints(request: Request):
@@ -111,7 +118,13 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
         except ServiceError as exc:
             return page(request, "missing.html", message=exc.message)
         all_models = [m["ModelName"] for m in listing("ListModels", "Models", SortBy="Name", SortOrder="Ascending")]
-        return page(request, "endpoint.html", endpoint=described, all_models=all_models)
+        try:
+            config = call("DescribeEndpointConfig", {"EndpointConfigName": described["EndpointConfigName"]})
+        except ServiceError:
+            config = {"ProductionVariants": []}
+        model_endpoint = any(v.get("ModelName") for v in config["ProductionVariants"])  # takes no components
+        return page(request, "endpoint.html", endpoint=described, all_models=all_models, capture_default=capture_default,
+                    model_endpoint=model_endpoint)
 
     @app.put("/api/uploads/{upload}/{slot}/{filename}")
     async def upload_file(request: Request, upload: str, slot: str, filename: str):
@@ -158,6 +171,30 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
             return JSONResponse(answer, 400)
         except ServiceError as exc:
             return refused(exc)
+
+    @app.post("/api/endpoints/{name}/capture")
+    async def switch_capture(request: Request, name: str):
+        """Data capture on or off: a new endpoint config with the change, then UpdateEndpoint."""
+        try:
+            return capture.switch(name, await request.json())
+        except (FieldError, ServiceError) as exc:
+            return refused(exc)
+
+    @app.get("/api/endpoints/{name}/captures")
+    async def captured_files(name: str):
+        try:
+            return json.loads(json.dumps(capture.files(name), default=str))
+        except ServiceError as exc:
+            return refused(exc)
+
+    @app.get("/api/endpoints/{name}/captures/records")
+    async def captured_records(name: str, uri: str):
+        try:
+            return capture.records(name, uri)
+        except (FieldError, ServiceError) as exc:
+            return refused(exc)
+        except Exception as exc:  # noqa: BLE001 — a file gone or a destination unreachable, shown on the page
+            return JSONResponse({"Message": f"Could not read {uri}: {exc}"}, 404)
 
     @app.get("/api/endpoints/{name}/live")
     async def live(name: str, log_group: str = "", log_stream: str = "", log_token: str = ""):

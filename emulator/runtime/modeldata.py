@@ -128,6 +128,25 @@ def write_object(uri: str, data: bytes, region: str, client=None):
     (client or s3_client(region)).put_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"), Body=data)
 
 
+def list_objects(prefix: str, region: str, limit: int = 1000, client=None) -> list[dict]:
+    """The objects under a prefix (an s3:// URI, a file:// URL or a local path), newest first: each with its
+    ``Uri``, ``Bytes`` and ``Modified`` (epoch seconds). A prefix with nothing under it gives []."""
+    local = _local_path(prefix)
+    if local is not None:
+        if not local.is_dir():
+            return []
+        found = [(p, p.stat()) for p in local.rglob("*") if p.is_file()]
+        found.sort(key=lambda item: item[1].st_mtime, reverse=True)
+        return [{"Uri": p.resolve().as_uri(), "Bytes": st.st_size, "Modified": st.st_mtime} for p, st in found[:limit]]
+    parsed = urlparse(prefix)
+    pages = (client or s3_client(region)).get_paginator("list_objects_v2").paginate(
+        Bucket=parsed.netloc, Prefix=parsed.path.lstrip("/"))
+    found = [item for page in pages for item in page.get("Contents") or []]
+    found.sort(key=lambda item: item["LastModified"], reverse=True)
+    return [{"Uri": f"s3://{parsed.netloc}/{item['Key']}", "Bytes": item["Size"],
+             "Modified": item["LastModified"].timestamp()} for item in found[:limit]]
+
+
 def _local_path(uri: str) -> Path | None:
     parsed = urlparse(uri)
     if parsed.scheme == "file":

@@ -210,17 +210,18 @@ const Console = (() => {
     }
     function request() {
       const fresh = radio("EndpointMode") === "new";
-      return {
+      return Hosting.request({
         NewEndpoint: fresh, EndpointName: fresh ? value("EndpointName") : value("ExistingEndpoint"),
         InstanceType: value("InstanceType"), InitialInstanceCount: value("InitialInstanceCount"),
         MaxInstanceCount: value("MaxInstanceCount"),
         Models: $$(".model-row", body).map(row => ({
           ModelName: $(".model-name", row).value, Cores: $(".cores", row).value, MinCopies: $(".min-copies", row).value,
-          MinMemoryMb: $(".min-memory", row).value, MaxMemoryMb: $(".max-memory", row).value})),
+          MinMemoryMb: $(".min-memory", row).value, MaxMemoryMb: $(".max-memory", row).value,
+          Accelerators: $(".accelerators", row).value})),
         ExecutionRoleArn: value("ExecutionRoleArn"), Subnets: list("Subnets"), SecurityGroupIds: list("SecurityGroupIds"),
         KmsKeyId: value("KmsKeyId"), EnableNetworkIsolation: checked("EnableNetworkIsolation"),
         DownloadTimeout: value("DownloadTimeout"), StartupTimeout: value("StartupTimeout"), Tags: rowsOf("tags"),
-      };
+      });
     }
     function showIncompatible(found) {
       const box = $("#compat");
@@ -253,6 +254,7 @@ const Console = (() => {
     chosen.forEach(addModel);
     if (!chosen.length) addModel(null);
     endpointMode();
+    Hosting.deployFields(checkSoon);
 
     $("#deploy").addEventListener("click", async () => {
       showErrors(null);
@@ -346,7 +348,8 @@ const Console = (() => {
           el("div", {class: "copies"}, (instance.Copies || []).map(copyBox))));
       }
       if (!variant.Instances) {  // an endpoint whose variants name models: its copies are its instances
-        boxes.push(el("div", {class: "instance"}, el("div", {class: "instance-head"}, el("strong", {}, variant.VariantName)),
+        boxes.push(el("div", {class: "instance", "data-variant": variant.VariantName}, el("div", {class: "instance-head"},
+          el("strong", {}, variant.VariantName), variant.Shadow ? el("span", {class: "small shadow-label"}, " (shadow)") : ""),
           el("div", {class: "copies"}, (variant.Copies || []).map(copyBox))));
       }
     }
@@ -366,6 +369,8 @@ const Console = (() => {
     const history = new Map();  // series → [{t, invocations, errors, latencyMs}]
     let logGroup = "", logStream = "", logToken = "";
     const modelOptions = $("#model-options").innerHTML;
+    const panels = Hosting.endpointPanels(endpoint);
+    let shadows = new Set();
 
     async function change(operation, params) {
       $("#component-error").textContent = "";
@@ -526,7 +531,7 @@ const Console = (() => {
         points.push({raw: {...series, t: now}, rate: calls / seconds, errors, latency});
         if (points.length > 60) points.shift();
         history.set(key, points);
-        blocks.push(el("div", {class: "series", "data-series": key}, el("h3", {}, key),
+        blocks.push(el("div", {class: "series", "data-series": key}, el("h3", {}, key, shadows.has(key) ? el("span", {class: "small shadow-label"}, " (shadow)") : ""),
           el("span", {class: "small"}, `${series.Invocations} invocations · ${series.Invocation4XXErrors} 4xx · ${series.Invocation5XXErrors} 5xx` +
             (noCapacity.has(key) ? ` · ${noCapacity.get(key)} NoCapacityInvocationFailures` : "")),
           chart("invocations", points.map(p => p.rate), "/s"), chart("model latency", points.map(p => p.latency), "ms"),
@@ -545,6 +550,8 @@ const Console = (() => {
         status.textContent = live.Endpoint.EndpointStatus;
         status.className = `status ${live.Endpoint.EndpointStatus}`;
         $("#failure-reason").textContent = live.Endpoint.FailureReason || "";
+        shadows = Hosting.shadowNames(live.Endpoint);
+        panels(live.Endpoint);
         renderPlacement(live.Placement);
         renderComponents(live.InferenceComponents, live.Placement);
         renderDeployments(live.Deployments);
@@ -631,5 +638,5 @@ const Console = (() => {
     $("#invoke-latency").textContent = `${(performance.now() - started).toFixed(1)} ms`;
   }
 
-  return {modelsPage, createModelPage, deployPage, endpointPage};
+  return {modelsPage, createModelPage, deployPage, endpointPage, util: {$, $$, el, value, checked, radio, post, aws}};
 })();

@@ -17,8 +17,9 @@ def placement(reconciler: ComponentReconciler, registry: FleetRegistry, endpoint
     view = {"EndpointName": fleet.endpoint, "Host": reconciler.cpus.describe(), "Variants": [],
             "InferenceComponents": []}
     if host is None:
-        view["Variants"] = [{"VariantName": v.name, "Copies": [c.describe() for c in v.copies]}
-                            for v in fleet.variants.values()]
+        variants = list(fleet.variants.values()) + ([fleet.shadow] if fleet.shadow is not None else [])
+        view["Variants"] = [{"VariantName": v.name, "Shadow": v is fleet.shadow, "Copies": [c.describe() for c in v.copies]}
+                            for v in variants]
         return view
     for name, pool in host.pools.items():
         view["Variants"].append({

@@ -28,6 +28,7 @@ define install_torch
 	       "(on Linux x86_64 that is the CUDA build, several GB)"; \
 	  $(1) -m pip install --disable-pip-version-check "$(TORCH_SPEC)"; \
 	fi
+	@echo "==> PyTorch installed: torch $$($(1) -c 'import torch; print(torch.__version__, "(CUDA " + torch.version.cuda + ")" if torch.version.cuda else "(CPU only)")')"
 endef
 
 # The SageMaker Python SDK gets an environment of its own: it brings scikit-learn, which would make

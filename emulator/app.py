@@ -196,8 +196,9 @@ class Emulator:
                     # run less often: collection pauses were the control plane's p99 tail.
                     gc.freeze()
                     gc.set_threshold(50_000, 20, 20)
-                log.info("smemu ready on http://%s:%s (runtime: %s, state: %s)", self.settings.host,
-                         self.settings.port, self.runtime.name, self.settings.state_dir)
+                log.info("smemu ready on http://%s:%s (runtime: %s, state: %s); console: http://%s:%s/console/",
+                         self.settings.host, self.settings.port, self.runtime.name, self.settings.state_dir,
+                         self.settings.host, self.settings.port)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.supervisor.cancel()

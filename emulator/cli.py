@@ -101,6 +101,9 @@ def main(argv=None):
     p.add_argument("--copies", type=int, default=1, help="component: CopyCount")
     p.add_argument("--replace", action="store_true",
                    help="delete the model, config and endpoint (or component) of this name first, if they exist")
+    p.add_argument("--rollback-on-interrupt", action="store_true",
+                   help="on Ctrl-C, delete what this deploy created (without it, Ctrl-C leaves them and says how to "
+                        "delete them)")
     p.add_argument("--url", default=None, help=url_help)
     p.set_defaults(func=deploy, state_dir_for_packages=lambda: Settings.from_env().state_dir / "packages")
 

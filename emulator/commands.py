@@ -189,10 +189,12 @@ def deploy(args):
     try:
         command = run(default_url(args), args.name, args.framework, args.artifacts, args.state_dir_for_packages(),
                       args.inference_code, args.requirements, args.instance_type, args.instance_count, environment,
-                      args.endpoint, args.cores, args.memory, args.copies, args.replace)
+                      args.endpoint, args.cores, args.memory, args.copies, args.replace,
+                      args.rollback_on_interrupt)
     except PackagingError as exc:
         raise CommandError(str(exc), code=2) from None
-    print(f"ready; invoke it with (@FILE reads the body from FILE; or give the body inline):\n  {command}")
+    print(f"ready; invoke it with (@FILE reads the body from a file of yours; or give the body inline, e.g. "
+          f"--body '0.5,1.2,3.4'):\n  {command}")
     return 0
 
 
@@ -270,8 +272,8 @@ def invoke(args):
 def delete(args):
     from .workflows import delete as run
 
-    run(default_url(args), args.endpoint, args.all)
-    print(f"deleted {args.endpoint}" + (" with its endpoint config and models" if args.all else ""))
+    deleted = run(default_url(args), args.endpoint, args.all)
+    print("deleted " + ", ".join(deleted))
     return 0
 
 

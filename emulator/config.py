@@ -6,6 +6,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 DEFAULT_PORT = 7070  # not 8080: that is the serving containers' port
+# The execution role smemu's own surfaces give what they create (`smemu deploy`, the console, recommendation
+# jobs): one role everywhere, so their models stay compatible on one endpoint of inference components.
+DEFAULT_ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
 
 
 @dataclass

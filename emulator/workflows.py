@@ -15,6 +15,7 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import ClientError
 
+from .config import DEFAULT_ROLE
 from .packaging import package
 from .runtime.health import summary
 from .runtime.images import SAGEMAKER_IMAGES
@@ -145,9 +146,30 @@ def _existing(sagemaker, kinds: tuple[str, ...], name: str) -> list[str]:
     return found
 
 
+IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack")
+
+
+def _settled(sagemaker, name: str, timeout: float = 900):
+    """Wait until an endpoint is no longer in progress: SageMaker refuses to delete one that is."""
+    end, told = time.monotonic() + timeout, False
+    while time.monotonic() < end:
+        try:
+            status = sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"]
+        except ClientError:
+            return
+        if status not in IN_PROGRESS:
+            return
+        if not told:
+            say(f"waiting for endpoint {name} to finish {status.lower()} (SageMaker deletes no endpoint in progress) ...")
+            told = True
+        time.sleep(1)
+
+
 def _remove(sagemaker, kind: str, name: str) -> bool:
     """Delete one resource if it exists (waiting until an endpoint or component is gone)."""
     delete, describe, member = _calls(sagemaker, kind)
+    if kind == "endpoint":
+        _settled(sagemaker, name)
     try:
         delete(**{member: name})
     except ClientError:
@@ -168,9 +190,10 @@ def _clean_up(sagemaker, created: list[tuple[str, str]]) -> list[str]:
 
 def deploy(url, name, framework, artifacts, workdir, inference_code=None, requirements=None, instance_type="ml.m5.large",
            instance_count=1, environment=None, endpoint=None, cores=1.0, memory_mb=1024, copies=1,
-           replace=False) -> str:
+           replace=False, rollback_on_interrupt=False) -> str:
     """Model + endpoint config + endpoint (or, with ``endpoint``, an inference component on it); returns
-    the command that invokes it. With ``replace``, resources of that name are deleted first."""
+    the command that invokes it. With ``replace``, resources of that name are deleted first. Ctrl-C says what
+    the deploy left running and how to delete it, or (``rollback_on_interrupt``) deletes it."""
     sagemaker, _ = clients(url)
     kinds = ("endpoint", "endpoint config", "model") if endpoint is None else ("component", "model")
     if not replace:  # before packaging anything: the name is taken, and only --replace would reuse it
@@ -192,8 +215,8 @@ def deploy(url, name, framework, artifacts, workdir, inference_code=None, requir
             if replaced:
                 say(f"replacing: deleted {', '.join(replaced)}")
         if endpoint is None:
-            say(f"creating model, endpoint config and endpoint {name} ...")
-            sagemaker.create_model(ModelName=name, PrimaryContainer=container)
+            say(f"creating model, endpoint config and endpoint {name} (execution role {DEFAULT_ROLE}) ...")
+            sagemaker.create_model(ModelName=name, PrimaryContainer=container, ExecutionRoleArn=DEFAULT_ROLE)
             created.append(("model", name))
             sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
                 "VariantName": "AllTraffic", "ModelName": name, "InstanceType": instance_type,
@@ -202,7 +225,7 @@ def deploy(url, name, framework, artifacts, workdir, inference_code=None, requir
             sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
             created.append(("endpoint", name))
             wait_endpoint(sagemaker, name)
-            return f"smemu invoke {name} --body @rows.csv --content-type {content_type}"
+            return f"smemu invoke {name} --body @FILE --content-type {content_type}"
         say(f"creating model and inference component {name} on endpoint {endpoint} ...")
         config_name = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
         config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
@@ -216,7 +239,7 @@ def deploy(url, name, framework, artifacts, workdir, inference_code=None, requir
                 "NumberOfCpuCoresRequired": cores, "MinMemoryRequiredInMb": memory_mb}})
         created.append(("component", name))
         wait_component(sagemaker, name)
-        return f"smemu invoke {endpoint} --component {name} --body @rows.csv --content-type {content_type}"
+        return f"smemu invoke {endpoint} --component {name} --body @FILE --content-type {content_type}"
     except (ClientError, WorkflowError) as exc:
         message = error_text(exc) if isinstance(exc, ClientError) else str(exc)
         hint = None
@@ -227,6 +250,28 @@ def deploy(url, name, framework, artifacts, workdir, inference_code=None, requir
         if removed:
             message += f" (removed what this deploy created: {', '.join(removed)})"
         raise WorkflowError(message, hint) from None
+    except KeyboardInterrupt:
+        _interrupted(url, sagemaker, name, endpoint, created, rollback_on_interrupt)
+        raise
+
+
+def _interrupted(url, sagemaker, name, endpoint, created, rollback):
+    """Ctrl-C during a deploy: the resources carry on in the server, so say which (or delete them)."""
+    if not created:
+        say("interrupted: this deploy had created nothing yet")
+        return
+    if rollback:
+        removed = _clean_up(sagemaker, created)
+        say(f"interrupted: removed what this deploy created: {', '.join(removed) or 'nothing was left'}")
+        return
+    say(f"interrupted: still there and carrying on: {', '.join(f'{kind} {n}' for kind, n in created)}")
+    if endpoint is None:
+        say(f"  delete them with: smemu delete {name} --all --url {url}")
+    else:
+        aws = f"aws --endpoint-url {url} --region us-east-1 sagemaker"
+        say(f"  delete them with: {aws} delete-inference-component --inference-component-name {name} && "
+            f"{aws} delete-model --model-name {name}")
+    say("  (smemu deploy --rollback-on-interrupt deletes them on Ctrl-C)")
 
 
 def invoke(url, endpoint, body: bytes, content_type=None, accept=None, component=None, variant=None) -> tuple[bytes, str]:
@@ -240,28 +285,46 @@ def invoke(url, endpoint, body: bytes, content_type=None, accept=None, component
     return response["Body"].read(), response.get("ContentType", "")
 
 
-def delete(url, name, everything=False):
-    """Delete an endpoint (waiting until it is gone); with ``everything``, its config and models too."""
+def delete(url, name, everything=False) -> list[str]:
+    """Delete an endpoint (waiting until it is gone); with ``everything``, its config and the models of its
+    variants, shadow variants and inference components too. Returns what was deleted, as "kind name"."""
     sagemaker, _ = clients(url)
+    deleted = []
     try:
         described = sagemaker.describe_endpoint(EndpointName=name)
-        config = sagemaker.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"]) \
-            if everything else None
+        config, models = None, []
+        if everything:
+            config = sagemaker.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+            variants = config["ProductionVariants"] + config.get("ShadowProductionVariants", [])
+            models = [v["ModelName"] for v in variants if v.get("ModelName")]
+            for page in sagemaker.get_paginator("list_inference_components").paginate(EndpointNameEquals=name):
+                for summary in page["InferenceComponents"]:
+                    spec = sagemaker.describe_inference_component(
+                        InferenceComponentName=summary["InferenceComponentName"])["Specification"]
+                    if spec.get("ModelName"):
+                        models.append(spec["ModelName"])
+        _settled(sagemaker, name)
         say(f"deleting endpoint {name} ...")
         sagemaker.delete_endpoint(EndpointName=name)
         _gone(lambda: sagemaker.describe_endpoint(EndpointName=name), timeout=900)
+        deleted.append(f"endpoint {name}")
         if config is not None:
             sagemaker.delete_endpoint_config(EndpointConfigName=config["EndpointConfigName"])
-            for variant in config["ProductionVariants"]:
-                if variant.get("ModelName"):
-                    sagemaker.delete_model(ModelName=variant["ModelName"])
+            deleted.append(f"endpoint config {config['EndpointConfigName']}")
+            for model in dict.fromkeys(models):
+                try:
+                    sagemaker.delete_model(ModelName=model)
+                    deleted.append(f"model {model}")
+                except ClientError as exc:  # already gone, or deleted by someone else meanwhile
+                    say(f"model {model} was not deleted: {error_text(exc)}")
     except ClientError as exc:
         raise WorkflowError(error_text(exc)) from None
+    return deleted
 
 
 CONTENT_TYPES = {".csv": "text/csv", ".json": "application/json", ".jsonl": "application/jsonlines",
                  ".npy": "application/x-npy", ".txt": "text/plain"}
-RECOMMENDER_ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
+RECOMMENDER_ROLE = DEFAULT_ROLE
 
 
 def content_type_of(payload: Path) -> str:

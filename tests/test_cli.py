@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
+
+from emulator.config import DEFAULT_ROLE
 
 from . import models
 from .helpers import ROOT, wait_in_service
@@ -20,7 +23,10 @@ def test_deploy_invoke_logs_delete(emulator, sagemaker, tmp_path):
     deployed = smemu("deploy", "--framework", "xgboost", "--name", "cli-xgb", raw / "xgboost-model", "--url", emulator.url)
     assert deployed.returncode == 0, deployed.stderr
     assert "packaging 1 artifact(s)" in deployed.stderr and "endpoint cli-xgb: InService" in deployed.stderr
-    assert "smemu invoke cli-xgb --body @rows.csv --content-type text/csv" in deployed.stdout
+    assert "smemu invoke cli-xgb --body @FILE --content-type text/csv" in deployed.stdout
+    # The role the console pre-fills too, said on both surfaces: their models share an endpoint.
+    assert sagemaker.describe_model(ModelName="cli-xgb")["ExecutionRoleArn"] == DEFAULT_ROLE
+    assert f"execution role {DEFAULT_ROLE}" in deployed.stderr
     (tmp_path / "rows.csv").write_text("0,0,1\n1,0,0")
     answer = smemu("invoke", "cli-xgb", "--body", f"@{tmp_path / 'rows.csv'}", "--content-type", "text/csv",
                    "--url", emulator.url)
@@ -33,7 +39,7 @@ def test_deploy_invoke_logs_delete(emulator, sagemaker, tmp_path):
     assert "smemu-serving: ready on port" in logs.stdout and logs.stdout.startswith(
         "==> /aws/sagemaker/Endpoints/cli-xgb AllTraffic/i-")
     deleted = smemu("delete", "cli-xgb", "--all", "--url", emulator.url)
-    assert deleted.returncode == 0 and "with its endpoint config and models" in deleted.stdout
+    assert deleted.returncode == 0 and deleted.stdout == "deleted endpoint cli-xgb, endpoint config cli-xgb, model cli-xgb\n"
     assert sagemaker.list_models(NameContains="cli-xgb")["Models"] == []
     missing = smemu("delete", "cli-xgb", "--url", emulator.url)
     assert missing.returncode == 1 and 'Could not find endpoint "arn:aws:sagemaker' in missing.stderr
@@ -64,7 +70,11 @@ def test_deploy_a_component_and_follow_its_logs(emulator, sagemaker, tmp_path):
     finally:
         follower.terminate()
         follower.wait(10)
-    smemu("delete", "cli-shared", "--url", emulator.url)
+    # --all deletes what it says, the component's model included.
+    deleted = smemu("delete", "cli-shared", "--all", "--url", emulator.url)
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout == "deleted endpoint cli-shared, endpoint config cli-shared, model cli-doubler\n"
+    assert not sagemaker.list_models(NameContains="cli-doubler")["Models"]
 
 
 def test_status_is_ps_and_help_has_examples(emulator):
@@ -211,3 +221,45 @@ def test_ps_shows_failed_endpoints_empty_endpoints_and_components_at_zero(emulat
     assert log.count(f"endpoint ps-broken failed: {reason[:60]}") == 1 and " WARNING " in log
     sagemaker.delete_endpoint(EndpointName="ps-broken")
     sagemaker.delete_endpoint(EndpointName="ps-empty")
+
+
+SLOW_LOADING = "import time\n\ndef model_fn(model_dir):\n    time.sleep(8)\n"
+
+
+def deploy_then_interrupt(emulator, tmp_path, name, *extra):
+    """`smemu deploy` of a model that takes 8 s to load, interrupted (SIGINT, as Ctrl-C) once it waits."""
+    raw = models.xgboost_model_dir(tmp_path / "raw")
+    (tmp_path / "inference.py").write_text(SLOW_LOADING)
+    process = subprocess.Popen([sys.executable, "-m", "emulator", "deploy", "--framework", "xgboost", "--name", name,
+                                raw / "xgboost-model", "--inference-code", tmp_path / "inference.py", "--url",
+                                emulator.url, *extra], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    seen = ""
+    end = time.monotonic() + 60
+    while f"endpoint {name}: Creating" not in seen and time.monotonic() < end:
+        seen += process.stderr.readline()
+    assert f"endpoint {name}: Creating" in seen, seen
+    process.send_signal(signal.SIGINT)
+    rest = process.communicate(timeout=60)[1]
+    return process.returncode, rest
+
+
+def test_ctrl_c_during_deploy_says_what_runs_and_how_to_delete_it(emulator, sagemaker, tmp_path):
+    code, said = deploy_then_interrupt(emulator, tmp_path, "cli-interrupted")
+    assert code == 130
+    assert ("interrupted: still there and carrying on: model cli-interrupted, endpoint config cli-interrupted, "
+            "endpoint cli-interrupted") in said
+    assert f"smemu delete cli-interrupted --all --url {emulator.url}" in said
+    assert sagemaker.describe_endpoint(EndpointName="cli-interrupted")["EndpointStatus"] == "Creating"
+    deleted = smemu("delete", "cli-interrupted", "--all", "--url", emulator.url)  # the command it printed works
+    assert deleted.returncode == 0, deleted.stderr
+    assert not sagemaker.list_models(NameContains="cli-interrupted")["Models"]
+
+
+def test_ctrl_c_with_rollback_deletes_what_the_deploy_created(emulator, sagemaker, tmp_path):
+    code, said = deploy_then_interrupt(emulator, tmp_path, "cli-rolled-back", "--rollback-on-interrupt")
+    assert code == 130
+    assert ("interrupted: removed what this deploy created: endpoint cli-rolled-back, endpoint config "
+            "cli-rolled-back, model cli-rolled-back") in said
+    assert not sagemaker.list_endpoints(NameContains="cli-rolled-back")["Endpoints"]
+    assert not sagemaker.list_endpoint_configs(NameContains="cli-rolled-back")["EndpointConfigs"]
+    assert not sagemaker.list_models(NameContains="cli-rolled-back")["Models"]

@@ -161,7 +161,7 @@ def deployed(server, browser, raw_files):
         page.wait_for_url(re.compile(r"/console/models\?created="))
     endpoint = f"console-ep-{os.getpid()}"
     deploy_two(page, server, names, endpoint)
-    page.wait_for_url(re.compile(rf"/console/endpoints/{endpoint}$"), timeout=120_000)
+    page.wait_for_url(re.compile(rf"/console/endpoints/{endpoint}\?deployed=1$"), timeout=120_000)
     context.close()
     yield endpoint, names
     server.client("sagemaker").delete_endpoint(EndpointName=endpoint)

@@ -5,6 +5,7 @@ cannot take."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import httpx
@@ -56,7 +57,7 @@ def test_model_endpoint_with_shadow_and_capture(server, page, xgboost_archive, t
     page.fill("#CaptureDestination", destination)
     page.shots("deploy-model-shadow-capture")
     page.click("#deploy")
-    page.wait_for_url(f"**/console/endpoints/{endpoint}", timeout=120_000)
+    page.wait_for_url(re.compile(rf"/console/endpoints/{endpoint}\?deployed=1$"), timeout=120_000)
 
     config = sagemaker.describe_endpoint_config(
         EndpointConfigName=sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"])
@@ -124,7 +125,7 @@ def test_serverless_endpoint(server, page, xgboost_archive, unique):
     page.select_option("#ServerlessMemory", "3072")
     page.fill("#ServerlessMaxConcurrency", "3")
     page.click("#deploy")
-    page.wait_for_url(f"**/console/endpoints/{endpoint}", timeout=120_000)
+    page.wait_for_url(re.compile(rf"/console/endpoints/{endpoint}\?deployed=1$"), timeout=120_000)
     variant = sagemaker.describe_endpoint(EndpointName=endpoint)["ProductionVariants"][0]
     assert variant["CurrentServerlessConfig"] == {"MemorySizeInMB": 3072, "MaxConcurrency": 3}
     expect(page.locator('#variants tr[data-variant="AllTraffic"] .size')).to_contain_text(

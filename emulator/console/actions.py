@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+from ..config import DEFAULT_ROLE
 from ..control.compatibility import SETTINGS, network_settings
 from ..control.errors import ServiceError
 from ..packaging import PackagingError, package, sample_payload
@@ -195,7 +196,7 @@ class ConsoleActions:
         try:
             self.call("CreateInferenceRecommendationsJob", {
                 "JobName": job, "JobType": "Default",
-                "RoleArn": params.get("ExecutionRoleArn") or "arn:aws:iam::123456789012:role/SageMakerExecutionRole",
+                "RoleArn": params.get("ExecutionRoleArn") or DEFAULT_ROLE,
                 "InputConfig": {"ModelName": model, "ContainerConfig": {
                     "Domain": "MACHINE_LEARNING", "Task": "OTHER",
                     "PayloadConfig": {"SamplePayloadUrl": str(payload), "SupportedContentTypes": [content_type]}}},

@@ -1,6 +1,7 @@
 """The console's pages and its few server-side routes."""
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from ..config import DEFAULT_ROLE
 from ..control.components import ComponentReconciler
 from ..control.components.views import placement
 from ..control.deployments.views import deployments
@@ -31,6 +33,7 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters["when"] = local_time
     uploads = Uploads(state_dir / "console" / "uploads")
 
     def call(operation: str, params: dict) -> dict:
@@ -73,13 +76,24 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
             container = described.get("PrimaryContainer") or (described.get("Containers") or [{}])[0]
             rows.append({**summary, "Image": container.get("Image", ""), "ModelDataUrl": container.get("ModelDataUrl", "")})
         return page(request, "models.html", models=rows, recommendation=request.query_params.get("recommendation"),
-                    warning=request.query_params.get("warning"))
+                    warning=request.query_params.get("warning"), created=request.query_params.get("created"),
+                    deleted=request.query_params.getlist("deleted"))
 
     @app.get("/models/create")
     async def create_model(request: Request):
         return page(request, "create_model.html", prebuilt=prebuilt_images(region), s3=s3_server(),
-                    upload=Uploads.new_id(), recommender=recommender, runtime=runtime.name,
+                    upload=Uploads.new_id(), recommender=recommender, runtime=runtime.name, default_role=DEFAULT_ROLE,
                     packages=str(state_dir / "console" / "packages"))
+
+    @app.get("/models/{name}")
+    async def model(request: Request, name: str):  # after /models/create, which it would shadow
+        try:
+            described = call("DescribeModel", {"ModelName": name})
+        except ServiceError as exc:
+            return page(request, "missing.html", message=exc.message)
+        containers = described.get("Containers") or [described.get("PrimaryContainer") or {}]
+        tags = call("ListTags", {"ResourceArn": described["ModelArn"]}).get("Tags", [])
+        return page(request, "model.html", model=described, containers=containers, tags=tags)
 
     @app.get("/deploy")
     async def deploy(request: Request):
@@ -101,15 +115,16 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
             except ServiceError:
                 first = None
         types = sorted(catalog.types.values(), key=lambda t: (t.name.split(".")[1], t.vcpus, t.name))
+        prices = {t.name: catalog.price(t.name) for t in types}  # every type's hourly price, estimates marked
         recommended = actions.recommended(chosen[0]) if chosen else []
         return page(request, "deploy.html", chosen=chosen, all_models=all_models, endpoints=endpoints,
                     instance_types=types, first=first or {}, recommender=recommender, recommended=recommended,
-                    capture_default=capture_default)
+                    capture_default=capture_default, prices=prices)
 
     @app.get("/endpoints")
     async def endpoints(request: Request):
         rows = listing("ListEndpoints", "Endpoints", SortBy="CreationTime", SortOrder="Descending")
-        return page(request, "endpoints.html", endpoints=rows)
+        return page(request, "endpoints.html", endpoints=rows, deleted=request.query_params.get("deleted"))
 
     @app.get("/endpoints/{name}")
     async def endpoint(request: Request, name: str):
@@ -124,7 +139,7 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
             config = {"ProductionVariants": []}
         model_endpoint = any(v.get("ModelName") for v in config["ProductionVariants"])  # takes no components
         return page(request, "endpoint.html", endpoint=described, all_models=all_models, capture_default=capture_default,
-                    model_endpoint=model_endpoint)
+                    model_endpoint=model_endpoint, deployed=request.query_params.get("deployed"))
 
     @app.put("/api/uploads/{upload}/{slot}/{filename}")
     async def upload_file(request: Request, upload: str, slot: str, filename: str):
@@ -226,3 +241,19 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
         return json.loads(json.dumps(answer, default=str))
 
     return app
+
+
+def local_time(value) -> str:
+    """An API timestamp (epoch seconds, ISO text or datetime) as this machine's local date and time."""
+    if value in (None, ""):
+        return ""
+    if isinstance(value, (int, float)):
+        moment = datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+    elif isinstance(value, datetime.datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+    else:
+        try:
+            moment = datetime.datetime.fromisoformat(str(value))
+        except ValueError:
+            return str(value)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -297,7 +297,7 @@ const Console = (() => {
           return;
         }
         if (described.EndpointStatus === "InService" && states.every(s => s.InferenceComponentStatus === "InService")) {
-          location.href = "/console/endpoints/" + encodeURIComponent(endpoint);
+          location.href = "/console/endpoints/" + encodeURIComponent(endpoint) + "?deployed=1";
           return;
         }
         setTimeout(tick, POLL_MS);

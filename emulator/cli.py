@@ -127,6 +127,9 @@ def main(argv=None):
     p.add_argument("--content-type", help="the requests' Content-Type (default: from the files' suffix)")
     p.add_argument("--instance-types", help="comma-separated instance types (default: smemu's default candidates)")
     p.add_argument("--job-name", help="the job's name (default: MODEL-TIMESTAMP)")
+    p.add_argument("--shared-cores", action="store_true",
+                   help="where fewer than two host cores are free of serving copies, measure on cores shared with them "
+                        "(the results say so) instead of waiting for free ones")
     p.add_argument("--url", default=None, help=url_help)
     p.set_defaults(func=recommend)
 

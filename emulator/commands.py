@@ -227,9 +227,10 @@ def recommend(args):
         else:
             print(f"  {name}: {step['Status'].lower()}: {benchmark.get('FailureReason', '')}", file=sys.stderr, flush=True)
 
-    job, _, extrapolated = run(default_url(args), args.model, args.payload,
-                               Settings.from_env().state_dir / "payloads", args.content_type,
-                               [t for t in (args.instance_types or "").split(",") if t], args.job_name, step_done)
+    job, _, extrapolated, shared = run(default_url(args), args.model, args.payload,
+                                       Settings.from_env().state_dir / "payloads", args.content_type,
+                                       [t for t in (args.instance_types or "").split(",") if t], args.job_name,
+                                       step_done, shared_cores=args.shared_cores)
     rows = [("rank", "instance type", "max invocations/min", "latency ms", "CPU %", "memory %", "setup s", "USD/hour",
              "USD per 1M", "measured")]
     for rank, r in enumerate(job["InferenceRecommendations"], 1):
@@ -237,12 +238,15 @@ def recommend(args):
         rows.append((str(rank), itype, str(m["MaxInvocations"]), f"{m['ModelLatency'] / 1000:.2f}",
                      f"{m['CpuUtilization']:.0f}", f"{m['MemoryUtilization']:.1f}", f"{m['ModelSetupTime'] / 1e6:.2f}",
                      f"{m['CostPerHour']:.3f}", f"{m['CostPerInference'] * 1e6:.4f}",
-                     "extrapolated" if itype in extrapolated else "measured"))
+                     ("extrapolated" if itype in extrapolated else "measured")
+                     + (" on shared cores" if itype in shared else "")))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     print(f"job {job['JobName']}: figures per instance; 'extrapolated' rows were measured on fewer host cores and "
-          "scaled by cores (smemu's log says how).", file=sys.stderr)
+          "scaled by cores (smemu's log says how)" + ("; 'on shared cores' rows shared host cores with serving "
+                                                      "copies, whose traffic can lower them" if shared else "") + ".",
+          file=sys.stderr)
     return 0
 
 

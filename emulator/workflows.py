@@ -335,9 +335,12 @@ def content_type_of(payload: Path) -> str:
 
 
 def recommend(url, model: str, payload: Path, workdir: Path, content_type=None, instance_types=(), job_name=None,
-              on_step=None, poll: float = 1.0, timeout: float = 3600) -> tuple[dict, list[dict], list[str]]:
-    """Run a Default Inference Recommender job for ``model`` and wait for it: (the job, its steps, the instance
-    types whose figures were extrapolated). ``on_step`` is told each step as it ends."""
+              on_step=None, poll: float = 1.0, timeout: float = 3600, shared_cores=False
+              ) -> tuple[dict, list[dict], list[str], list[str]]:
+    """Run a Default Inference Recommender job for ``model`` and wait for it, saying what its log says as it
+    goes: (the job, its steps, the instance types whose figures were extrapolated, those measured on host cores
+    shared with serving copies, which ``shared_cores`` allows). ``on_step`` is told each step as it ends."""
+    from .control.recommender.cores import SHARED_TAG, SHARED_USED_TAG
     from .packaging import PackagingError, sample_payload
 
     sagemaker, _ = clients(url)
@@ -356,14 +359,17 @@ def recommend(url, model: str, payload: Path, workdir: Path, content_type=None, 
                  "PayloadConfig": {"SamplePayloadUrl": str(archive), "SupportedContentTypes": [content_type]}}
     if instance_types:
         container["SupportedInstanceTypes"] = list(instance_types)
+    job_log = _JobLog(url, name)
     try:
         arn = sagemaker.create_inference_recommendations_job(
             JobName=name, JobType="Default", RoleArn=RECOMMENDER_ROLE,
-            InputConfig={"ModelName": model, "ContainerConfig": container})["JobArn"]
+            InputConfig={"ModelName": model, "ContainerConfig": container},
+            **({"Tags": [{"Key": SHARED_TAG, "Value": "allow"}]} if shared_cores else {}))["JobArn"]
         say(f"job {name} started: measuring {model} on {', '.join(instance_types) or 'the default instance types'} ...")
         seen = 0
         deadline = time.monotonic() + timeout
         while True:
+            job_log.follow()
             job = sagemaker.describe_inference_recommendations_job(JobName=name)
             steps = sagemaker.list_inference_recommendations_job_steps(JobName=name, MaxResults=100)["Steps"]
             for step in steps[seen:]:
@@ -382,7 +388,33 @@ def recommend(url, model: str, payload: Path, workdir: Path, content_type=None, 
         raise WorkflowError(error_text(exc)) from None
     if job["Status"] != "COMPLETED":
         raise WorkflowError(f"job {name} ended {job['Status']}: {job.get('FailureReason', '')}",
-                            f"see its log: aws logs get-log-events --log-group-name "
-                            f"/aws/sagemaker/InferenceRecommendationsJobs --log-stream-name {name}/execution")
+                            f"see its log: {_job_log_command(url, name)}")
     extrapolated = [t for t in tags.get("smemu:extrapolated", "").split(",") if t]
-    return job, steps, extrapolated
+    shared = [t for t in tags.get(SHARED_USED_TAG, "").split(",") if t]
+    return job, steps, extrapolated, shared
+
+
+JOB_LOG_GROUP = "/aws/sagemaker/InferenceRecommendationsJobs"
+
+
+def _job_log_command(url: str, job: str) -> str:
+    """The AWS CLI command that reads a job's log from this smemu (not from AWS: the endpoint URL is explicit)."""
+    return (f"aws logs get-log-events --endpoint-url {url} --region us-east-1 --log-group-name {JOB_LOG_GROUP} "
+            f"--log-stream-name {job}/execution --query 'events[].message' --output text")
+
+
+class _JobLog:
+    """Says each new line of a recommendation job's log (what it waits for, what it measures) as it comes."""
+
+    def __init__(self, url: str, job: str):
+        self.logs, self.job, self.token = client("logs", url), job, None
+
+    def follow(self):
+        params = {"logGroupName": JOB_LOG_GROUP, "logStreamName": f"{self.job}/execution", "startFromHead": True}
+        try:
+            page = self.logs.get_log_events(**params, **({"nextToken": self.token} if self.token else {}))
+        except ClientError:
+            return  # no log yet
+        for event in page["events"]:
+            say(f"  | {event['message']}")
+        self.token = page.get("nextForwardToken") or self.token

@@ -5,10 +5,12 @@ import io
 import math
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tarfile
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +19,7 @@ from botocore.exceptions import ClientError
 from emulator.testing import EmulatorProcess, eventually
 
 from . import models
-from .helpers import ROOMY, XGBOOST_IMAGE, slow_predict
+from .helpers import ROOMY, S3_ENV, XGBOOST_IMAGE, slow_predict
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
 TERMINAL = ("COMPLETED", "FAILED", "STOPPED")
@@ -274,3 +276,70 @@ def test_smemu_recommend_prints_a_table(server, xgb_model, tmp_path):
     assert lines[0].split()[:3] == ["rank", "instance", "type"]
     assert [line.split()[1] for line in lines[1:]] == ["ml.c5.xlarge", "ml.c5.large"]
     assert "invocations/min" in result.stderr and "job ir-cli started" in result.stderr
+
+
+@pytest.fixture
+def one_core_server(tmp_path):
+    """A smemu whose process may use one host core: no benchmark ever finds two free ones."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(before)})
+    try:
+        server = EmulatorProcess(tmp_path / "state", {**ROOMY, "SMEMU_RUNTIME": "process"}).start()
+    finally:
+        os.sched_setaffinity(0, before)
+    yield server
+    server.stop()
+
+
+def recommend_command(server, model, request, job, *extra):
+    return [sys.executable, "-m", "emulator", "recommend", model, "--payload", str(request), "--instance-types",
+            "ml.c5.large", "--job-name", job, "--url", server.url, *extra]
+
+
+def test_recommend_says_at_once_what_it_waits_for_and_measures_on_shared_cores(one_core_server, tmp_path):
+    sagemaker = one_core_server.client("sagemaker")
+    archive = models.tar_directory(models.xgboost_model_dir(tmp_path / "raw"), tmp_path / "model.tar.gz")
+    sagemaker.create_model(ModelName="ir-one-core", PrimaryContainer={
+        "Image": XGBOOST_IMAGE, "ModelDataUrl": f"file://{archive}"})
+    request = tmp_path / "row.csv"
+    request.write_text("0.5,1.0,2.0")
+    env = {**os.environ, "SMEMU_STATE_DIR": str(tmp_path / "cli")}
+    waiting = subprocess.Popen(recommend_command(one_core_server, "ir-one-core", request, "ir-waits"),
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        seen, end = "", time.monotonic() + 20
+        while "for two free host cores" not in seen and time.monotonic() < end:
+            seen += waiting.stderr.readline()
+        assert "waiting up to 30 s for two free host cores (1 of 1 free" in seen, seen
+        assert "smemu:shared-cores" in seen
+    finally:
+        waiting.kill()
+        waiting.wait(10)
+    sagemaker.stop_inference_recommendations_job(JobName="ir-waits")
+
+    shared = subprocess.run(recommend_command(one_core_server, "ir-one-core", request, "ir-shared", "--shared-cores"),
+                            capture_output=True, text=True, timeout=240, env=env)
+    assert shared.returncode == 0, shared.stderr
+    assert "measuring on cores shared with serving copies" in shared.stderr
+    row = shared.stdout.splitlines()[1]
+    assert row.split()[1] == "ml.c5.large" and row.endswith("on shared cores")
+    tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=sagemaker.describe_inference_recommendations_job(
+        JobName="ir-shared")["JobArn"])["Tags"]}
+    assert tags["smemu:shared-cores-used"] == "ml.c5.large"
+
+
+def test_a_failed_recommend_prints_a_log_command_that_works_against_smemu(server, xgb_model, tmp_path):
+    request = tmp_path / "row.png"  # XGBoost refuses this content type: every benchmark fails
+    request.write_text("0.5,1.0,2.0")
+    failed = subprocess.run(recommend_command(server, xgb_model, request, "ir-fails", "--content-type", "image/png"),
+                            capture_output=True, text=True, timeout=240,
+                            env={**os.environ, "SMEMU_STATE_DIR": str(tmp_path / "cli")})
+    assert failed.returncode == 1
+    command = failed.stderr.split("see its log: ", 1)[1].strip()
+    assert f"--endpoint-url {server.url}" in command and "--region us-east-1" in command
+    aws, *rest = shlex.split(command)
+    assert aws == "aws"
+    shown = subprocess.run([str(Path(sys.executable).parent / "aws"), *rest], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, **S3_ENV})
+    assert shown.returncode == 0, shown.stderr
+    assert "job failed" in shown.stdout

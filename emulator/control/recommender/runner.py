@@ -35,12 +35,12 @@ from ...scheduler.catalog import Catalog, InstanceType
 from ..copies import CopyManager
 from ..resources import MODEL, RECOMMENDATION_JOB
 from ..store import Store
+from .cores import SHARED_TAG, SHARED_USED_TAG, NoFreeCores, benchmark_cores
 from .payloads import PayloadError, unpack_payloads
 from .traffic import Level, default_levels, pattern_levels
 
 log = logging.getLogger("smemu.recommender")
 FLAT_GAIN = 1.05  # a level that does not beat the best so far by 5% is "flat" (FlatInvocations)
-CORE_WAIT_SECONDS = 30.0  # how long a benchmark waits for free host cores before it fails
 EXTRAPOLATED_TAG = "smemu:extrapolated"
 TERMINAL = ("COMPLETED", "FAILED", "STOPPED", "DELETED")
 
@@ -62,6 +62,7 @@ class Measurement:
     stop_reason: str = ""
     started: float = 0.0
     ended: float = 0.0
+    shared: bool = False  # measured on host cores shared with serving copies
     saturated: bool = False
 
 
@@ -178,7 +179,7 @@ class RecommendationRunner:
             return self._finish(doc, "FAILED", str(exc))
         say(f"{len(payloads)} sample payload(s), content type {doc['_smemu']['ContentType']}")
         measured: dict[tuple, Measurement] = {}
-        steps, recommendations, extrapolated = [], [], []
+        steps, recommendations, extrapolated, shared = [], [], [], []
         for test in doc["_smemu"]["Tests"]:
             if self._stopping(doc):
                 say("stop requested: no more benchmarks")
@@ -213,6 +214,10 @@ class RecommendationRunner:
                     break
                 continue
             metrics, count, note = self._metrics(doc, itype, measurement)
+            if measurement.shared:
+                shared.append(itype.name)
+                say(f"{itype.name}: measured on host cores shared with serving copies: their traffic can lower "
+                    "these figures")
             if note:
                 extrapolated.append(itype.name)
                 say(f"{itype.name}: {note}")
@@ -232,6 +237,7 @@ class RecommendationRunner:
             })
             doc["_smemu"].setdefault("Measurements", {})[itype.name] = {
                 "HostCores": measurement.host_cores, "Extrapolated": bool(note), "Note": note,
+                "SharedCores": measurement.shared,
                 "StopReason": measurement.stop_reason, "GeneratorSaturated": measurement.saturated,
                 "Levels": measurement.levels, "SharedMeasurement": key}
             self._save(doc)
@@ -239,6 +245,8 @@ class RecommendationRunner:
         recommendations.sort(key=lambda r: (-r["Metrics"]["MaxInvocations"], r["Metrics"]["CostPerHour"]))
         doc["InferenceRecommendations"] = recommendations[:10]
         doc["_steps"] = steps
+        if shared:
+            self.store.add_tags(doc["JobArn"], [{"Key": SHARED_USED_TAG, "Value": ",".join(shared)[:256]}])
         if extrapolated:
             self.store.add_tags(doc["JobArn"], [{"Key": EXTRAPOLATED_TAG, "Value": ",".join(extrapolated)[:256]}])
         if self._stopping(doc):
@@ -260,27 +268,14 @@ class RecommendationRunner:
             raise BenchmarkFailed(str(exc)) from None
 
     # -- one benchmark -----------------------------------------------------------------------------
-    async def _free_cores(self, deadline: float, say) -> list[int]:
-        """Host cores no copy uses: at least two (one for the copy, one for the load generator)."""
-        waited = time.monotonic()
-        while True:
-            free = self.cpus.free()
-            if len(free) >= 2:
-                return free
-            if time.monotonic() - waited > CORE_WAIT_SECONDS or time.monotonic() > deadline:
-                raise BenchmarkFailed(
-                    f"No free host cores: the benchmark needs two cores no serving copy uses (one for the model, one "
-                    f"for the load generator), and {len(free)} of this host's {len(self.cpus.cores)} are free. Scale "
-                    "endpoints down or run smemu on a larger machine.")
-            if time.monotonic() - waited < 0.6:
-                say(f"waiting for free host cores ({len(free)} free)")
-            await asyncio.sleep(0.5)
-
     async def _measure(self, doc, model, itype: InstanceType, environment: dict, payloads, endpoint, deadline,
                        measured: dict, say) -> tuple[Measurement, str]:
-        free = await self._free_cores(deadline, say)
+        try:
+            free, shared = await benchmark_cores(self.cpus, deadline, say, SHARED_TAG in self.store.tag_keys(doc["JobArn"]))
+        except NoFreeCores as exc:
+            raise BenchmarkFailed(str(exc)) from None
         host_cores = max(1, min(math.ceil(itype.vcpus), len(free) - 1))
-        key = json.dumps([host_cores, sorted(environment.items())])
+        key = json.dumps([host_cores, shared, sorted(environment.items())])
         if key in measured:
             say(f"{itype.name}: shares the measurement on {host_cores} host core(s)")
             return measured[key], key
@@ -305,7 +300,7 @@ class RecommendationRunner:
                             startup_timeout=self.settings.deadline_seconds(None, self.settings.startup_timeout),
                             startup_timeout_requested=self.settings.startup_timeout)
             copy = await self.copies.start(spec, CopyLimits(endpoint, float(host_cores), copy_cpus, memory), copy_id)
-            measurement = Measurement(host_cores, int((time.perf_counter() - started) * 1e6))
+            measurement = Measurement(host_cores, int((time.perf_counter() - started) * 1e6), shared=shared)
             say(f"{itype.name}: a copy on host cores {copy_cpus} with {memory} MB, serving after "
                 f"{measurement.setup_us / 1e6:.2f} s; load from host core {generator_cpus[0]}")
             await self._ramp(doc, copy, measurement, payloads, generator_cpus, deadline, say, itype)

@@ -1,0 +1,1 @@
+"""IAM: principals, policies and their evaluation (groundwork; the dispatcher does not ask it yet)."""

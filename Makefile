@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 PIP := $(BIN)/python -m pip install --disable-pip-version-check
 
-.PHONY: run test bench venv sdk-venv clean
+.PHONY: run test bench bench-floor venv sdk-venv clean
 
 venv: $(VENV)/.installed
 
@@ -66,6 +66,10 @@ test: venv sdk-venv
 
 bench: venv
 	$(BIN)/python bench/run_all.py
+
+# The invocation path beside haproxy and two Python floors, one synchronous client (a report: no gates yet).
+bench-floor: venv
+	cd bench && ../$(BIN)/python floor_bench.py
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) .smemu .pytest_cache

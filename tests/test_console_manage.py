@@ -118,6 +118,8 @@ def test_endpoint_page_delete_and_the_default_role(server, page, xgboost_archive
     sagemaker.create_endpoint_config(EndpointConfigName=endpoint, ProductionVariants=[
         {"VariantName": "AllTraffic", "ModelName": model, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
     sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=endpoint)
+    # SageMaker refuses DeleteEndpoint while the endpoint is Creating, and so does smemu: wait for it.
+    sagemaker.get_waiter("endpoint_in_service").wait(EndpointName=endpoint, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
     page.goto(f"{server.url}/console/endpoints/{endpoint}")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#delete-endpoint")

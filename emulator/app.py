@@ -17,6 +17,7 @@ from .api.cloudwatch import cloudwatch_provider
 from .api.dispatch import Dispatcher
 from .api.logs import logs_provider
 from .api.runtime import RuntimeApi
+from .api.s3 import S3Api
 from .api.sagemaker import sagemaker_provider
 from .api.smemu import smemu_app
 from .clock import Clock
@@ -32,6 +33,7 @@ from .control.faults import FaultControl
 from .control.logs import LogIndex, LogsOperations
 from .control.quotas import Quotas
 from .control.recommender import RecommendationRunner, RecommenderOperations
+from .control.s3store import S3Store
 from .control.service import ControlPlane
 from .control.store import Store
 from .router.asynchronous import AsyncInvocations
@@ -45,7 +47,7 @@ from .runtime.base import Runtime
 from .runtime.docker import MISSING_SDK, DockerRuntime, docker_client, docker_sdk_installed
 from .runtime.faults import Faults
 from .runtime.fleet import FleetRegistry
-from .runtime.modeldata import ModelDataStore, write_object
+from .runtime.modeldata import ModelDataStore, own_s3_in_use, use_own_s3, write_object
 from .runtime.process import ProcessRuntime
 from .scheduler.catalog import Catalog
 
@@ -70,6 +72,11 @@ def make_runtime(settings: Settings) -> Runtime:
         elif settings.runtime == "docker":
             raise SystemExit("smemu: --runtime docker, but no Docker engine is reachable (is dockerd running?).")
     return ProcessRuntime(settings.state_dir, settings.stop_grace, settings.warm_pool, settings.sandbox)
+
+
+def own_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
 
 
 class Emulator:
@@ -126,6 +133,14 @@ class Emulator:
         elif settings.host not in ("127.0.0.1", "localhost", "::1"):
             log.warning("smemu listens on %s with no authentication: anyone who reaches it can create, invoke and "
                         "delete endpoints, and run code in copies. Use --auth sigv4 off loopback.", settings.host)
+        self.s3 = None
+        if settings.s3 == "on":
+            self.s3 = S3Api(S3Store(settings.state_dir / "s3"), settings.account_id, verifier)
+            # smemu's own S3 client (model data, data capture, async results, the console) uses this port
+            # unless AWS_ENDPOINT_URL_S3 names another S3; then CreateModel checks model data here too.
+            use_own_s3(own_url(settings), self.s3.local_send)
+            if own_s3_in_use():
+                control_plane.locate_s3 = self.s3.locate
         # Inference Recommender: benchmarks on free host cores, one job at a time.
         self.recommender = RecommendationRunner(self.store, self.copies, self.components.cpus, catalog, settings,
                                                 self.clock)
@@ -143,10 +158,10 @@ class Emulator:
                         self.scaler, self.clock, self.runtime.warm_pool,
                         self.runtime.describe)
         web.mount("/console", console_app(sagemaker, logs, settings.region, settings.state_dir, catalog, self.runtime,
-                                          self.registry, self.components, metrics))
+                                          self.registry, self.components, metrics, account_id=settings.account_id))
         self.dispatcher = Dispatcher(providers,
                                      RuntimeApi(self.router, self.asynchronous, settings.region, verifier), web,
-                                     verifier)
+                                     verifier, self.s3)
         self.supervisor: asyncio.Task | None = None
         self.monitor: asyncio.Task | None = None
 
@@ -209,6 +224,8 @@ class Emulator:
                 await self.endpoints.shutdown()
                 self.runtime.close()
                 await self.forwarder.close()
+                if self.s3 is not None:
+                    self.s3.close()
                 self.store.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

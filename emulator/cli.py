@@ -22,7 +22,7 @@ def serve(args):
             account_id=args.account_id, region=args.region, timeout_scale=args.timeout_scale,
             scale_from_zero=args.scale_from_zero, log_level=args.log_level,
             component_updates=args.component_updates, auth=args.auth, credentials_file=args.credentials_file,
-            time_scale=args.time_scale, warm_pool=args.warm_pool, sandbox=args.sandbox,
+            time_scale=args.time_scale, warm_pool=args.warm_pool, sandbox=args.sandbox, s3=args.s3,
         )
     except ValueError as exc:
         raise CommandError(str(exc), code=2) from None
@@ -71,6 +71,9 @@ def main(argv=None):
                    help="require SigV4-signed requests (keys from SMEMU_ACCESS_KEYS=AKID:SECRET,... or "
                         "--credentials-file); default none, for loopback")
     p.add_argument("--credentials-file", help="an AWS credentials file whose keys may sign requests (--auth sigv4)")
+    p.add_argument("--s3", choices=["on", "off"],
+                   help="serve S3 on this port, kept under the state directory (default on); smemu reads model data "
+                        "there unless AWS_ENDPOINT_URL_S3 names another S3")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
     p.set_defaults(func=serve)
 

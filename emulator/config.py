@@ -67,6 +67,9 @@ class Settings:
     # Who may come in: "none" (anyone; the default, on loopback) or "sigv4" (requests signed with one of the
     # access keys below: ACCESS_KEY_ID:SECRET pairs separated by commas, and/or an AWS credentials file).
     auth: str = "none"
+    # S3 on this port ("on": moto's S3, kept under the state directory; smemu's own S3 client uses it unless
+    # AWS_ENDPOINT_URL_S3 names another server) or "off".
+    s3: str = "on"
     access_keys: str = ""
     credentials_file: str = ""
     # A JSON file of extra or overriding instance types (same shape as emulator/data/instance_types.json).
@@ -112,6 +115,8 @@ class Settings:
             raise ValueError(f"--scale-from-zero must be faithful or wake, not {self.scale_from_zero!r}")
         if self.auth not in ("none", "sigv4"):
             raise ValueError(f"--auth must be none or sigv4, not {self.auth!r}")
+        if self.s3 not in ("on", "off"):
+            raise ValueError(f"--s3 must be on or off, not {self.s3!r}")
         if self.component_updates not in ("strict", "lenient"):
             raise ValueError(f"--component-updates must be strict or lenient, not {self.component_updates!r}")
         if self.timeout_scale <= 0:

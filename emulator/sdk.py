@@ -1,14 +1,15 @@
 """Point the SageMaker Python SDK (v3) at smemu, offline.
 
 The SDK talks to more than SageMaker: S3 (model data, its default bucket), STS (caller identity),
-IAM (the role) and CloudWatch Logs (while it waits). ``configure`` sends SageMaker, the runtime and
-the services smemu serves on the same port (CloudWatch Logs, CloudWatch, Application Auto Scaling)
-to smemu, and S3, STS and IAM to a local AWS-compatible server (a moto server, LocalStack, MinIO for S3),
-skips the SDK's IAM permission simulation (no local server implements it), and turns the SDK's
-telemetry off so nothing leaves the machine. Imports nothing of the SDK; safe to call first.
+IAM (the role) and CloudWatch Logs (while it waits). ``configure`` sends all of them to smemu's one
+URL (smemu serves S3 on its own port; see docs/s3.md), or S3, STS and IAM to another AWS-compatible
+server when ``aws_url`` names one (a moto server, LocalStack, MinIO for S3); skips the SDK's IAM
+permission simulation (no local server implements it); and turns the SDK's telemetry off so nothing
+leaves the machine. Imports nothing of the SDK; safe to call first. ``quiet()`` after the SDK's
+import keeps its INFO logging (some ninety lines a deploy) out of a script's output.
 
     from emulator import sdk
-    sdk.configure("http://127.0.0.1:7070", aws_url="http://127.0.0.1:5000")
+    sdk.configure("http://127.0.0.1:7070")
     session = sdk.session(default_bucket="my-local-bucket")   # pass it as sagemaker_session=
     from sagemaker.serve.model_builder import ModelBuilder   # ... then use the SDK as usual
 """
@@ -26,8 +27,10 @@ SageMaker:
 """
 
 
-def environment(smemu_url: str, aws_url: str, region: str = "us-east-1", config_dir: str | None = None) -> dict:
+def environment(smemu_url: str, aws_url: str | None = None, region: str = "us-east-1",
+                config_dir: str | None = None) -> dict:
     """The environment variables ``configure`` sets (also usable for a subprocess or a shell)."""
+    aws_url = aws_url or smemu_url
     config = Path(config_dir or tempfile.mkdtemp(prefix="smemu-sdk-")) / "sagemaker-config.yaml"
     config.write_text(TELEMETRY_OFF)
     return {
@@ -47,7 +50,7 @@ def environment(smemu_url: str, aws_url: str, region: str = "us-east-1", config_
     }
 
 
-def configure(smemu_url: str = "http://127.0.0.1:7070", aws_url: str = "http://127.0.0.1:5000",
+def configure(smemu_url: str = "http://127.0.0.1:7070", aws_url: str | None = None,
               region: str = "us-east-1") -> dict:
     """Set the variables in this process, before the SDK is imported; returns them."""
     variables = environment(smemu_url, aws_url, region)
@@ -63,3 +66,23 @@ def session(default_bucket: str):
     from sagemaker.core.helper.session_helper import Session
 
     return Session(default_bucket=default_bucket)
+
+
+def quiet() -> None:
+    """After importing the SDK: its INFO and DEBUG logging (and botocore's endpoint notes) dropped, warnings
+    and its progress panels kept; a script's own prints then tell its story. The SDK sets levels on its
+    modules' loggers itself, so the records are filtered where they are written, at the root's handlers."""
+    import logging
+
+    noisy = ("sagemaker", "botocore", "boto3")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith(noisy)
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(keep)
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith(noisy):
+            logger = logging.getLogger(name)
+            for handler in logger.handlers:
+                handler.addFilter(keep)

@@ -32,6 +32,14 @@ TEXTS = {
                         "aws/amazon-sagemaker-examples#307; other quota names are smemu's"),
     "missing-model-data": ("Could not find model data at {uri}.",
                            "[O] CreateModel with a missing S3 object: aws-ia/ecs-blueprints#223"),
+    "model-data-inaccessible": ('Could not access model data at {uri}. Please ensure that the role "{role}" exists and '
+                                'that its trust relationship policy allows the action "sts:AssumeRole" for the '
+                                'service principal "sagemaker.amazonaws.com". Also ensure that the role has '
+                                '"s3:GetObject" permissions and that the object is located in {region}.',
+                                "[O] CreateModel with model data in another region's bucket, quoted in public "
+                                "issues and workshop notes (e.g. aws/sagemaker-python-sdk reports)"),
+    "model-data-list-bucket": ('If your Model uses multiple models or uncompressed models, please ensure that the role '
+                               'has "s3:ListBucket" permission.', "[O] the sentence that follows model-data-inaccessible"),
     # -- runtime ------------------------------------------------------------------------------------------
     "endpoint-not-found": ("Endpoint {name} of account {account} not found.", "[O] many reports"),
     "component-header-required": ("Inference Component Name header is required for endpoints to which you plan to "

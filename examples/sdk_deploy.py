@@ -1,10 +1,9 @@
 """Deploy with the SageMaker Python SDK (v3, ModelBuilder) against smemu, offline.
 
-Needs the SDK's environment (make sdk-venv), a local AWS-compatible server for S3, STS and IAM
-(.venv/bin/moto_server -p 5000), and smemu reading the same S3
-(AWS_ENDPOINT_URL_S3=http://127.0.0.1:5000 make run). Then: .venv-sdk/bin/python examples/sdk_deploy.py
-(SMEMU_URL and AWS_URL point elsewhere than http://127.0.0.1:7070 and :5000). It removes what an
-earlier run left, and everything it creates, so it runs again.
+Needs the SDK's environment (make sdk-venv) and a running smemu (make run): smemu serves S3 on its
+own port, so nothing else runs. Then: .venv-sdk/bin/python examples/sdk_deploy.py (SMEMU_URL points
+elsewhere than http://127.0.0.1:7070; AWS_URL sends S3, STS and IAM to another server instead). It
+removes what an earlier run left, and everything it creates, so it runs again.
 """
 import os
 import tarfile
@@ -14,7 +13,7 @@ from pathlib import Path
 
 from emulator import sdk
 
-sdk.configure(os.environ.get("SMEMU_URL", "http://127.0.0.1:7070"), os.environ.get("AWS_URL", "http://127.0.0.1:5000"))
+sdk.configure(os.environ.get("SMEMU_URL", "http://127.0.0.1:7070"), os.environ.get("AWS_URL"))
 
 import boto3  # noqa: E402  (after configure: clients read the endpoint variables)
 import torch  # noqa: E402
@@ -23,6 +22,8 @@ from sagemaker.core import image_uris  # noqa: E402
 from sagemaker.core.inference_config import ResourceRequirements  # noqa: E402
 from sagemaker.core.training.configs import SourceCode  # noqa: E402
 from sagemaker.serve.model_builder import ModelBuilder  # noqa: E402
+
+sdk.quiet()
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 work = Path(tempfile.mkdtemp())

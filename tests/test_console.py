@@ -67,9 +67,12 @@ def test_create_models_from_raw_artifacts(server, page, raw_files, unique):
         page.shots(f"models-after-{framework}")
         described = sagemaker.describe_model(ModelName=name)
         container = described["PrimaryContainer"]
-        assert container["ModelDataUrl"].startswith("file://")
+        # Packaged, then stored in Studio's default bucket on smemu's own S3.
+        bucket, _, key = container["ModelDataUrl"][len("s3://"):].partition("/")
+        assert bucket == "sagemaker-us-east-1-123456789012" and key.startswith(f"{name}/")
         assert framework.replace("xgboost", "xgboost") in container["Image"]
-        with tarfile.open(container["ModelDataUrl"][len("file://"):]) as archive:
+        package = server.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        with tarfile.open(fileobj=io.BytesIO(package)) as archive:
             assert raw_files[framework].name in archive.getnames()
         tags = sagemaker.list_tags(ResourceArn=described["ModelArn"])["Tags"]
         assert {"Key": "smemu:created-by", "Value": "console"} in tags
@@ -94,12 +97,21 @@ def test_byoc_image_check_and_archive_upload(server, page, xgboost_archive, uniq
     assert page.locator('input[name="ArtifactsMode"][value="upload"]').is_disabled()
     assert page.locator('input[name="ArtifactsMode"][value="archive"]').is_checked()
     page.set_input_files("#archive", [str(xgboost_archive)])
-    expect(page.locator('.uploads[data-slot="archive"] .upload-state')).to_have_text("uploaded")
     page.shots("byoc")
+    sent = []
+    page.on("request", lambda request: sent.append((request.method, request.url)))
     page.click("#create")
     page.wait_for_url(re.compile(r"/console/models\?created="))
     container = server.client("sagemaker").describe_model(ModelName=name)["PrimaryContainer"]
-    assert container["Image"] == "my-own-image:latest" and container["ModelDataUrl"].startswith("file://")
+    assert container["Image"] == "my-own-image:latest"
+    # The browser put the archive in the bucket itself, cross-origin, through a presigned URL (as Studio does).
+    bucket, _, key = container["ModelDataUrl"][len("s3://"):].partition("/")
+    assert bucket == "sagemaker-us-east-1-123456789012" and key.startswith("console-uploads/")
+    assert any(method == "PUT" and url.startswith(f"http://{bucket}.localhost:{server.port}/{key}?")
+               and "X-Amz-Signature=" in url for method, url in sent), sent
+    assert server.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read() == xgboost_archive.read_bytes()
+    rule = server.client("s3").get_bucket_cors(Bucket=bucket)["CORSRules"][0]  # the console made the bucket
+    assert rule["AllowedOrigins"] == [server.url] and "PUT" in rule["AllowedMethods"]
 
 
 def test_instance_recommendations_from_create_to_deploy(server, page, raw_files, tmp_path, unique):

@@ -4,7 +4,7 @@ Each page is walked in a sandbox folder (with links to the repository's examples
 blocks that call make run in the repository itself) with the page's servers started from the page's own commands: `make run` where a page assumes it is
 running, and every block marked `<!-- test: server URL -->`. The documented addresses are mapped to
 free ports (127.0.0.1:7070 → smemu, :5000 → the S3 server, :7071 → a second smemu), and the
-documented variables point the examples at them (:7071 and :7072 are further servers a page starts) (SMEMU_PORT, SMEMU_URL, AWS_URL). Shell blocks run
+documented variables point the examples at them (:7071 and :7072 are further servers a page starts) (SMEMU_PORT, SMEMU_URL). Shell blocks run
 with `.venv/bin` first on PATH, as after `. .venv/bin/activate`. A block may be marked
 `<!-- test: skip (reason) -->` (the reason is reported), `<!-- test: docker -->` (needs an engine
 and the serving images) or `<!-- test: expect TEXT | TEXT … -->` (each must be in its output).
@@ -69,7 +69,7 @@ class Walk:
         smemu = f"http://127.0.0.1:{self.ports['7070']}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("SMEMU_", "AWS_"))}
         self.env.update(PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}", SMEMU_PORT=self.ports["7070"],
-                        SMEMU_URL=smemu, AWS_URL=f"http://127.0.0.1:{self.ports['5000']}",
+                        SMEMU_URL=smemu,
                         SMEMU_STATE_DIR=str(tmp_path / "state"), HOME=str(tmp_path))
         self.env = {k: str(v) for k, v in self.env.items()}
         self.servers: list[subprocess.Popen] = []

@@ -3,7 +3,8 @@
 ``POST`` with ``X-Amz-Target: <prefix>.<Operation>`` goes to the provider of that prefix
 (SageMaker, and any other awsJson service registered); ``POST …/endpoints/{name}/<action>``
 without a target is the SageMaker runtime (raw ASGI, the hot path); everything else is smemu's
-own web app (``/_smemu/*``, ``/metrics``).
+own web app (``/_smemu/*``, ``/metrics``), but S3's requests (by signing scope, virtual host or CORS
+preflight; ``api/s3.py``).
 """
 from __future__ import annotations
 
@@ -16,14 +17,17 @@ from .asgi import read_body
 from .auth import SigV4Verifier
 from .protocol import JsonProvider
 from .runtime import RuntimeApi, invocation_target
+from .s3 import is_s3_request
 
 MAX_CONTROL_BODY = 16 * 1024 * 1024
 OWN_PREFIXES = ("/_smemu", "/console", "/metrics")
 
 
 class Dispatcher:
-    def __init__(self, providers: list[JsonProvider], runtime_api: RuntimeApi, web, verifier: SigV4Verifier | None = None):
+    def __init__(self, providers: list[JsonProvider], runtime_api: RuntimeApi, web, verifier: SigV4Verifier | None = None,
+                 s3=None):
         self.providers = {provider.target_prefix: provider for provider in providers}
+        self.s3 = s3  # S3 on this port (api/s3.py), or None with --s3 off
         self.runtime_api = runtime_api
         self.web = web
         self.verifier = verifier  # --auth sigv4: every request but the health check must be signed
@@ -37,6 +41,10 @@ class Dispatcher:
             if runtime is not None and not any(key == b"x-amz-target" for key, _ in scope["headers"]):
                 await self.runtime_api(scope, receive, send, runtime)
                 return
+        if self.s3 is not None and is_s3_request(scope, OWN_PREFIXES):
+            await self.s3(scope, receive, send)
+            return
+        if scope["method"] == "POST":
             target = authorization = None
             form = False
             for key, value in scope["headers"]:

@@ -22,9 +22,10 @@ from ..control.compatibility import SETTINGS, network_settings
 from ..control.errors import ServiceError
 from ..packaging import PackagingError, package, sample_payload
 from ..runtime.images import FRAMEWORKS, SMEMU_IMAGES
-from ..runtime.modeldata import s3_client
+from ..runtime.modeldata import own_s3_url, s3_client
 from .errors import FieldError
 from .hosting import HOSTING, variants_for
+from .s3upload import ensure_bucket
 from .uploads import Uploads
 
 CONSOLE_TAG = {"Key": "smemu:created-by", "Value": "console"}  # as Studio tags what it creates
@@ -48,9 +49,15 @@ def prebuilt_images(region: str) -> list[dict]:
     return rows
 
 
-def s3_server() -> str | None:
-    """The S3 server smemu reads model data from, when one is configured (else packages stay local)."""
+def configured_s3() -> str | None:
+    """An S3 server named in the environment (not smemu's own)."""
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def s3_server() -> str | None:
+    """The S3 server smemu reads model data from: the one configured, else smemu's own (None with --s3 off
+    and none configured: packages stay local)."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or own_s3_url()
 
 
 def check_bucket(bucket: str) -> str:
@@ -150,6 +157,11 @@ class ConsoleActions:
             data_url = (req.get("S3Uri") or "").strip()
             if not data_url.startswith("s3://") or len(data_url) < 6:
                 raise FieldError("S3Uri", "Give the s3:// URI of a model.tar.gz.")
+        elif mode == "archive" and req.get("ArchiveS3Uri"):  # the browser put it in the bucket itself
+            bucket = check_bucket(req.get("Bucket"))
+            data_url = req["ArchiveS3Uri"]
+            if not data_url.startswith(f"s3://{bucket}/"):
+                raise FieldError("archive", f"The uploaded archive is not in bucket {bucket}: upload it again.")
         elif mode == "archive":
             archives = self.uploads.files(upload, "archive")
             if not archives:
@@ -230,11 +242,10 @@ class ConsoleActions:
             key = f"{model}/{digest}/model.tar.gz"
             client = s3_client(self.region)
             try:
-                try:
-                    client.head_bucket(Bucket=bucket)
-                except Exception:
-                    client.create_bucket(Bucket=bucket)
+                ensure_bucket(client, bucket, self.region, req.get("Origin") or "")
                 client.upload_file(str(archive), bucket, key)
+            except FieldError:
+                raise
             except Exception as exc:
                 raise FieldError("Bucket", f"Could not store the package in s3://{bucket}/{key}: {exc}") from None
             return f"s3://{bucket}/{key}"

@@ -1,6 +1,8 @@
 """The console's pages and its few server-side routes."""
 from __future__ import annotations
 
+import asyncio
+
 import datetime
 import json
 from pathlib import Path
@@ -18,7 +20,8 @@ from ..control.errors import ServiceError
 from ..router.metrics import Metrics
 from ..runtime.fleet import FleetRegistry
 from ..scheduler.catalog import Catalog
-from .actions import ConsoleActions, prebuilt_images, s3_server
+from .actions import ConsoleActions, check_bucket, configured_s3, prebuilt_images, s3_server
+from .s3upload import BrowserUploads
 from .errors import FieldError
 from .hosting import EndpointCapture
 from .uploads import UploadError, Uploads
@@ -28,7 +31,8 @@ LIVE_LOG_EVENTS = 200  # log lines one refresh of the endpoint page brings at mo
 
 
 def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog, runtime, registry: FleetRegistry,
-                reconciler: ComponentReconciler, metrics: Metrics, recommender: bool = True) -> FastAPI:
+                reconciler: ComponentReconciler, metrics: Metrics, recommender: bool = True,
+                account_id: str = "123456789012") -> FastAPI:
     """``sagemaker`` and ``logs`` are the providers of those services (``call(operation, params, region)``)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -42,8 +46,9 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
     actions = ConsoleActions(call, uploads, state_dir / "console" / "packages", region, runtime.check_image)
     capture = EndpointCapture(call, region)
     # Where the deploy page sends captured data unless told otherwise: the S3 server, else a local folder.
-    capture_default = (f"s3://sagemaker-{region}-data-capture/" if s3_server()
+    capture_default = (f"s3://sagemaker-{region}-data-capture/" if configured_s3()
                        else (state_dir / "data-capture").resolve().as_uri())
+    browser_uploads = BrowserUploads(region, check_bucket)
 
     def listing(operation: str, key: str, **params) -> list[dict]:
         items, token = [], None
@@ -82,6 +87,7 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
     @app.get("/models/create")
     async def create_model(request: Request):
         return page(request, "create_model.html", prebuilt=prebuilt_images(region), s3=s3_server(),
+                    default_bucket=f"sagemaker-{region}-{account_id}",
                     upload=Uploads.new_id(), recommender=recommender, runtime=runtime.name, default_role=DEFAULT_ROLE,
                     packages=str(state_dir / "console" / "packages"))
 
@@ -163,12 +169,28 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
         reason = runtime.check_image(uri)
         return {"Image": uri, "Runnable": reason is None, "Message": reason or f"The {runtime.name} runtime can run it."}
 
+    def origin_of(request: Request) -> str:
+        return request.headers.get("origin") or f"{request.url.scheme}://{request.headers.get('host', '')}"
+
     @app.post("/api/models")
     async def create(request: Request):
         try:
-            return actions.create_model(await request.json())
+            return actions.create_model({**await request.json(), "Origin": origin_of(request)})
         except (FieldError, ServiceError) as exc:
             return refused(exc)
+
+    @app.post("/api/presign")
+    async def presign(request: Request):
+        """A presigned PUT for the browser's upload to the bucket (Studio's way)."""
+        try:
+            return await asyncio.to_thread(browser_uploads.presign, await request.json(), origin_of(request))
+        except (FieldError, ServiceError) as exc:
+            return refused(exc)
+
+    @app.post("/api/cors-advice")
+    async def cors_advice(request: Request):
+        bucket = (await request.json()).get("Bucket", "")
+        return await asyncio.to_thread(browser_uploads.cors_advice, bucket, origin_of(request))
 
     @app.post("/api/compatibility")
     async def compatibility(request: Request):

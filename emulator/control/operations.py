@@ -129,3 +129,22 @@ def with_local_data_checked(container: dict, member: str) -> dict:
             if fingerprint is not None:
                 container[FINGERPRINT_MEMBER] = list(fingerprint)
     return container
+
+
+def check_s3_model_data(container: dict, member: str, region: str, locate) -> None:
+    """Model data on smemu's own S3 is checked when the model is created, as SageMaker checks it: the object
+    (or, for uncompressed data and multi-model endpoints, the prefix) exists, in a bucket of this region.
+    ``locate(bucket, key, prefix)`` → (the bucket's region or None, whether the object or prefix exists)."""
+    source = (container.get("ModelDataSource") or {}).get("S3DataSource") or {}
+    uris = [(container.get("ModelDataUrl"), container.get("Mode") == "MultiModel"),
+            (source.get("S3Uri"), source.get("S3DataType") == "S3Prefix" or source.get("CompressionType") == "None")]
+    for uri, prefix in uris:
+        if not uri or not uri.startswith("s3://"):
+            continue
+        bucket, _, key = uri[len("s3://"):].partition("/")
+        bucket_region, exists = locate(bucket, key, prefix)
+        if bucket_region is None or bucket_region != region:
+            raise validation(text("model-data-inaccessible", uri=uri, role=container.get("_role") or "", region=region)
+                             + (" " + text("model-data-list-bucket") if prefix else ""))
+        if not exists:
+            raise validation(text("missing-model-data", uri=uri))

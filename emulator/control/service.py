@@ -15,6 +15,7 @@ from .errors import ServiceError, validation
 from .operations import (
     BUSY_STATES,
     Operations,
+    check_s3_model_data,
     check_tags,
     decode_token,
     encode_token,
@@ -32,6 +33,9 @@ class ControlPlane(Operations):
         super().__init__(store, account)
         self.lifecycle = lifecycle
         self.quotas = quotas
+        # (bucket, key, prefix) → (bucket region or None, exists): set when smemu serves the S3 it reads model
+        # data from, so CreateModel checks S3 model data as SageMaker does.
+        self.locate_s3 = None
 
     # -- models -----------------------------------------------------------------------------------
     def create_model(self, req: dict, region: str) -> dict:
@@ -48,6 +52,9 @@ class ControlPlane(Operations):
         if doc.get("Containers"):
             doc["Containers"] = [with_local_data_checked(c, f"containers.{i}.member")
                                  for i, c in enumerate(doc["Containers"], start=1)]
+        if self.locate_s3 is not None:
+            for i, container in enumerate([doc["PrimaryContainer"]] if doc.get("PrimaryContainer") else doc["Containers"]):
+                check_s3_model_data({**container, "_role": req.get("ExecutionRoleArn")}, str(i), region, self.locate_s3)
         doc.update(ModelArn=self.arn(MODEL, name, region), CreationTime=now)
         arn = self.insert(MODEL, name, region, doc, None, req.get("Tags"), now)
         return {"ModelArn": arn}

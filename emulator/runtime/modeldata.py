@@ -97,16 +97,41 @@ def directory_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+_own_s3: dict = {}  # the S3 smemu serves on its own port: {"url": ..., "key": (access key, secret)}
+
+
+def use_own_s3(url: str, local_send=None) -> None:
+    """smemu serves S3 at ``url``: its own S3 client goes there unless AWS_ENDPOINT_URL_S3 (or
+    AWS_ENDPOINT_URL) names another server, answered in process by ``local_send`` (botocore's before-send
+    hook) rather than over HTTP to itself."""
+    _own_s3.update(url=url, local_send=local_send)
+
+
+def own_s3_url() -> str | None:
+    return _own_s3.get("url")
+
+
+def own_s3_in_use() -> bool:
+    return bool(_own_s3) and not (os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
+
+
 def s3_client(region: str):
-    """boto3's S3 client as the user configured it (AWS_ENDPOINT_URL_S3 points it at a local server)."""
+    """boto3's S3 client as the user configured it (AWS_ENDPOINT_URL_S3 points it at a local server), else
+    the S3 on smemu's own port."""
     import boto3
 
     session = boto3.Session()
-    credentials = {}
-    if session.get_credentials() is None:
+    credentials, endpoint = {}, {}
+    own = own_s3_in_use()
+    if own:
+        endpoint = {"endpoint_url": _own_s3["url"]}
+    if own or session.get_credentials() is None:
         # Local S3 servers (moto, LocalStack) accept any signature but refuse unsigned requests.
         credentials = {"aws_access_key_id": "smemu", "aws_secret_access_key": "smemu"}
-    return session.client("s3", region_name=session.region_name or region, **credentials)
+    client = session.client("s3", region_name=session.region_name or region, **endpoint, **credentials)
+    if own and _own_s3.get("local_send"):
+        client.meta.events.register("before-send.s3", _own_s3["local_send"])
+    return client
 
 
 def read_object(uri: str, region: str, client=None) -> bytes:

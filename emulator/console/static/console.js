@@ -141,8 +141,10 @@ const Console = (() => {
       done.finally(() => pending.delete(done)).catch(() => {});
       return done;
     }
+    const toBucket = slot => slot === "archive" && $("#Bucket");  // Studio's way: the browser puts it in the bucket
     $$('input[type="file"]').forEach(input => input.addEventListener("change", async () => {
       const slot = input.dataset.slot;
+      if (toBucket(slot)) { $(`.uploads[data-slot="${slot}"]`).replaceChildren(); return; }  // sent on Create
       $(`.uploads[data-slot="${slot}"]`).replaceChildren();
       await fetch(`/console/api/uploads/${uploadId}/${slot}`, {method: "DELETE"});  // a new choice replaces the old
       for (const file of input.files) upload(slot, file);
@@ -175,13 +177,24 @@ const Console = (() => {
         button.disabled = false;
         return;
       }
+      let archiveS3Uri = null;
+      if (radio("ArtifactsMode") === "archive" && toBucket("archive")) {
+        try {
+          archiveS3Uri = await S3Upload.archive();
+        } catch (error) {
+          $("#form-ok").textContent = "";
+          showErrors(error.answer || {Message: "The upload failed: " + error.message});
+          button.disabled = false;
+          return;
+        }
+      }
       const environment = {};
       for (const row of rowsOf("environment")) environment[row.Key] = row.Value;
       const request = {
         ModelName: value("ModelName"), ContainerType: radio("ContainerType"), Framework: value("Framework"),
         FrameworkVersion: value("FrameworkVersion"), Hardware: radio("Hardware"), Image: value("Image"),
         ArtifactsMode: radio("ArtifactsMode"), Upload: uploadId, InferenceCode: radio("InferenceCode"),
-        Bucket: value("Bucket"), S3Uri: value("S3Uri"), ExecutionRoleArn: value("ExecutionRoleArn"),
+        Bucket: value("Bucket"), S3Uri: value("S3Uri"), ArchiveS3Uri: archiveS3Uri, ExecutionRoleArn: value("ExecutionRoleArn"),
         Subnets: list("Subnets"), SecurityGroupIds: list("SecurityGroupIds"),
         EnableNetworkIsolation: checked("EnableNetworkIsolation"), Environment: environment, Tags: rowsOf("tags"),
         Recommendations: checked("Recommendations"), PayloadContentType: value("PayloadContentType"),

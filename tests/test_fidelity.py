@@ -43,6 +43,9 @@ def test_refused_members_are_refused_by_name_and_change_nothing(sagemaker, runti
     message = error_of(sagemaker.create_endpoint_config, EndpointConfigName=name, ProductionVariants=[
         {**variant, "CoreDumpConfig": {"DestinationS3Uri": "s3://bucket/dumps"}}])["Message"]
     assert message.startswith("smemu does not support ProductionVariants[0].CoreDumpConfig:")
+    message = error_of(sagemaker.create_endpoint_config, EndpointConfigName=name, ProductionVariants=[variant],
+                       TracingConfig={"EnableTracing": True, "InitialSamplingPercentage": 10})["Message"]
+    assert message.startswith("smemu does not support TracingConfig: tracing to CloudWatch Logs")
     with pytest.raises(ClientError):
         sagemaker.describe_endpoint_config(EndpointConfigName=name)  # nothing was created
     # Recorded members are taken and shown.
@@ -56,3 +59,14 @@ def test_refused_members_are_refused_by_name_and_change_nothing(sagemaker, runti
                      EnableExplanations="`true`")
     assert error["Message"].startswith("smemu does not support EnableExplanations:")
     sagemaker.delete_endpoint(EndpointName=name)
+
+
+def test_a_member_without_a_row_is_refused_not_ignored(monkeypatch):
+    """A botocore newer than the table on the server: the new member is refused until it has a row."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    shape = model.operation_model("CreateEndpointConfig").input_shape
+    rows = {key: row for key, row in fidelity.table().items() if key != "CreateEndpointConfigInput.KmsKeyId"}
+    monkeypatch.setattr(fidelity, "table", lambda: rows)
+    path, why = fidelity.refused(shape, {"EndpointConfigName": "x", "KmsKeyId": "alias/local"})
+    assert path == "KmsKeyId" and why == fidelity.UNDECIDED
+    assert fidelity.refused(shape, {"EndpointConfigName": "x"}) is None

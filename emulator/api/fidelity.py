@@ -35,6 +35,9 @@ def refused(shape, params, path: str = "") -> tuple[str, str] | None:
             if member is None or value is None:
                 continue
             row = rows.get(f"{shape.name}.{name}")
+            if row is None and shape.name in _described_shapes():
+                # a member newer than this table (a botocore upgrade): refused until it has a row
+                return f"{path}{name}", UNDECIDED
             if row is not None and row[0] == "refused":
                 return f"{path}{name}", row[1]
             found = refused(member, value, f"{path}{name}.")
@@ -46,6 +49,16 @@ def refused(shape, params, path: str = "") -> tuple[str, str] | None:
             if found:
                 return found
     return None
+
+
+UNDECIDED = ("this member is newer than smemu's table of what it does with each input "
+             "(emulator/data/fidelity.json), so it is refused rather than ignored")
+
+
+@lru_cache(maxsize=1)
+def _described_shapes() -> frozenset[str]:
+    """The shapes the table covers (members of other shapes, e.g. of other services, are not judged here)."""
+    return frozenset(key.split(".", 1)[0] for key in table())
 
 
 def refusal_message(path: str, why: str) -> str:

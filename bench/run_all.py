@@ -27,6 +27,7 @@ import failover_bench
 import guardrails_bench
 import harness
 import hot_path_bench
+import iam_bench
 import loadgen
 import placement_bench
 import scale_from_zero_bench
@@ -210,6 +211,8 @@ def main(argv=None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="smemu-bench-all-"))
     print("hot path in process ...", flush=True)
     code = hot_path_bench.main()
+    print("IAM authorization in process ...", flush=True)
+    iam = iam_bench.main()
     print(f"data plane ({args.runs} runs) ...", flush=True)
     data = data_plane(workdir, args.runs)
     print("control plane ...", flush=True)
@@ -228,6 +231,9 @@ def main(argv=None) -> int:
     runs = f"median of {data['runs']}"
     gate("smemu's code per request, model endpoint (in process)", code["model_endpoint_us"], 20, "us")
     gate("smemu's code per request, inference component (in process)", code["component_us"], 20, "us")
+    gate("--iam authorization CPU, InvokeEndpoint, 10 policies", iam["invoke_us"], 20, "us")
+    gate("--iam authorization CPU, CreateModel with Tags and a role (3 decisions), 10 policies",
+         iam["create_tagged_us"], 20, "us")
     floor_p50, floor_p99 = data["c1_floor_added_p50_ms"], data["c1_floor_added_p99_ms"]
     floor_note = f"the floor router adds {floor_p50:.3f} ms p50, {floor_p99:.3f} ms p99 here"
     target(f"added latency c1 p50, model endpoint ({runs})", data["c1_added_p50_ms"], 0.12, "ms", floor_note)

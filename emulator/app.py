@@ -11,12 +11,14 @@ import logging
 import shutil
 import time
 
-from .api.auth import SigV4Verifier, access_keys
+from .api.auth import access_keys
 from .api.autoscaling import autoscaling_provider
 from .api.cloudwatch import cloudwatch_provider
 from .api.dispatch import Dispatcher
 from .api.logs import logs_provider
 from .api.runtime import RuntimeApi
+from .api.guard import Guard
+from .api.iam import IamApi
 from .api.s3 import S3Api
 from .api.sagemaker import sagemaker_provider
 from .api.smemu import smemu_app
@@ -34,6 +36,7 @@ from .control.logs import LogIndex, LogsOperations
 from .control.quotas import Quotas
 from .control.recommender import RecommendationRunner, RecommenderOperations
 from .control.s3store import S3Store
+from .control.iam.store import IamStore
 from .control.service import ControlPlane
 from .control.store import Store
 from .router.asynchronous import AsyncInvocations
@@ -124,18 +127,21 @@ class Emulator:
         self.router.on_cold_start = self.endpoints.serverless.cold_start
         self.fault_control = FaultControl(self.faults, self.store, self.registry, self.copies, self.alarms)
         self.asynchronous = AsyncInvocations(self.router, settings.region)
-        verifier = None
+        root_keys = None  # no --auth: every caller is the account's root
         if settings.auth == "sigv4":
-            keys = access_keys(settings.access_keys, settings.credentials_file)
-            if not keys:
+            root_keys = access_keys(settings.access_keys, settings.credentials_file)
+            if not root_keys:
                 raise ValueError("--auth sigv4 needs access keys: SMEMU_ACCESS_KEYS=AKID:SECRET or --credentials-file")
-            verifier = SigV4Verifier(keys)
         elif settings.host not in ("127.0.0.1", "localhost", "::1"):
             log.warning("smemu listens on %s with no authentication: anyone who reaches it can create, invoke and "
                         "delete endpoints, and run code in copies. Use --auth sigv4 off loopback.", settings.host)
+        # IAM and STS on this port; with --iam their policies decide every request (api/guard.py).
+        self.iam = IamApi(settings.account_id, root_keys or {}, IamStore(settings.state_dir / "iam" / "state.pickle"))
+        guard = Guard(root_keys, self.iam.principals, settings.account_id, self._resource_tags, enforce=settings.iam)
+        self.iam.guard = self.guard = guard
         self.s3 = None
         if settings.s3 == "on":
-            self.s3 = S3Api(S3Store(settings.state_dir / "s3"), settings.account_id, verifier)
+            self.s3 = S3Api(S3Store(settings.state_dir / "s3"), settings.account_id, guard)
             # smemu's own S3 client (model data, data capture, async results, the console) uses this port
             # unless AWS_ENDPOINT_URL_S3 names another S3; then CreateModel checks model data here too.
             use_own_s3(own_url(settings), self.s3.local_send)
@@ -160,10 +166,13 @@ class Emulator:
         web.mount("/console", console_app(sagemaker, logs, settings.region, settings.state_dir, catalog, self.runtime,
                                           self.registry, self.components, metrics, account_id=settings.account_id))
         self.dispatcher = Dispatcher(providers,
-                                     RuntimeApi(self.router, self.asynchronous, settings.region, verifier), web,
-                                     verifier, self.s3)
+                                     RuntimeApi(self.router, self.asynchronous, settings.region, guard), web,
+                                     guard, self.s3, self.iam)
         self.supervisor: asyncio.Task | None = None
         self.monitor: asyncio.Task | None = None
+
+    def _resource_tags(self, arn: str) -> dict[str, str]:
+        return {tag["Key"]: tag["Value"] for tag in self.store.tags(arn)}
 
     def _tick(self):
         """Every quarter second: wake mode's idle scale-in, and faults that expired."""

@@ -23,6 +23,7 @@ def serve(args):
             scale_from_zero=args.scale_from_zero, log_level=args.log_level,
             component_updates=args.component_updates, auth=args.auth, credentials_file=args.credentials_file,
             time_scale=args.time_scale, warm_pool=args.warm_pool, sandbox=args.sandbox, s3=args.s3,
+            iam=True if args.iam else None,
         )
     except ValueError as exc:
         raise CommandError(str(exc), code=2) from None
@@ -71,6 +72,9 @@ def main(argv=None):
                    help="require SigV4-signed requests (keys from SMEMU_ACCESS_KEYS=AKID:SECRET,... or "
                         "--credentials-file); default none, for loopback")
     p.add_argument("--credentials-file", help="an AWS credentials file whose keys may sign requests (--auth sigv4)")
+    p.add_argument("--iam", action="store_true",
+                   help="with --auth sigv4: IAM policies decide what each signed caller may do (the configured keys "
+                        "are the account's root); also SMEMU_IAM=1")
     p.add_argument("--s3", choices=["on", "off"],
                    help="serve S3 on this port, kept under the state directory (default on); smemu reads model data "
                         "there unless AWS_ENDPOINT_URL_S3 names another S3")

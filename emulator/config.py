@@ -70,6 +70,9 @@ class Settings:
     # S3 on this port ("on": moto's S3, kept under the state directory; smemu's own S3 client uses it unless
     # AWS_ENDPOINT_URL_S3 names another server) or "off".
     s3: str = "on"
+    # With --auth sigv4: IAM users', groups' and roles' policies decide what each signed caller may do
+    # (the keys above stay the account's root, allowed everything). docs/iam.md.
+    iam: bool = False
     access_keys: str = ""
     credentials_file: str = ""
     # A JSON file of extra or overriding instance types (same shape as emulator/data/instance_types.json).
@@ -115,6 +118,8 @@ class Settings:
             raise ValueError(f"--scale-from-zero must be faithful or wake, not {self.scale_from_zero!r}")
         if self.auth not in ("none", "sigv4"):
             raise ValueError(f"--auth must be none or sigv4, not {self.auth!r}")
+        if self.iam and self.auth != "sigv4":
+            raise ValueError("--iam needs --auth sigv4: policies decide what a signed caller may do")
         if self.s3 not in ("on", "off"):
             raise ValueError(f"--s3 must be on or off, not {self.s3!r}")
         if self.component_updates not in ("strict", "lenient"):

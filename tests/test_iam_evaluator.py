@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emulator.control.iam.evaluator import (ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, PolicyError, Request,
+from emulator.control.iam.evaluator import (ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, CompiledPolicies, PolicyError, Request,
                                             evaluate)
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012"
@@ -152,3 +152,43 @@ def test_the_evaluator_agrees_with_the_reference(statements, service, operation,
     got = evaluate([("p", {"Statement": [as_policy(s) for s in statements]})],
                    Request(ALICE, f"{service}:{operation}", resource, context)).kind
     assert got == reference(statements, f"{service}:{operation}", resource, tag)
+
+
+# -- the compiled form (per principal, statements grouped by action, decisions memoized) agrees with evaluate --
+CONDITIONS = st.one_of(st.none(), st.fixed_dictionaries({
+    "operator": st.sampled_from(["StringEquals", "StringNotEquals", "StringLike", "ForAllValues:StringEquals",
+                                 "ForAnyValue:StringLike", "StringEqualsIfExists", "Null"]),
+    "key": st.sampled_from(["aws:RequestTag/env", "aws:TagKeys", "aws:username"]),
+    "values": st.lists(st.sampled_from(["prod", "dev", "p*", "true", "false", "${aws:username}"]), min_size=1,
+                       max_size=2)}))
+RICH = st.fixed_dictionaries({
+    "Effect": st.sampled_from(["Allow", "Deny"]),
+    "Action": st.lists(st.builds(lambda s, o: f"{s}:{o}", st.sampled_from(["sagemaker", "logs", "*"]), PATTERNS),
+                       min_size=1, max_size=2),
+    "Resource": st.lists(st.one_of(PATTERNS, st.just("${aws:username}*")), min_size=1, max_size=2),
+    "Condition": CONDITIONS,
+})
+CONTEXTS = st.fixed_dictionaries({}, optional={
+    "aws:RequestTag/env": st.sampled_from(["prod", "dev"]),
+    "aws:TagKeys": st.lists(st.sampled_from(["env", "team"]), max_size=2),
+    "aws:username": st.sampled_from(["a", "Model"])})
+
+
+def rich_policy(s):
+    policy = {"Effect": s["Effect"], "Action": s["Action"], "Resource": s["Resource"]}
+    if s["Condition"] is not None:
+        policy["Condition"] = {s["Condition"]["operator"]: {s["Condition"]["key"]: s["Condition"]["values"]}}
+    return policy
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(RICH, min_size=1, max_size=4),
+       # few actions and resources, so one action meets one resource with different contexts
+       st.lists(st.tuples(st.sampled_from(["sagemaker", "logs"]), st.sampled_from(["CreateModel", "a"]),
+                          st.sampled_from(["Model", "aModel", "b"]), CONTEXTS), min_size=1, max_size=8))
+def test_the_compiled_policies_decide_as_evaluate_does(statements, requests):
+    policies = [("p", {"Statement": [rich_policy(s) for s in statements]})]
+    compiled = CompiledPolicies(policies)
+    for service, operation, resource, context in requests * 2:  # twice: the second time from the memo
+        request = Request(ALICE, f"{service}:{operation}", resource, context)
+        assert compiled.evaluate(request) == evaluate(policies, request)

@@ -87,8 +87,9 @@ class SigV4Verifier:
         self.keys = keys
         self.clock = clock
 
-    def verify(self, method: str, raw_path: bytes, query: bytes, headers: dict[str, str], body: bytes):
-        """Raise a ServiceError (403) unless the request is signed by a known key. ``headers``: lower-cased."""
+    def verify(self, method: str, raw_path: bytes, query: bytes, headers: dict[str, str], body: bytes) -> str:
+        """The access key that signed the request; a ServiceError (403) unless it is known and the signature
+        holds. ``headers``: lower-cased. ``keys`` is any mapping with ``get`` (IAM's keys come and go)."""
         authorization = headers.get("authorization", "")
         if not authorization:
             raise _error("MissingAuthenticationToken", "Request is missing Authentication Token")
@@ -126,6 +127,7 @@ class SigV4Verifier:
             raise _error("InvalidSignatureException", "The request signature we calculated does not match the "
                          "signature you provided. Check your AWS Secret Access Key and signing method. Consult the "
                          "service documentation for details.")
+        return match["key"]
 
     def verify_s3(self, method: str, raw_path: bytes, query: bytes, headers: dict[str, str]):
         """S3's SigV4, in S3's error codes: an Authorization header (its payload hash as the client declared
@@ -179,3 +181,4 @@ class SigV4Verifier:
         if not hmac.compare_digest(expected, signature):
             raise _s3_error("SignatureDoesNotMatch", "The request signature we calculated does not match the "
                                                      "signature you provided. Check your key and signing method.")
+        return key

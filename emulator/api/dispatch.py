@@ -4,7 +4,8 @@
 (SageMaker, and any other awsJson service registered); ``POST …/endpoints/{name}/<action>``
 without a target is the SageMaker runtime (raw ASGI, the hot path); everything else is smemu's
 own web app (``/_smemu/*``, ``/metrics``), but S3's requests (by signing scope, virtual host or CORS
-preflight; ``api/s3.py``).
+preflight; ``api/s3.py``) and IAM's and STS's (by signing scope; ``api/iam.py``). The guard
+(``api/guard.py``) verifies each signed request and, under ``--iam``, authorizes it before any provider runs.
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import uuid
 
 from ..control.errors import ServiceError
 from .asgi import read_body
-from .auth import SigV4Verifier
-from .protocol import JsonProvider
+from .guard import ACTION_PREFIX
+from .iam import iam_service
+from .protocol import JsonProvider, region_of
 from .runtime import RuntimeApi, invocation_target
 from .s3 import is_s3_request
 
@@ -24,13 +26,14 @@ OWN_PREFIXES = ("/_smemu", "/console", "/metrics")
 
 
 class Dispatcher:
-    def __init__(self, providers: list[JsonProvider], runtime_api: RuntimeApi, web, verifier: SigV4Verifier | None = None,
-                 s3=None):
+    def __init__(self, providers: list[JsonProvider], runtime_api: RuntimeApi, web, guard=None, s3=None, iam=None):
         self.providers = {provider.target_prefix: provider for provider in providers}
         self.s3 = s3  # S3 on this port (api/s3.py), or None with --s3 off
+        self.iam = iam  # IAM and STS (api/iam.py)
         self.runtime_api = runtime_api
         self.web = web
-        self.verifier = verifier  # --auth sigv4: every request but the health check must be signed
+        # --auth sigv4: every request but the health check must be signed; --iam: and allowed
+        self.guard = guard if guard is not None and guard.signed else None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -43,6 +46,9 @@ class Dispatcher:
                 return
         if self.s3 is not None and is_s3_request(scope, OWN_PREFIXES):
             await self.s3(scope, receive, send)
+            return
+        if self.iam is not None and (service := iam_service(scope)) is not None:
+            await self.iam(scope, receive, send, service)
             return
         if scope["method"] == "POST":
             target = authorization = None
@@ -64,23 +70,22 @@ class Dispatcher:
                 await _reply(send, 400, {"__type": "UnknownOperationException", "message": "Missing X-Amz-Target header."},
                              "application/x-amz-json-1.1", [])
                 return
-        if self.verifier is not None and scope["path"].startswith("/console"):
+        if self.guard is not None and scope["path"].startswith("/console"):
             await _console_refused(send)  # a browser cannot sign its requests
             return
-        if self.verifier is not None and scope["path"] != "/_smemu/health":
+        if self.guard is not None and scope["path"] != "/_smemu/health":
             body = await read_body(receive, MAX_CONTROL_BODY) or b""
             try:
-                self.verify(scope, body)
+                principal = self.guard.verify_scope(scope, body)
+                if self.guard.enforce and principal.kind != "root":
+                    raise ServiceError("AccessDeniedException", f"User: {principal.arn} is not authorized to use "
+                                       f"{scope['path']}: under --iam, smemu's own endpoints take the account's "
+                                       "root keys only.", 403)
             except ServiceError as exc:
                 await _reply(send, exc.status, {"__type": exc.code, "message": exc.message}, "application/json", [])
                 return
             receive = _replay(body)
         await self.web(scope, receive, send)
-
-    def verify(self, scope, body: bytes):
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        self.verifier.verify(scope["method"], scope.get("raw_path") or scope["path"].encode(),
-                             scope.get("query_string", b""), headers, body)
 
     async def _json(self, scope, receive, send, target: str, authorization: str):
         started = time.perf_counter()
@@ -89,12 +94,13 @@ class Dispatcher:
         provider = self.providers.get(prefix)
         content_type = provider.content_type if provider else "application/x-amz-json-1.1"
         try:
-            if self.verifier is not None:
-                self.verify(scope, body or b"")
+            principal = self.guard.verify_scope(scope, body or b"") if self.guard is not None else None
             if provider is None:
                 raise ServiceError("UnknownOperationException", f"The operation {target!r} is not known.")
             if body is None:
                 raise ServiceError("SerializationException", "The request body is too large.", 413)
+            if principal is not None and self.guard.enforce and principal.kind != "root":
+                self._authorize(provider, principal, operation, body, authorization)
             cpu_started = time.thread_time()
             status, payload, headers = provider.handle(operation, body, {"authorization": authorization})
             # The operation's own CPU time, immune to preemption by other processes on a busy machine.
@@ -104,6 +110,16 @@ class Dispatcher:
         # Server-side time of the call, for the benchmark's control-plane gates.
         headers = headers + [(b"x-smemu-server-time-us", f"{(time.perf_counter() - started) * 1e6:.0f}".encode())]
         await _reply(send, status, payload, content_type, headers)
+
+
+    def _authorize(self, provider, principal, operation: str, body: bytes, authorization: str):
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            return  # the provider answers a body that is not JSON with its own error
+        service = ACTION_PREFIX.get(provider.model.metadata.get("signingName"), provider.model.service_name)
+        self.guard.authorize(principal, service, operation, params if isinstance(params, dict) else {},
+                             region_of({"authorization": authorization}, provider.default_region))
 
 
 async def _query_refused(send):

@@ -20,7 +20,6 @@ from ..router.messages import InvokeRequest, InvokeResult
 from ..texts import text
 from . import eventstream, fidelity
 from .asgi import read_body
-from .auth import SigV4Verifier
 from .protocol import region_of, service_model, snake_case
 
 log = logging.getLogger("smemu.api")
@@ -121,11 +120,12 @@ class EventStreamSink:
 
 class RuntimeApi:
     def __init__(self, router: InvocationRouter, asynchronous: AsyncInvocations, default_region: str,
-                 verifier: SigV4Verifier | None = None):
+                 guard=None):
         self.router = router
         self.asynchronous = asynchronous
         self.default_region = default_region
-        self.verifier = verifier
+        # api/guard.py, under --auth sigv4 only: the hot path without it checks nothing
+        self.guard = guard if guard is not None and guard.signed else None
 
     async def __call__(self, scope, receive, send, target: tuple[str, str]):
         request_id = request_ids.next()
@@ -149,8 +149,7 @@ class RuntimeApi:
             body = await read_body(receive, MAX_BODY)
             if body is None:
                 raise _oversize(request_id)
-            if self.verifier is not None:
-                self._verify(scope, body)
+            principal = self._verify(scope, body) if self.guard is not None else None
             if len(endpoint) > NAME_PATTERN_MAX:
                 raise validation_error(
                     f"1 validation error detected: Value '{endpoint}' at 'endpointName' failed to satisfy "
@@ -158,6 +157,8 @@ class RuntimeApi:
                 )
             region = region_of({"authorization": authorization}, self.default_region) if authorization \
                 else self.default_region
+            if principal is not None and self.guard.enforce:
+                self._authorize(principal, action, endpoint, region)
             for field, (member, why) in REFUSED_FIELDS[action].items():
                 if members.get(field):
                     raise validation_error(fidelity.refusal_message(member, why))
@@ -194,10 +195,16 @@ class RuntimeApi:
 
 
     def _verify(self, scope, body: bytes):
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            self.verifier.verify(scope["method"], scope.get("raw_path") or scope["path"].encode(),
-                                 scope.get("query_string", b""), headers, body)
+            return self.guard.verify_scope(scope, body)
+        except ServiceError as exc:
+            raise RuntimeApiError(exc.code, exc.status, exc.message) from None
+
+    def _authorize(self, principal, action: str, endpoint: str, region: str):
+        """sagemaker:InvokeEndpoint (and its streaming and async forms) on the endpoint's ARN."""
+        try:
+            self.guard.authorize(principal, "sagemaker-runtime", ACTIONS[action], {"EndpointName": endpoint},
+                                 region, "AccessDeniedException", 403)
         except ServiceError as exc:
             raise RuntimeApiError(exc.code, exc.status, exc.message) from None
 

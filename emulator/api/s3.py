@@ -14,7 +14,6 @@ import asyncio
 import io
 import logging
 import os
-import sys
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from urllib.parse import unquote
 
 from ..control.errors import ServiceError
 from ..control.s3store import S3Store
+from .motowsgi import run_wsgi, wsgi_environ
 from .s3cors import cors_headers, matching_rule, preflight_answer
 
 log = logging.getLogger("smemu.s3")
@@ -67,22 +67,17 @@ def is_s3_request(scope, own_prefixes: tuple) -> bool:
 
 
 class S3Api:
-    def __init__(self, store: S3Store, account_id: str, verifier=None):
+    def __init__(self, store: S3Store, account_id: str, guard=None):
         # moto answers every origin unless told not to; a bucket's own CORS rules must decide, as on S3.
         os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
         os.environ["MOTO_ACCOUNT_ID"] = account_id
-        from moto.core.request import (PRESERVED_HEADER_NAMES_ENVIRON_KEY, environ_key_for_header,
-                                       should_preserve_original_header_name)
         from moto.moto_server.werkzeug_app import create_backend_app
         from moto.s3.models import s3_backends
 
-        self._preserved_key = PRESERVED_HEADER_NAMES_ENVIRON_KEY
-        self._environ_key = environ_key_for_header
-        self._preserve = should_preserve_original_header_name
         self.app = create_backend_app("s3")
         self.backends = s3_backends[account_id]
         self.store = store
-        self.verifier = verifier
+        self.guard = guard if guard is not None and guard.signed else None  # api/guard.py
         self.lock = threading.Lock()  # moto's backend is not thread-safe; the disk mirror follows each change
         # Its own threads: smemu's own S3 client (model data, capture, async results) calls this port from
         # the default executor's threads, which must never wait on S3 requests queued behind them.
@@ -109,8 +104,8 @@ class S3Api:
                                               headers.get("access-control-request-headers", ""))
                 await _send(send, *answer)
                 return
-            if self.verifier is not None:
-                self.verifier.verify_s3(scope["method"], scope.get("raw_path") or scope["path"].encode(),
+            if self.guard is not None:
+                self.guard.verify_s3(scope["method"], scope.get("raw_path") or scope["path"].encode(),
                                         scope.get("query_string", b""), headers)
             status, answer_headers, payload = await asyncio.get_running_loop().run_in_executor(
                 self.pool, self._handle, scope, body, headers.get("origin"))
@@ -121,18 +116,10 @@ class S3Api:
         await _send(send, status, answer_headers, payload)
 
     def _handle(self, scope, body, origin: str | None) -> tuple[int, list, bytes]:
-        environ = self._environ(scope, body)
-        answer: dict = {}
-
-        def start_response(status, headers, exc_info=None):
-            answer["status"], answer["headers"] = int(status.split(" ", 1)[0]), headers
-
+        environ = wsgi_environ(scope, body)
         with self.lock:
-            result = self.app(environ, start_response)
-            try:
-                payload = b"".join(result)
-            finally:
-                getattr(result, "close", lambda: None)()
+            answer = run_wsgi(self.app, environ)
+            payload = answer["payload"]
             if scope["method"] in MUTATING and answer["status"] < 400:
                 self._mirror(scope)
             bucket = self._bucket(scope) if origin else None
@@ -178,42 +165,6 @@ class S3Api:
             # The change is in memory but not on disk: say so loudly rather than pretend it is durable.
             log.exception("S3: bucket %s could not be written to %s", bucket, self.store.directory)
             raise
-
-    def _environ(self, scope, body) -> dict:
-        server = scope.get("server") or ("127.0.0.1", 80)
-        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
-        environ = {
-            "REQUEST_METHOD": scope["method"],
-            "SCRIPT_NAME": "",
-            "PATH_INFO": scope["path"].encode("utf-8").decode("latin-1"),
-            "RAW_URI": raw_path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""),
-            "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
-            "SERVER_NAME": str(server[0]),
-            "SERVER_PORT": str(server[1]),
-            "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": scope.get("scheme", "http"),
-            "wsgi.input": body,
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-        }
-        environ["REQUEST_URI"] = environ["RAW_URI"]
-        preserved = {}
-        for key, value in scope["headers"]:
-            name, text = key.decode("latin-1"), value.decode("latin-1")
-            if name == "x-moto-account-id":
-                continue  # one account: smemu's
-            environ_key = self._environ_key(name)
-            if self._preserve(name):
-                preserved.setdefault(environ_key, name)
-            environ[environ_key] = f"{environ[environ_key]},{text}" if environ_key in environ else text
-        environ[self._preserved_key] = preserved
-        if "CONTENT_LENGTH" not in environ:
-            environ["CONTENT_LENGTH"] = str(body.seek(0, io.SEEK_END))
-            body.seek(0)
-        return environ
 
     def local_send(self, request, **_):
         """botocore's before-send hook for smemu's own S3 client: the request is answered here, in process,

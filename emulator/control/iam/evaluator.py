@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ class PolicyError(ValueError):
 
 def evaluate(policies: list[tuple[str, dict]], request: Request) -> Decision:
     """``policies``: (name, document) of every identity-based policy of the principal."""
-    context = {key.lower(): _values(value) for key, value in request.context.items()}
+    context = {key.lower(): value for key, value in request.context.items()}
     allowed = None
     for name, document in policies:
         for index, statement in enumerate(_statements(document), start=1):
@@ -65,6 +66,94 @@ def evaluate(policies: list[tuple[str, dict]], request: Request) -> Decision:
             if allowed is None:
                 allowed = Decision(ALLOW, name, label)
     return allowed or Decision(IMPLICIT_DENY)
+
+
+class CompiledPolicies:
+    """A principal's policies prepared for many requests: validated once, and for each action the statements
+    whose Action / NotAction match it, in order (a principal meets few distinct actions). Decides exactly as
+    ``evaluate`` does (tests/test_iam_evaluator.py checks the two agree)."""
+
+    def __init__(self, policies: list[tuple[str, dict]]):
+        self.statements = [(name, statement.get("Sid") or f"#{index}", statement)
+                           for name, document in policies
+                           for index, statement in enumerate(_statements(document), start=1)]
+        self._by_action: dict[str, list] = {}
+        # whether any statement reads aws:ResourceTag/… (else a request need not look the resource's tags up)
+        self.reads_resource_tags = "aws:resourcetag/" in json.dumps([d for _, d in policies]).lower()
+
+    def evaluate(self, request: Request) -> Decision:
+        entry = self._by_action.get(request.action)
+        if entry is None:
+            found = [_prepared(name, label, statement)
+                     for name, label, statement in self.statements if _action_matches(statement, request.action)]
+            reads = sorted({key for prepared in found for key in prepared[-1]})
+            entry = self._by_action[request.action] = (found, reads, {})
+        found, reads, decided = entry
+        if not found:
+            return Decision(IMPLICIT_DENY)
+        context = {key.lower(): value for key, value in request.context.items()} if reads else {}
+        # The decision depends on the resource and the context keys these statements read, nothing else.
+        memo = (request.resource, *(_frozen(context.get(key)) for key in reads))
+        decision = decided.get(memo)
+        if decision is None:
+            decision = _decide(found, request.resource, context)
+            if len(decided) >= 4096:
+                decided.clear()
+            decided[memo] = decision
+        return decision
+
+
+def _decide(found: list, resource: str, context: dict) -> Decision:
+    allowed = None
+    for name, label, deny, resources, negate, conditions, _ in found:
+        if resources is not None:
+            hit = any(_resource_matches(r, resource, context) for r in resources)
+            if hit == negate:
+                continue
+        if conditions and not all(check(context) for check in conditions):
+            continue
+        if deny:
+            return Decision(EXPLICIT_DENY, name, label)
+        if allowed is None:
+            allowed = Decision(ALLOW, name, label)
+    return allowed or Decision(IMPLICIT_DENY)
+
+
+def _frozen(value):
+    return tuple(value) if isinstance(value, (list, tuple, set)) else value
+
+
+def _prepared(name: str, label: str, statement: dict) -> tuple:
+    """A statement ready for many requests: its resource strings (None: any resource), whether they are
+    NotResource, its conditions as tests, and the (lower-cased) context keys it reads: its condition keys
+    and the policy variables in its resources and condition values."""
+    negate = "NotResource" in statement
+    resources = _values(statement["NotResource" if negate else "Resource"])
+    if not negate and "*" in resources:
+        resources = None
+    condition = statement.get("Condition") or {}
+    conditions = [_condition_check(operator, key, _values(wanted))
+                  for operator, keys in condition.items() for key, wanted in keys.items()]
+    reads = {key.lower() for keys in condition.values() for key in keys}
+    texts = (resources or []) + [w for keys in condition.values() for wanted in keys.values() for w in _values(wanted)]
+    reads |= {variable.lower() for text in texts for variable in _VARIABLE.findall(text) if variable not in _LITERALS}
+    return name, label, statement["Effect"] == "Deny", resources, negate, conditions, frozenset(reads)
+
+
+def missing_context_keys(policies: list[tuple[str, dict]], request: Request) -> list[str]:
+    """The condition keys of statements that match the request's action and resource but that the request
+    lacks (IAM's policy simulator reports them as MissingContextValues)."""
+    context = {key.lower(): value for key, value in request.context.items()}
+    missing: list[str] = []
+    for _, document in policies:
+        for statement in _statements(document):
+            if not _applies({k: v for k, v in statement.items() if k != "Condition"}, request, context):
+                continue
+            for keys in (statement.get("Condition") or {}).values():
+                for key in keys:
+                    if key.lower() not in context and key not in missing:
+                        missing.append(key)
+    return missing
 
 
 def _statements(document: dict) -> list[dict]:
@@ -84,11 +173,16 @@ def _statements(document: dict) -> list[dict]:
 
 
 def _applies(statement: dict, request: Request, context: dict) -> bool:
+    return _action_matches(statement, request.action) and _resource_and_conditions(statement, request, context)
+
+
+def _action_matches(statement: dict, action: str) -> bool:
     if "Action" in statement:
-        if not any(_pattern(a, True).fullmatch(request.action) for a in _values(statement["Action"])):
-            return False
-    elif any(_pattern(a, True).fullmatch(request.action) for a in _values(statement["NotAction"])):
-        return False
+        return any(_pattern(a, True).fullmatch(action) for a in _values(statement["Action"]))
+    return not any(_pattern(a, True).fullmatch(action) for a in _values(statement["NotAction"]))
+
+
+def _resource_and_conditions(statement: dict, request: Request, context: dict) -> bool:
     if "Resource" in statement:
         if not any(_resource_matches(r, request.resource, context) for r in _values(statement["Resource"])):
             return False
@@ -133,7 +227,7 @@ def _substitute(text: str, context: dict) -> str | None:
         name = match.group(1)
         if name in _LITERALS:
             return _LITERALS[name]
-        found = context.get(name.lower())
+        found = _values(context.get(name.lower()))
         if not found or len(found) != 1:
             missing = True
             return ""
@@ -143,6 +237,7 @@ def _substitute(text: str, context: dict) -> str | None:
     return None if missing else replaced
 
 
+@lru_cache(maxsize=4096)
 def _literal_pattern(text: str, ignore_case: bool = False) -> re.Pattern:
     """A pattern whose escaped ``${*}``/``${?}`` stand for the characters themselves."""
     parts = []
@@ -159,6 +254,8 @@ def _literal_pattern(text: str, ignore_case: bool = False) -> re.Pattern:
 
 
 def _resource_matches(policy_resource: str, resource: str, context: dict) -> bool:
+    if policy_resource == "*":
+        return True
     text = _substitute(policy_resource, context) if "${" in policy_resource else policy_resource
     if text is None:
         return False
@@ -167,36 +264,48 @@ def _resource_matches(policy_resource: str, resource: str, context: dict) -> boo
 
 # -- conditions ---------------------------------------------------------------------------------------
 def _condition(operator: str, key: str, wanted: list[str], context: dict) -> bool:
+    return _condition_check(operator, key, wanted)(context)
+
+
+def _condition_check(operator: str, key: str, wanted: list[str]):
+    """One condition (operator, key, the policy's values) as a test of a request's lower-cased context."""
     qualifier, _, name = operator.rpartition(":")
     if_exists = name.endswith("IfExists") and name != "IfExists"
     base = name[: -len("IfExists")] if if_exists else name
-    present = context.get(key.lower())
+    lowered = key.lower()
     if base == "Null":
-        absent = not present
-        return any(absent == (w.lower() == "true") for w in wanted)
+        expected = [w.lower() == "true" for w in wanted]
+        return lambda context: (not _values(context.get(lowered))) in expected
     test = _TESTS.get(base)
     if test is None:
         raise PolicyError(f"Unknown condition operator {operator}.")
     negated = base in _NEGATED
-    if not present:
+    variables = any("${" in w for w in wanted)
+
+    def check(context: dict) -> bool:
+        present = _values(context.get(lowered))
+        if not present:
+            if qualifier == "ForAllValues":
+                return True
+            if qualifier == "ForAnyValue":
+                return False
+            return if_exists or negated
+        values = wanted
+        if variables:
+            values = [w for w in ((_substitute(w, context) if "${" in w else w) for w in wanted) if w is not None]
+
+        def one(value: str) -> bool:
+            if negated:  # the request value matches none of the policy's values
+                return not any(test(value, w) for w in values)
+            return any(test(value, w) for w in values)
+
         if qualifier == "ForAllValues":
-            return True
-        if qualifier == "ForAnyValue":
-            return False
-        return if_exists or negated
-    wanted = [(_substitute(w, context) if "${" in w else w) for w in wanted]
-    wanted = [w for w in wanted if w is not None]
+            return all(one(v) for v in present)
+        if negated and not qualifier:  # a multivalued key without a qualifier: no value may match
+            return all(one(v) for v in present)
+        return any(one(v) for v in present)
 
-    def one(value: str) -> bool:
-        if negated:  # the request value matches none of the policy's values
-            return not any(test(value, w) for w in wanted)
-        return any(test(value, w) for w in wanted)
-
-    if qualifier == "ForAllValues":
-        return all(one(v) for v in present)
-    if negated and not qualifier:  # a multivalued key without a qualifier: no value may match
-        return all(one(v) for v in present)
-    return any(one(v) for v in present)
+    return check
 
 
 def _string_like(value: str, wanted: str, ignore_case: bool = False) -> bool:

@@ -1,0 +1,133 @@
+"""What a request needs permission for, and whether its principal has it (``--iam``).
+
+A request becomes one or more evaluator requests: its own action on its resource, plus the rules that
+bite in practice (SageMaker's developer guide and the Service Authorization Reference): a Create* with
+``Tags`` also needs ``sagemaker:AddTags`` on the new resource, and a role handed to SageMaker
+(``ExecutionRoleArn``, a job's ``RoleArn``) needs ``iam:PassRole`` on that role. The per-action table is
+data (``emulator/data/iam_actions.json``, with its source). The denial says what AWS says.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .evaluator import EXPLICIT_DENY, Request, evaluate
+from .principals import ROOT, USER, Principal
+
+ACTIONS = json.loads((Path(__file__).resolve().parents[2] / "data" / "iam_actions.json").read_text())
+IAM_RESOURCES = {"UserName": "user", "RoleName": "role", "GroupName": "group", "InstanceProfileName": "instance-profile"}
+
+
+class AccessDenied(Exception):
+    def __init__(self, message: str, decision):
+        super().__init__(message)
+        self.message, self.decision = message, decision
+
+
+def sagemaker_arn(kind: str, name: str, region: str, account: str) -> str:
+    return f"arn:aws:sagemaker:{region}:{account}:{kind}/{name.lower()}"
+
+
+def _tag_context(tags: list[dict]) -> dict:
+    context = {f"aws:RequestTag/{t['Key']}": t.get("Value", "") for t in tags}
+    context["aws:TagKeys"] = [t["Key"] for t in tags]
+    return context
+
+
+def _sagemaker_keys(params: dict) -> dict:
+    context = {}
+    variants = (params.get("ProductionVariants") or []) + (params.get("ShadowProductionVariants") or [])
+    types = [v["InstanceType"] for v in variants if v.get("InstanceType")]
+    if types:
+        context["sagemaker:InstanceTypes"] = types
+    if "EnableNetworkIsolation" in params:
+        context["sagemaker:NetworkIsolation"] = "true" if params["EnableNetworkIsolation"] else "false"
+    vpc = params.get("VpcConfig") or {}
+    if vpc.get("Subnets"):
+        context["sagemaker:VpcSubnets"] = vpc["Subnets"]
+    if vpc.get("SecurityGroupIds"):
+        context["sagemaker:VpcSecurityGroupIds"] = vpc["SecurityGroupIds"]
+    return context
+
+
+_clock: list = [None, {}]
+
+
+def _time_keys() -> dict:
+    """aws:EpochTime and aws:CurrentTime, formatted once a second."""
+    second = int(time.time())
+    if _clock[0] != second:
+        _clock[:] = [second, {"aws:EpochTime": str(second), "aws:CurrentTime": datetime.fromtimestamp(
+            second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}]
+    return _clock[1]
+
+
+def requests_for(principal: Principal, service: str, operation: str, params: dict, region: str, account: str,
+                 resource_tags, source_ip: str = "127.0.0.1") -> list[Request]:
+    """The evaluator requests one API call needs. ``resource_tags(arn)``: the existing resource's tags."""
+    context = {"aws:PrincipalArn": principal.arn, "aws:PrincipalAccount": account, "aws:RequestedRegion": region,
+               "aws:SourceIp": source_ip, "aws:SecureTransport": "false", **_time_keys()}
+    if principal.kind == USER:
+        context["aws:username"] = principal.arn.rsplit("/", 1)[-1]
+    if service in ("sagemaker", "sagemaker-runtime"):
+        entry = ACTIONS[service].get(operation, {})
+        if "arn" in entry:
+            resource = params.get(entry["arn"], "*")
+        elif entry.get("resource"):
+            name = params.get(entry["name"]) if entry.get("name") else params.get("EndpointName")
+            resource = sagemaker_arn(entry["resource"], name or "*", region, account)
+        else:
+            resource = "*"
+        own = dict(context)
+        if resource != "*" and principal.compiled.reads_resource_tags:  # a lookup only where a policy may use it
+            own.update({f"aws:ResourceTag/{k}": v for k, v in (resource_tags(resource) or {}).items()})
+        tags = params.get("Tags") or []
+        if entry.get("tags") and tags:
+            own.update(_tag_context(tags))
+        if entry.get("tag_keys"):
+            own["aws:TagKeys"] = list(params.get(entry["tag_keys"]) or [])
+        own.update(_sagemaker_keys(params))
+        found = [Request(principal.arn, f"sagemaker:{operation}", resource, own)]
+        if entry.get("tags") and tags and operation.startswith("Create"):
+            found.append(Request(principal.arn, "sagemaker:AddTags", resource, {**context, **_tag_context(tags)}))
+        role = params.get(entry.get("pass_role") or "")
+        if role:
+            found.append(Request(principal.arn, "iam:PassRole", role,
+                                 {**context, "iam:PassedToService": "sagemaker.amazonaws.com"}))
+        return found
+    if service == "iam":
+        resource = "*"
+        if params.get("PolicyArn") and not any(k in params for k in IAM_RESOURCES):
+            resource = params["PolicyArn"]
+        for member, kind in IAM_RESOURCES.items():
+            if params.get(member):
+                resource = f"arn:aws:iam::{account}:{kind}/{params[member]}"
+                break
+        return [Request(principal.arn, f"iam:{operation}", resource, context)]
+    if service == "sts":
+        if operation == "GetCallerIdentity":
+            return []  # needs no permission (STS API reference)
+        return [Request(principal.arn, f"sts:{operation}", params.get("RoleArn", "*"), context)]
+    return [Request(principal.arn, f"{service}:{operation}", "*", context)]
+
+
+def authorize(principal: Principal, requests: list[Request]) -> None:
+    """Raise AccessDenied, worded as AWS words it, unless every request is allowed."""
+    if principal.kind == ROOT:
+        return
+    kind = "User"  # AWS says "User:" for users and role sessions alike
+    for request in requests:
+        decision = principal.compiled.evaluate(request)
+        if decision.allowed and principal.session_policy is not None:
+            narrowed = evaluate([("session policy", principal.session_policy)], request)
+            if not narrowed.allowed:
+                raise AccessDenied(f"{kind}: {principal.arn} is not authorized to perform: {request.action} on "
+                                   f"resource: {request.resource} because no session policy allows the "
+                                   f"{request.action} action", narrowed)
+        if not decision.allowed:
+            reason = ("with an explicit deny in an identity-based policy" if decision.kind == EXPLICIT_DENY
+                      else f"because no identity-based policy allows the {request.action} action")
+            raise AccessDenied(f"{kind}: {principal.arn} is not authorized to perform: {request.action} on "
+                               f"resource: {request.resource} {reason}", decision)

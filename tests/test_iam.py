@@ -1,0 +1,262 @@
+"""--iam: users, groups, roles and their policies decide what each signed caller may do, with AWS's texts.
+
+Every request here is signed by boto3 against a running server; the root keys (SMEMU_ACCESS_KEYS) set up
+users and policies through IAM on the same port."""
+from __future__ import annotations
+
+import json
+import signal
+
+import boto3
+import botocore
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+
+from emulator.testing import EmulatorProcess
+
+from .helpers import XGBOOST_IMAGE
+
+KEY, SECRET = "AKIASMEMUROOT", "root/secret+value"
+ACCOUNT = "123456789012"
+MODEL_ARN = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    process = EmulatorProcess(tmp_path_factory.mktemp("smemu-iam") / "state", {"SMEMU_ACCESS_KEYS": f"{KEY}:{SECRET}"},
+                              args=["--auth", "sigv4", "--iam"]).start()
+    yield process
+    process.stop()
+
+
+def client(server, service, key=KEY, secret=SECRET, token=None):
+    return boto3.client(service, endpoint_url=server.url, region_name="us-east-1", aws_access_key_id=key,
+                        aws_secret_access_key=secret, aws_session_token=token,
+                        config=botocore.config.Config(retries={"total_max_attempts": 1}))
+
+
+def denial(call, **kwargs) -> dict:
+    with pytest.raises(ClientError) as failure:
+        call(**kwargs)
+    return failure.value.response
+
+
+def policy(*statements) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def allow(action, resource="*", **extra) -> dict:
+    return {"Effect": "Allow", "Action": action, "Resource": resource, **extra}
+
+
+def user(server, name, *statements, managed=()):
+    """A user with one inline policy of ``statements`` and the managed policies named; its clients."""
+    iam = client(server, "iam")
+    iam.create_user(UserName=name)
+    if statements:
+        iam.put_user_policy(UserName=name, PolicyName=f"{name}-policy", PolicyDocument=policy(*statements))
+    for arn in managed:
+        iam.attach_user_policy(UserName=name, PolicyArn=arn)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return lambda service: client(server, service, key["AccessKeyId"], key["SecretAccessKey"])
+
+
+MODEL_DATA = {}
+
+
+@pytest.fixture(autouse=True)
+def _model_data(xgboost_archive):
+    MODEL_DATA["url"] = f"file://{xgboost_archive}"
+
+
+def model(name, **extra):
+    return {"ModelName": name, "PrimaryContainer": {"Image": XGBOOST_IMAGE, "ModelDataUrl": MODEL_DATA["url"]}, **extra}
+
+
+def test_implicit_and_explicit_deny_in_awss_words(server):
+    alice = user(server, "alice", allow("sagemaker:*Model*"),
+                 {"Effect": "Deny", "Action": "sagemaker:DeleteModel", "Resource": f"{MODEL_ARN}/keep-*"})
+    sagemaker = alice("sagemaker")
+    error = denial(sagemaker.list_endpoints)["Error"]
+    assert error["Code"] == "AccessDeniedException"
+    assert error["Message"] == (f"User: arn:aws:iam::{ACCOUNT}:user/alice is not authorized to perform: "
+                                "sagemaker:ListEndpoints on resource: * because no identity-based policy allows the "
+                                "sagemaker:ListEndpoints action")
+    client(server, "sagemaker").create_model(**model("keep-me"))
+    error = denial(sagemaker.delete_model, ModelName="keep-me")["Error"]
+    assert error["Message"] == (f"User: arn:aws:iam::{ACCOUNT}:user/alice is not authorized to perform: "
+                                f"sagemaker:DeleteModel on resource: {MODEL_ARN}/keep-me with an explicit deny in an "
+                                "identity-based policy")
+    assert sagemaker.describe_model(ModelName="keep-me")["ModelName"] == "keep-me"  # the wildcard allows it
+    # Unknown keys are still unknown, in SageMaker's code for it.
+    stranger = client(server, "sagemaker", "AKIANOBODY", "nothing")
+    assert denial(stranger.list_models)["Error"]["Code"] == "UnrecognizedClientException"
+
+
+def test_a_create_with_tags_also_needs_add_tags(server):
+    """The mission's case: Studio tags what it creates, so a policy allowing the create alone fails."""
+    bob = user(server, "bob", allow("sagemaker:CreateModel"))
+    sagemaker = bob("sagemaker")
+    sagemaker.create_model(**model("untagged"))  # no Tags: CreateModel alone is enough
+    error = denial(sagemaker.create_model, **model("tagged", Tags=[{"Key": "team", "Value": "ml"}]))["Error"]
+    assert error["Message"] == (f"User: arn:aws:iam::{ACCOUNT}:user/bob is not authorized to perform: "
+                                f"sagemaker:AddTags on resource: {MODEL_ARN}/tagged because no identity-based policy "
+                                "allows the sagemaker:AddTags action")
+    assert denial(client(server, "sagemaker").describe_model, ModelName="tagged")  # nothing was created
+    client(server, "iam").put_user_policy(UserName="bob", PolicyName="tagging",
+                                          PolicyDocument=policy(allow("sagemaker:AddTags", f"{MODEL_ARN}/*")))
+    sagemaker.create_model(**model("tagged", Tags=[{"Key": "team", "Value": "ml"}]))
+
+
+def test_conditions_on_request_and_resource_tags_and_not_action(server):
+    carol = user(server, "carol",
+                 allow("sagemaker:CreateModel"),
+                 allow("sagemaker:AddTags", Condition={"StringEquals": {"aws:RequestTag/team": "ml"},
+                                                       "ForAllValues:StringEquals": {"aws:TagKeys": ["team"]}}),
+                 {"Effect": "Allow", "NotAction": ["sagemaker:Delete*", "sagemaker:Create*", "sagemaker:AddTags"],
+                  "Resource": "*"},
+                 allow("sagemaker:DeleteModel", Condition={"StringEquals": {"aws:ResourceTag/team": "ml"}}))
+    sagemaker = carol("sagemaker")
+    sagemaker.create_model(**model("ml-model", Tags=[{"Key": "team", "Value": "ml"}]))
+    assert "not authorized to perform: sagemaker:AddTags" in denial(
+        sagemaker.create_model, **model("web-model", Tags=[{"Key": "team", "Value": "web"}]))["Error"]["Message"]
+    assert "sagemaker:AddTags" in denial(sagemaker.create_model, **model(
+        "extra-key", Tags=[{"Key": "team", "Value": "ml"}, {"Key": "cost", "Value": "1"}]))["Error"]["Message"]
+    assert sagemaker.list_models()["Models"]  # NotAction: everything but Delete*, Create* and AddTags
+    client(server, "sagemaker").create_model(**model("root-model", Tags=[{"Key": "team", "Value": "web"}]))
+    assert "sagemaker:DeleteModel" in denial(sagemaker.delete_model, ModelName="root-model")["Error"]["Message"]
+    sagemaker.delete_model(ModelName="ml-model")  # its resource tag team=ml allows it
+
+
+def test_pass_role_and_a_managed_policy(server):
+    iam = client(server, "iam")
+    role = iam.create_role(RoleName="SageMakerExecution", AssumeRolePolicyDocument=policy(
+        {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}))
+    role_arn = role["Role"]["Arn"]
+    dave = user(server, "dave", allow("sagemaker:CreateModel"))
+    error = denial(dave("sagemaker").create_model, **model("with-role", ExecutionRoleArn=role_arn))["Error"]
+    assert error["Message"] == (f"User: arn:aws:iam::{ACCOUNT}:user/dave is not authorized to perform: iam:PassRole "
+                                f"on resource: {role_arn} because no identity-based policy allows the iam:PassRole "
+                                "action")
+    iam.put_user_policy(UserName="dave", PolicyName="pass", PolicyDocument=policy(
+        allow("iam:PassRole", role_arn, Condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}})))
+    dave("sagemaker").create_model(**model("with-role", ExecutionRoleArn=role_arn))
+    # AWS's managed policies, attached to a group: read-only lists and describes, and creates nothing.
+    iam.create_group(GroupName="readers")
+    iam.attach_group_policy(GroupName="readers", PolicyArn="arn:aws:iam::aws:policy/AmazonSageMakerReadOnly")
+    erin = user(server, "erin")
+    iam.add_user_to_group(GroupName="readers", UserName="erin")
+    assert erin("sagemaker").describe_model(ModelName="with-role")["ExecutionRoleArn"] == role_arn
+    assert "sagemaker:CreateModel" in denial(erin("sagemaker").create_model, **model("nope"))["Error"]["Message"]
+    frank = user(server, "frank", managed=["arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"])
+    frank("sagemaker").create_model(**model("full", Tags=[{"Key": "team", "Value": "ml"}]))
+
+
+def test_invoke_endpoint_needs_the_endpoints_arn(server):
+    endpoint_arn = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/allowed"
+    grace = user(server, "grace", allow("sagemaker:InvokeEndpoint", endpoint_arn))
+    runtime = grace("sagemaker-runtime")
+    error = denial(runtime.invoke_endpoint, EndpointName="Other", Body=b"1", ContentType="text/csv")
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert error["Error"]["Message"] == (
+        f"User: arn:aws:iam::{ACCOUNT}:user/grace is not authorized to perform: sagemaker:InvokeEndpoint on "
+        f"resource: arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/other because no identity-based policy allows "
+        "the sagemaker:InvokeEndpoint action")
+    # Allowed: the request goes on to the router, which finds no such endpoint.
+    error = denial(runtime.invoke_endpoint, EndpointName="Allowed", Body=b"1", ContentType="text/csv")
+    assert error["Error"]["Code"] == "ValidationError" and "not found" in error["Error"]["Message"]
+
+
+def test_assume_role_sessions_and_the_trust_policy(server):
+    iam = client(server, "iam")
+    heidi = user(server, "heidi")
+    heidi_arn = f"arn:aws:iam::{ACCOUNT}:user/heidi"
+    role_arn = iam.create_role(RoleName="deployer", AssumeRolePolicyDocument=policy(
+        {"Effect": "Allow", "Principal": {"AWS": heidi_arn}, "Action": "sts:AssumeRole"}))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="deployer", PolicyName="models", PolicyDocument=policy(allow("sagemaker:ListModels")))
+    session = heidi("sts").assume_role(RoleArn=role_arn, RoleSessionName="ci")["Credentials"]
+    assert session["SessionToken"] and session["Expiration"]
+    as_role = lambda service, token=session["SessionToken"]: client(  # noqa: E731
+        server, service, session["AccessKeyId"], session["SecretAccessKey"], token)
+    assert as_role("sts").get_caller_identity()["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/deployer/ci"
+    as_role("sagemaker").list_models()
+    assert "assumed-role/deployer/ci is not authorized to perform: sagemaker:ListEndpoints" in denial(
+        as_role("sagemaker").list_endpoints)["Error"]["Message"]
+    assert denial(as_role("sagemaker", "wrong-token").list_models)["Error"]["Code"] == "UnrecognizedClientException"
+    # The trust policy names heidi alone: another user, and the root, may not assume the role.
+    ivan = user(server, "ivan", allow("sts:AssumeRole"))
+    error = denial(ivan("sts").assume_role, RoleArn=role_arn, RoleSessionName="other")["Error"]
+    assert error["Code"] == "AccessDenied"
+    assert error["Message"] == (f"User: arn:aws:iam::{ACCOUNT}:user/ivan is not authorized to perform: "
+                                f"sts:AssumeRole on resource: {role_arn}")
+    assert denial(client(server, "sts").assume_role, RoleArn=role_arn,
+                  RoleSessionName="other")["Error"]["Message"] == "Roles may not be assumed by root accounts."
+
+
+def test_other_services_and_smemus_own_endpoints(server):
+    judy = user(server, "judy", allow("cloudwatch:ListMetrics"))
+    judy("cloudwatch").list_metrics()
+    assert "logs:DescribeLogGroups" in denial(judy("logs").describe_log_groups)["Error"]["Message"]
+    assert "application-autoscaling:DescribeScalableTargets" in denial(
+        judy("application-autoscaling").describe_scalable_targets, ServiceNamespace="sagemaker")["Error"]["Message"]
+    assert "iam:ListUsers" in denial(judy("iam").list_users)["Error"]["Message"]
+    assert denial(judy("s3").list_buckets)["Error"]["Code"] == "AccessDenied"
+    client(server, "s3").list_buckets()  # the root's keys may
+
+
+def test_users_and_policies_survive_kill_9(tmp_path):
+    env = {"SMEMU_ACCESS_KEYS": f"{KEY}:{SECRET}"}
+    first = EmulatorProcess(tmp_path / "state", env, args=["--auth", "sigv4", "--iam"]).start()
+    mallory = user(first, "mallory", allow("sagemaker:ListModels"))
+    client(first, "iam").attach_user_policy(UserName="mallory",
+                                            PolicyArn="arn:aws:iam::aws:policy/AmazonSageMakerReadOnly")
+    first.stop(signal.SIGKILL)
+    second = EmulatorProcess(tmp_path / "state", env, port=first.port, args=["--auth", "sigv4", "--iam"]).start()
+    try:
+        mallory("sagemaker").list_models()  # the same access key, the same inline policy
+        mallory("sagemaker").list_endpoints()  # and the managed policy, still attached
+        attached = client(second, "iam").list_attached_user_policies(UserName="mallory")["AttachedPolicies"]
+        assert [p["PolicyName"] for p in attached] == ["AmazonSageMakerReadOnly"]
+    finally:
+        second.stop()
+
+
+def test_without_iam_sts_and_iam_answer_and_nothing_is_enforced(emulator):
+    served_url = emulator.url
+    sts = boto3.client("sts", endpoint_url=served_url, region_name="us-east-1", aws_access_key_id="AKIAANY",
+                       aws_secret_access_key="any")
+    assert sts.get_caller_identity()["Arn"] == f"arn:aws:iam::{ACCOUNT}:root"
+    iam = boto3.client("iam", endpoint_url=served_url, region_name="us-east-1", aws_access_key_id="AKIAANY",
+                       aws_secret_access_key="any")
+    iam.create_role(RoleName="open", AssumeRolePolicyDocument=policy(
+        {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}))
+    assert iam.get_role(RoleName="open")["Role"]["Arn"] == f"arn:aws:iam::{ACCOUNT}:role/open"
+    assert httpx.get(f"{served_url}/_smemu/health").status_code == 200
+
+
+def test_the_policy_simulator(server):
+    iam = client(server, "iam")
+    user(server, "kate", allow("sagemaker:CreateModel"),
+         {"Effect": "Deny", "Action": "sagemaker:Delete*", "Resource": "*"},
+         allow("sagemaker:AddTags", Condition={"StringEquals": {"aws:RequestTag/team": "ml"}}))
+    results = iam.simulate_principal_policy(
+        PolicySourceArn=f"arn:aws:iam::{ACCOUNT}:user/kate",
+        ActionNames=["sagemaker:CreateModel", "sagemaker:DeleteModel", "sagemaker:ListModels", "sagemaker:AddTags"],
+        ResourceArns=[f"{MODEL_ARN}/m"])["EvaluationResults"]
+    decisions = {r["EvalActionName"]: r["EvalDecision"] for r in results}
+    assert decisions == {"sagemaker:CreateModel": "allowed", "sagemaker:DeleteModel": "explicitDeny",
+                         "sagemaker:ListModels": "implicitDeny", "sagemaker:AddTags": "implicitDeny"}
+    add_tags = next(r for r in results if r["EvalActionName"] == "sagemaker:AddTags")
+    assert add_tags["MissingContextValues"] == ["aws:RequestTag/team"]
+    assert results[0]["MatchedStatements"][0]["SourcePolicyId"] == "kate-policy"
+    tagged = iam.simulate_principal_policy(
+        PolicySourceArn=f"arn:aws:iam::{ACCOUNT}:user/kate", ActionNames=["sagemaker:AddTags"],
+        ContextEntries=[{"ContextKeyName": "aws:RequestTag/team", "ContextKeyValues": ["ml"],
+                         "ContextKeyType": "string"}])["EvaluationResults"]
+    assert tagged[0]["EvalDecision"] == "allowed"
+    custom = iam.simulate_custom_policy(PolicyInputList=[policy(allow("sagemaker:Describe*"))],
+                                        ActionNames=["sagemaker:DescribeEndpoint", "sagemaker:CreateEndpoint"])
+    assert [r["EvalDecision"] for r in custom["EvaluationResults"]] == ["allowed", "implicitDeny"]
+    assert denial(iam.simulate_custom_policy, PolicyInputList=["{not json"],
+                  ActionNames=["sagemaker:ListModels"])["Error"]["Code"] == "MalformedPolicyDocument"

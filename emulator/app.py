@@ -17,8 +17,11 @@ from .api.cloudwatch import cloudwatch_provider
 from .api.dispatch import Dispatcher
 from .api.logs import logs_provider
 from .api.runtime import RuntimeApi
+from .api.consoleauth import ConsoleAccess, ConsoleSessions
 from .api.guard import Guard
 from .api.iam import IamApi
+from .api.pricing import pricing_provider
+from .api.iamviews import iam_views
 from .api.s3 import S3Api
 from .api.sagemaker import sagemaker_provider
 from .api.smemu import smemu_app
@@ -37,6 +40,7 @@ from .control.quotas import Quotas
 from .control.recommender import RecommendationRunner, RecommenderOperations
 from .control.s3store import S3Store
 from .control.iam.store import IamStore
+from .control.pricing import PricingOperations
 from .control.service import ControlPlane
 from .control.store import Store
 from .router.asynchronous import AsyncInvocations
@@ -139,6 +143,7 @@ class Emulator:
         self.iam = IamApi(settings.account_id, root_keys or {}, IamStore(settings.state_dir / "iam" / "state.pickle"))
         guard = Guard(root_keys, self.iam.principals, settings.account_id, self._resource_tags, enforce=settings.iam)
         self.iam.guard = self.guard = guard
+        guard.console = ConsoleSessions(guard) if guard.signed else None
         self.s3 = None
         if settings.s3 == "on":
             self.s3 = S3Api(S3Store(settings.state_dir / "s3"), settings.account_id, guard)
@@ -153,18 +158,23 @@ class Emulator:
         sagemaker = sagemaker_provider([control_plane, component_operations, RecommenderOperations(
             self.store, settings.account_id, catalog, self.recommender)], settings.region)
         logs = logs_provider([LogsOperations(self.log_index, settings.account_id)], settings.region)
+        pricing = pricing_provider([PricingOperations(catalog, settings.region)], settings.region)
         providers = [
             sagemaker,
             autoscaling_provider([AutoScalingOperations(self.store, settings.account_id, self.clock, self.alarms,
                                                         self.scaler)], settings.region),
             cloudwatch_provider([CloudWatchOperations(self.metric_store, self.alarms, self.clock)], settings.region),
             logs,
+            pricing,
         ]
         web = smemu_app(self.runtime.name, self.store, self.registry, self.components, metrics, self.fault_control,
                         self.scaler, self.clock, self.runtime.warm_pool,
                         self.runtime.describe)
+        web.include_router(iam_views(guard))
         web.mount("/console", console_app(sagemaker, logs, settings.region, settings.state_dir, catalog, self.runtime,
-                                          self.registry, self.components, metrics, account_id=settings.account_id))
+                                          self.registry, self.components, metrics, account_id=settings.account_id,
+                                          pricing=pricing,
+                                          access=ConsoleAccess(guard, guard.console) if guard.signed else None))
         self.dispatcher = Dispatcher(providers,
                                      RuntimeApi(self.router, self.asynchronous, settings.region, guard), web,
                                      guard, self.s3, self.iam)

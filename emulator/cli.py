@@ -6,9 +6,9 @@ import logging
 import sys
 from pathlib import Path
 
-from .commands import (CommandError, delete, deploy, fault, images, invoke, logs, package, ps,
+from .commands import (CommandError, delete, deploy, fault, iam, images, invoke, logs, package, ps,
                        recommend)
-from .config import DEFAULT_PORT, Settings
+from .config import DEFAULT_PORT, Settings, configured_port
 
 
 def serve(args):
@@ -196,6 +196,19 @@ def main(argv=None):
         sub_parser.add_argument("--url", default=None, help=url_help)
     p.set_defaults(func=fault)
 
+    p = commands.add_parser("iam", help="under --iam: why requests were denied, and least-privilege policies",
+                            description="smemu iam explain: the last denials, with the statement that denied or that "
+                                        "none allowed. smemu iam policy alice: the policy allowing exactly the calls "
+                                        "that principal (a user or role name, an ARN, or root) made.")
+    actions = p.add_subparsers(dest="action", required=True)
+    explain_parser = actions.add_parser("explain", help="the last denials and why")
+    explain_parser.add_argument("--last", type=int, default=20, help="how many (default 20)")
+    policy_parser = actions.add_parser("policy", help="the least-privilege policy for a principal's calls")
+    policy_parser.add_argument("principal", help="a user or role name, an ARN, or root")
+    for sub_parser in actions.choices.values():
+        sub_parser.add_argument("--url", default=None, help=url_help)
+    p.set_defaults(func=iam)
+
     args = parser.parse_args(argv)
     try:
         return args.func(args)
@@ -216,7 +229,7 @@ def explain(exc: Exception, args) -> tuple[str, str | None, int]:
 
     from .workflows import WorkflowError
 
-    url = getattr(args, "url", None) or f"http://127.0.0.1:{Settings.from_env().port}"
+    url = getattr(args, "url", None) or f"http://127.0.0.1:{configured_port()}"
     if isinstance(exc, CommandError):
         return str(exc), exc.hint, exc.code
     if isinstance(exc, WorkflowError):

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import Settings
+from .config import Settings, configured_port
 
 class CommandError(Exception):
     """A user error: one line, plus where it helps one line of what to do, and an exit code."""
@@ -54,7 +54,7 @@ def logs(args):
         time.sleep(0.5)
 
 
-def call(method: str, url: str, body: dict | None = None):
+def call(method: str, url: str, body: dict | None = None, params: dict | None = None):
     """A request to smemu's own views, signed with the AWS credentials of this environment when there
     are any (a server started with --auth sigv4 wants every request signed)."""
     import json
@@ -64,6 +64,10 @@ def call(method: str, url: str, body: dict | None = None):
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
 
+    if params:
+        from urllib.parse import urlencode
+
+        url = f"{url}?{urlencode(params)}"
     data = json.dumps(body).encode() if body is not None else b""
     headers = {"content-type": "application/json"} if body is not None else {}
     credentials = boto3.Session().get_credentials()
@@ -80,7 +84,7 @@ def call(method: str, url: str, body: dict | None = None):
 
 
 def default_url(args) -> str:
-    return args.url or f"http://127.0.0.1:{Settings.from_env().port}"
+    return args.url or f"http://127.0.0.1:{configured_port()}"
 
 
 def _table(rows: list[tuple]) -> list[str]:
@@ -349,3 +353,28 @@ def fault(args):
 
 def _cell(value) -> str:
     return "-" if value is None else str(value)
+
+
+def iam(args):
+    """smemu iam explain | policy PRINCIPAL: smemu's IAM views, signed with this environment's credentials."""
+    import json
+
+    base = f"{default_url(args)}/_smemu/iam"
+    if args.action == "explain":
+        answer = call("GET", f"{base}/denials").raise_for_status().json()
+        if not answer["Enforced"]:
+            print("this server does not evaluate policies (start it with --auth sigv4 --iam)")
+            return
+        if not answer["Denials"]:
+            print("no request has been denied")
+        for denial in answer["Denials"][-args.last:]:
+            stamp = time.strftime("%H:%M:%S", time.localtime(denial["time"]))
+            print(f"{stamp}  {denial['principal']}  {denial['service']}:{denial['operation']}  "
+                  f"{denial['kind']} ({denial['why']})\n          {denial['message']}")
+        return
+    response = call("GET", f"{base}/policy", params={"principal": args.principal})
+    if response.status_code == 404:
+        seen = response.json()["Principals"]
+        raise CommandError(response.json()["message"],
+                           "principals seen: " + (", ".join(seen) if seen else "none yet"))
+    print(json.dumps(response.raise_for_status().json()["Policy"], indent=2))

@@ -6,6 +6,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 DEFAULT_PORT = 7070  # not 8080: that is the serving containers' port
+
+
+def configured_port() -> int:
+    """The port smemu serves on by this environment (SMEMU_PORT), without checking the other settings:
+    the client commands need the address even where a server setting in the environment is wrong."""
+    try:
+        return int(os.environ.get("SMEMU_PORT") or DEFAULT_PORT)
+    except ValueError:
+        return DEFAULT_PORT
 # The execution role smemu's own surfaces give what they create (`smemu deploy`, the console, recommendation
 # jobs): one role everywhere, so their models stay compatible on one endpoint of inference components.
 DEFAULT_ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"

@@ -8,6 +8,10 @@ Installed with smemu (entry point ``pytest11``), so the fixtures are there in an
   it serves), ``smemu.faults`` (inject failures).
 - ``sagemaker_client``, ``sagemaker_runtime_client``: boto3 clients pointed at it.
 - ``smemu_faults``: the fault API, with every fault removed after the test.
+- ``smemu_iam``: a second emulator for the session, with ``--auth sigv4 --iam`` (its root key is
+  ``testing``/``testing``, the key ``smemu_iam.client`` signs with); ``smemu_user(policy,
+  managed=[…])`` makes an IAM user there with that policy and returns it (``.arn``, ``.client(service)``
+  signed with its own key), to test least-privilege policies before AWS does.
 
 ``pytest --smemu-option scale_from_zero=wake`` passes settings to the emulator (repeatable).
 Outside pytest, ``emulator.testing.embedded_emulator()`` is the same as a context manager.
@@ -46,3 +50,19 @@ def smemu_faults(smemu):
     faults = smemu.faults
     yield faults
     faults.clear()
+
+
+@pytest.fixture(scope="session")
+def smemu_iam(request, tmp_path_factory):
+    from .testing import embedded_emulator
+
+    options = dict(item.split("=", 1) for item in request.config.getoption("--smemu-option"))
+    with embedded_emulator(tmp_path_factory.mktemp("smemu-iam") / "state", **{
+            **options, "auth": "sigv4", "access_keys": "testing:testing", "iam": True}) as server:
+        yield server
+
+
+@pytest.fixture
+def smemu_user(smemu_iam):
+    """smemu_user(policy, managed=[...]): a new IAM user of ``smemu_iam`` with that policy."""
+    return smemu_iam.user

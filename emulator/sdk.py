@@ -4,7 +4,7 @@ The SDK talks to more than SageMaker: S3 (model data, its default bucket), STS (
 IAM (the role) and CloudWatch Logs (while it waits). ``configure`` sends all of them to smemu's one
 URL (smemu serves S3 on its own port; see docs/s3.md), or S3, STS and IAM to another AWS-compatible
 server when ``aws_url`` names one (a moto server, LocalStack, MinIO for S3); skips the SDK's IAM
-permission simulation (no local server implements it); and turns the SDK's telemetry off so nothing
+permission simulation (it needs the execution role to exist in IAM); and turns the SDK's telemetry off so nothing
 leaves the machine. Imports nothing of the SDK; safe to call first. ``quiet()`` after the SDK's
 import keeps its INFO logging (some ninety lines a deploy) out of a script's output.
 

@@ -113,6 +113,41 @@ class _Handle:
         return endpoint or name
 
 
+    def user(self, policy=None, managed=(), name: str | None = None) -> "SignedUser":
+        """An IAM user (on a server with ``--auth sigv4 --iam`` whose root key is ``testing``) with ``policy``
+        (a policy document, a list of statements or one statement) inline and the ``managed`` policy ARNs
+        attached; ``.client(service)`` gives boto3 clients signed with its own access key."""
+        import json
+        import uuid
+
+        iam = self.client("iam")
+        name = name or f"user-{uuid.uuid4().hex[:10]}"
+        arn = iam.create_user(UserName=name)["User"]["Arn"]
+        if policy is not None:
+            if isinstance(policy, dict) and "Statement" in policy:
+                document = policy
+            else:
+                document = {"Version": "2012-10-17", "Statement": policy if isinstance(policy, list) else [policy]}
+            iam.put_user_policy(UserName=name, PolicyName=f"{name}-policy", PolicyDocument=json.dumps(document))
+        for policy_arn in managed:
+            iam.attach_user_policy(UserName=name, PolicyArn=policy_arn)
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return SignedUser(self.url, name, arn, key["AccessKeyId"], key["SecretAccessKey"])
+
+
+class SignedUser:
+    """An IAM user of a running smemu: its name, ARN and boto3 clients signed with its key."""
+
+    def __init__(self, url: str, name: str, arn: str, key: str, secret: str):
+        self.url, self.name, self.arn, self.key, self.secret = url, name, arn, key, secret
+
+    def client(self, service: str, **kwargs):
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.url, **{
+            **CREDENTIALS, "aws_access_key_id": self.key, "aws_secret_access_key": self.secret, **kwargs})
+
+
 class EmbeddedEmulator(_Handle):
     """smemu on a thread of this process, on a free 127.0.0.1 port (copies are still processes)."""
 

@@ -112,7 +112,22 @@ def test_open_on_another_address_warns_and_sigv4_needs_keys(tmp_path, caplog):
     assert refused.returncode == 2 and refused.stderr.startswith("smemu serve: --auth sigv4 needs access keys")
 
 
-def test_the_console_says_it_is_off_under_sigv4(guarded):
+def test_the_console_asks_to_sign_in_under_sigv4(guarded):
+    """A browser cannot sign: the console sends it to its sign-in page, and its API answers 401 until then."""
     answer = httpx.get(f"{guarded.url}/console/models", timeout=10)
-    assert answer.status_code == 403 and "The console is off" in answer.text and "--auth sigv4" in answer.text
-    assert httpx.put(f"{guarded.url}/console/api/uploads/{'a' * 32}/archive/x.tar.gz", content=b"x").status_code == 403
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/signin?next=%2Fconsole%2Fmodels"
+    assert httpx.put(f"{guarded.url}/console/api/uploads/{'a' * 32}/archive/x.tar.gz", content=b"x").status_code == 401
+    wrong = httpx.post(f"{guarded.url}/console/signin", data={"access_key": KEY, "secret_key": "wrong"}, timeout=10)
+    assert wrong.status_code == 403 and "is not valid" in wrong.text
+    signed = httpx.post(f"{guarded.url}/console/signin", data={"access_key": KEY, "secret_key": SECRET,
+                                                                "next": "/console/endpoints"}, timeout=10)
+    assert signed.status_code == 303 and signed.headers["location"] == "/console/endpoints"
+    cookies = {"smemu_console": signed.cookies["smemu_console"]}
+    page = httpx.get(f"{guarded.url}/console/endpoints", cookies=cookies, timeout=10)
+    assert page.status_code == 200 and "arn:aws:iam::123456789012:root" in page.text
+    # The console's own calls from the page (unsigned, with the session cookie) pass too.
+    listed = httpx.post(f"{guarded.url}/", cookies=cookies, timeout=10, content=b"{}", headers={
+        "X-Amz-Target": "SageMaker.ListModels", "Content-Type": "application/x-amz-json-1.1"})
+    assert listed.status_code == 200
+    httpx.post(f"{guarded.url}/console/signout", cookies=cookies, timeout=10)
+    assert httpx.get(f"{guarded.url}/console/endpoints", cookies=cookies, timeout=10).status_code == 303

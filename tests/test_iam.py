@@ -5,7 +5,10 @@ users and policies through IAM on the same port."""
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 
 import boto3
 import botocore
@@ -15,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from emulator.testing import EmulatorProcess
 
-from .helpers import XGBOOST_IMAGE
+from .helpers import ROOT, XGBOOST_IMAGE
 
 KEY, SECRET = "AKIASMEMUROOT", "root/secret+value"
 ACCOUNT = "123456789012"
@@ -260,3 +263,46 @@ def test_the_policy_simulator(server):
     assert [r["EvalDecision"] for r in custom["EvaluationResults"]] == ["allowed", "implicitDeny"]
     assert denial(iam.simulate_custom_policy, PolicyInputList=["{not json"],
                   ActionNames=["sagemaker:ListModels"])["Error"]["Code"] == "MalformedPolicyDocument"
+
+
+def test_explain_and_the_least_privilege_policy_from_real_calls(server):
+    """smemu iam policy: what nina did, as a policy; a new user with exactly that policy can do it again,
+    and nothing else."""
+    iam = client(server, "iam")
+    role_arn = iam.create_role(RoleName="np-execution", AssumeRolePolicyDocument=policy(
+        {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}))[
+        "Role"]["Arn"]
+    nina = user(server, "nina", managed=["arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"])
+    nina("sagemaker").create_model(**model("np-a", ExecutionRoleArn=role_arn, Tags=[{"Key": "team", "Value": "ml"}]))
+    nina("sagemaker").describe_model(ModelName="np-a")
+    nina("sagemaker").list_models()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET}
+    printed = subprocess.run([sys.executable, "-m", "emulator.cli", "iam", "policy", "nina", "--url", server.url],
+                             env=env, capture_output=True, text=True, check=True).stdout
+    learned = json.loads(printed)
+    actions = sorted(a for s in learned["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str)
+                                                                 else s["Action"]))
+    assert actions == ["iam:PassRole", "sagemaker:AddTags", "sagemaker:CreateModel", "sagemaker:DescribeModel",
+                       "sagemaker:ListModels"]
+    client(server, "sagemaker").delete_model(ModelName="np-a")
+    olga = user(server, "olga")
+    iam.put_user_policy(UserName="olga", PolicyName="learned", PolicyDocument=json.dumps(learned))
+    olga("sagemaker").create_model(**model("np-a", ExecutionRoleArn=role_arn, Tags=[{"Key": "team", "Value": "ml"}]))
+    olga("sagemaker").describe_model(ModelName="np-a")
+    # A tag key nina never used: the learned statement allows creating only with aws:TagKeys she sent.
+    assert "not authorized to perform: sagemaker:CreateModel" in denial(olga("sagemaker").create_model, **model(
+        "np-a", Tags=[{"Key": "cost", "Value": "1"}]))["Error"]["Message"]
+    assert "sagemaker:ListEndpoints" in denial(olga("sagemaker").list_endpoints)["Error"]["Message"]
+    explained = subprocess.run([sys.executable, "-m", "emulator.cli", "iam", "explain", "--url", server.url],
+                               env=env, capture_output=True, text=True, check=True).stdout
+    assert "arn:aws:iam::123456789012:user/olga  sagemaker:ListEndpoints  implicit-deny" in explained
+    assert "not authorized to perform: sagemaker:ListEndpoints" in explained
+
+
+def test_a_users_suite_tries_its_least_privilege_policies_with_the_plugin(tmp_path):
+    """examples/test_least_privilege.py: smemu_user(policy) is all a user's suite needs."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             str(ROOT / "examples" / "test_least_privilege.py")], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "3 passed" in result.stdout

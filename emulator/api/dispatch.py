@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from urllib.parse import urlencode
 
 from ..control.errors import ServiceError
 from .asgi import read_body
+from .consoleauth import CURRENT
 from .guard import ACTION_PREFIX
 from .iam import iam_service
 from .protocol import JsonProvider, region_of
@@ -71,7 +73,7 @@ class Dispatcher:
                              "application/x-amz-json-1.1", [])
                 return
         if self.guard is not None and scope["path"].startswith("/console"):
-            await _console_refused(send)  # a browser cannot sign its requests
+            await self._console(scope, receive, send)  # a browser cannot sign: it signs in once
             return
         if self.guard is not None and scope["path"] != "/_smemu/health":
             body = await read_body(receive, MAX_CONTROL_BODY) or b""
@@ -112,6 +114,26 @@ class Dispatcher:
         await _reply(send, status, payload, content_type, headers)
 
 
+    async def _console(self, scope, receive, send):
+        path = scope["path"]
+        if path == "/console/signin" or path.startswith("/console/static/"):
+            await self.web(scope, receive, send)
+            return
+        cookie = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"cookie"), None)
+        principal = self.guard.console.principal(cookie)
+        if principal is None:
+            if scope["method"] == "GET" and not path.startswith("/console/api/"):
+                await _redirect(send, "/console/signin?" + urlencode({"next": path}))
+            else:
+                await _reply(send, 401, {"Code": "NotSignedIn", "Message": "Sign in to the console first "
+                                         "(/console/signin)."}, "application/json", [])
+            return
+        token = CURRENT.set(principal)
+        try:
+            await self.web(scope, receive, send)
+        finally:
+            CURRENT.reset(token)
+
     def _authorize(self, provider, principal, operation: str, body: bytes, authorization: str):
         try:
             params = json.loads(body or b"{}")
@@ -133,13 +155,10 @@ async def _query_refused(send):
     await send({"type": "http.response.body", "body": body})
 
 
-async def _console_refused(send):
-    body = (b"<!doctype html><title>smemu console</title><h1>The console is off</h1><p>This smemu runs with "
-            b"<code>--auth sigv4</code>: every request must be signed, and a browser's are not. Run smemu on "
-            b"loopback without <code>--auth</code> to use the console.</p>")
-    await send({"type": "http.response.start", "status": 403, "headers": [
-        (b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+async def _redirect(send, location: str):
+    await send({"type": "http.response.start", "status": 303, "headers": [
+        (b"location", location.encode()), (b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _replay(body: bytes):

@@ -12,6 +12,7 @@ import time
 from collections import deque
 
 from ..control.errors import ServiceError
+from ..control.iam.activity import Activity
 from ..control.iam.authorize import AccessDenied, authorize, requests_for
 from ..control.iam.principals import ROOT, Principal, Principals
 from .auth import SigV4Verifier
@@ -48,6 +49,8 @@ class Guard:
         self.enforce = enforce  # --iam
         self.root = Principal(f"arn:aws:iam::{account}:root", ROOT, "")
         self.denials: deque = deque(maxlen=100)  # the last denials, for GET /_smemu/iam/denials
+        self.activity = Activity()  # what each principal asked for: smemu iam policy
+        self.console = None  # console sign-in sessions (api/consoleauth.py), set by the app
 
     @property
     def signed(self) -> bool:
@@ -72,6 +75,10 @@ class Guard:
         if self.verifier is None:
             return self.root
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if self.console is not None and "authorization" not in headers and "cookie" in headers:
+            signed_in = self.console.principal(headers["cookie"])  # the console's own calls, from its page
+            if signed_in is not None:
+                return signed_in
         return self.verify(scope["method"], scope.get("raw_path") or scope["path"].encode(),
                            scope.get("query_string", b""), headers, body)
 
@@ -88,11 +95,14 @@ class Guard:
 
     def authorize(self, principal: Principal, service: str, operation: str, params: dict, region: str,
                   code: str = "AccessDeniedException", status: int = 400) -> None:
-        if not self.enforce or principal.kind == ROOT:
+        if not self.enforce:
+            return
+        requests = requests_for(principal, service, operation, params, region, self.account, self.resource_tags)
+        self.activity.record(principal.arn, requests)
+        if principal.kind == ROOT:
             return
         try:
-            authorize(principal, requests_for(principal, service, operation, params, region, self.account,
-                                              self.resource_tags))
+            authorize(principal, requests)
         except AccessDenied as denied:
             self.deny(principal, service, operation, denied)
             raise ServiceError(code, denied.message, status) from None

@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import json
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -32,8 +33,10 @@ LIVE_LOG_EVENTS = 200  # log lines one refresh of the endpoint page brings at mo
 
 def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog, runtime, registry: FleetRegistry,
                 reconciler: ComponentReconciler, metrics: Metrics, recommender: bool = True,
-                account_id: str = "123456789012") -> FastAPI:
-    """``sagemaker`` and ``logs`` are the providers of those services (``call(operation, params, region)``)."""
+                account_id: str = "123456789012", pricing=None, access=None) -> FastAPI:
+    """``sagemaker``, ``logs`` and ``pricing`` are the providers of those services (``call(operation, params,
+    region)``). ``access``: under ``--auth sigv4``, sign-in and the signed-in principal's permissions
+    (api/consoleauth.py); None on an open server."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -41,6 +44,8 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
     uploads = Uploads(state_dir / "console" / "uploads")
 
     def call(operation: str, params: dict) -> dict:
+        if access is not None:  # as the signed-in principal: under --iam its policies decide
+            access.authorize("sagemaker", operation, params, region)
         return sagemaker.call(operation, params, region)
 
     actions = ConsoleActions(call, uploads, state_dir / "console" / "packages", region, runtime.check_image)
@@ -60,7 +65,71 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
                 return items
 
     def page(request: Request, template: str, **context):
-        return templates.TemplateResponse(request, template, {"page": template.split(".")[0], **context})
+        return templates.TemplateResponse(request, template, {
+            "page": template.split(".")[0], "signed_in": access.who() if access is not None else None, **context})
+
+    @app.exception_handler(ServiceError)
+    async def denied(request: Request, exc: ServiceError):
+        """A call the signed-in principal may not make: said where it happened, with AWS's text."""
+        if request.url.path.startswith("/console/api/"):
+            return refused(exc)
+        return templates.TemplateResponse(request, "denied.html", {"page": "denied", "error": exc, "signed_in":
+                                          access.who() if access is not None else None}, status_code=exc.status)
+
+    def instance_prices() -> tuple[dict, str | None]:
+        """Each instance type's hourly price from the Price List API (GetProducts, as Studio reads them), or
+        why there are none (the principal may not call pricing:GetProducts)."""
+        params = {"ServiceCode": "AmazonSageMaker", "Filters": [
+            {"Type": "TERM_MATCH", "Field": "regionCode", "Value": region},
+            {"Type": "TERM_MATCH", "Field": "component", "Value": "Hosting"}], "MaxResults": 100}
+        prices, token = {}, None
+        try:
+            while True:
+                request = {**params, **({"NextToken": token} if token else {})}
+                if access is not None:
+                    access.authorize("pricing", "GetProducts", request, region)
+                answer = pricing.call("GetProducts", request, region)
+                for text in answer["PriceList"]:
+                    product = json.loads(text)
+                    attributes = product["product"]["attributes"]
+                    term = next(iter(product["terms"]["OnDemand"].values()))
+                    usd = float(next(iter(term["priceDimensions"].values()))["pricePerUnit"]["USD"])
+                    prices[attributes["instanceName"]] = {"usd_per_hour": usd,
+                                                          "source": attributes.get("smemuPriceSource", "")}
+                token = answer.get("NextToken")
+                if not token:
+                    return prices, None
+        except ServiceError as exc:
+            return {}, exc.message
+
+    @app.get("/signin")
+    async def signin_page(request: Request, next: str = "/console/"):
+        if access is None:
+            return RedirectResponse("/console/")
+        return templates.TemplateResponse(request, "signin.html", {"page": "signin", "next": _local(next),
+                                                                   "error": None, "signed_in": None})
+
+    @app.post("/signin")
+    async def signin(request: Request):
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))  # an urlencoded form
+        target = _local(str(form.get("next") or "/console/"))
+        try:
+            session = access.sign_in(str(form.get("access_key", "")).strip(), str(form.get("secret_key", "")),
+                                     str(form.get("session_token", "")).strip() or None)
+        except ServiceError as exc:
+            return templates.TemplateResponse(request, "signin.html", {"page": "signin", "next": target,
+                                              "error": exc.message, "signed_in": None}, status_code=403)
+        answer = RedirectResponse(target, status_code=303)
+        answer.set_cookie(access_cookie, session, httponly=True, samesite="strict", path="/")
+        return answer
+
+    @app.post("/signout")
+    async def signout(request: Request):
+        if access is not None:
+            access.sign_out(request.cookies.get(access_cookie))
+        answer = RedirectResponse("/console/signin", status_code=303)
+        answer.delete_cookie(access_cookie, path="/")
+        return answer
 
     def refused(exc: Exception) -> JSONResponse:
         if isinstance(exc, FieldError):
@@ -121,11 +190,11 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
             except ServiceError:
                 first = None
         types = sorted(catalog.types.values(), key=lambda t: (t.name.split(".")[1], t.vcpus, t.name))
-        prices = {t.name: catalog.price(t.name) for t in types}  # every type's hourly price, estimates marked
+        prices, prices_unavailable = instance_prices()  # estimates marked
         recommended = actions.recommended(chosen[0]) if chosen else []
         return page(request, "deploy.html", chosen=chosen, all_models=all_models, endpoints=endpoints,
                     instance_types=types, first=first or {}, recommender=recommender, recommended=recommended,
-                    capture_default=capture_default, prices=prices)
+                    capture_default=capture_default, prices=prices, prices_unavailable=prices_unavailable)
 
     @app.get("/endpoints")
     async def endpoints(request: Request):
@@ -257,12 +326,22 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
             if log_token:
                 params["nextToken"] = log_token
             try:
+                if access is not None:
+                    access.authorize("logs", "GetLogEvents", params, region)
                 answer["Log"] = logs.call("GetLogEvents", params, region)
             except ServiceError as exc:
                 answer["Log"] = {"Error": exc.message}
         return json.loads(json.dumps(answer, default=str))
 
     return app
+
+
+access_cookie = "smemu_console"  # api/consoleauth.py's COOKIE (the console imports nothing of api/)
+
+
+def _local(target: str) -> str:
+    """Where to go after signing in: a console path only, never another site."""
+    return target if target.startswith("/console") and "//" not in target else "/console/"
 
 
 def local_time(value) -> str:

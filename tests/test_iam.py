@@ -166,6 +166,13 @@ def test_invoke_endpoint_needs_the_endpoints_arn(server):
         f"User: arn:aws:iam::{ACCOUNT}:user/grace is not authorized to perform: sagemaker:InvokeEndpoint on "
         f"resource: arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/other because no identity-based policy allows "
         "the sagemaker:InvokeEndpoint action")
+    # The streaming form needs sagemaker:InvokeEndpoint too (there is no separate action for it).
+    error = denial(runtime.invoke_endpoint_with_response_stream, EndpointName="Other", Body=b"1",
+                   ContentType="text/csv")
+    assert "not authorized to perform: sagemaker:InvokeEndpoint on resource" in error["Error"]["Message"]
+    error = denial(runtime.invoke_endpoint_with_response_stream, EndpointName="Allowed", Body=b"1",
+                   ContentType="text/csv")
+    assert error["Error"]["Code"] == "ValidationError"
     # Allowed: the request goes on to the router, which finds no such endpoint.
     error = denial(runtime.invoke_endpoint, EndpointName="Allowed", Body=b"1", ContentType="text/csv")
     assert error["Error"]["Code"] == "ValidationError" and "not found" in error["Error"]["Message"]
@@ -187,6 +194,13 @@ def test_assume_role_sessions_and_the_trust_policy(server):
     assert "assumed-role/deployer/ci is not authorized to perform: sagemaker:ListEndpoints" in denial(
         as_role("sagemaker").list_endpoints)["Error"]["Message"]
     assert denial(as_role("sagemaker", "wrong-token").list_models)["Error"]["Code"] == "UnrecognizedClientException"
+    # A session policy only narrows: the role allows ListModels, this session's policy does not.
+    narrow = heidi("sts").assume_role(RoleArn=role_arn, RoleSessionName="narrow",
+                                      Policy=policy(allow("sagemaker:DescribeModel")))["Credentials"]
+    narrowed = client(server, "sagemaker", narrow["AccessKeyId"], narrow["SecretAccessKey"], narrow["SessionToken"])
+    assert denial(narrowed.list_models)["Error"]["Message"] == (
+        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/deployer/narrow is not authorized to perform: "
+        "sagemaker:ListModels on resource: * because no session policy allows the sagemaker:ListModels action")
     # The trust policy names heidi alone: another user, and the root, may not assume the role.
     ivan = user(server, "ivan", allow("sts:AssumeRole"))
     error = denial(ivan("sts").assume_role, RoleArn=role_arn, RoleSessionName="other")["Error"]

@@ -44,6 +44,7 @@ NAME_PATTERN_MAX = 63
 MODEL = service_model("sagemaker-runtime")
 ACTIONS = {"invocations": "InvokeEndpoint", "invocations-response-stream": "InvokeEndpointWithResponseStream",
            "async-invocations": "InvokeEndpointAsync"}
+IAM_ACTIONS = {**ACTIONS, "invocations-response-stream": "InvokeEndpoint"}
 
 
 def _headers_of(shape) -> dict[str, str]:
@@ -201,9 +202,10 @@ class RuntimeApi:
             raise RuntimeApiError(exc.code, exc.status, exc.message) from None
 
     def _authorize(self, principal, action: str, endpoint: str, region: str):
-        """sagemaker:InvokeEndpoint (and its streaming and async forms) on the endpoint's ARN."""
+        """On the endpoint's ARN: sagemaker:InvokeEndpoint, for the streaming form too (its API reference says
+        so), and sagemaker:InvokeEndpointAsync."""
         try:
-            self.guard.authorize(principal, "sagemaker-runtime", ACTIONS[action], {"EndpointName": endpoint},
+            self.guard.authorize(principal, "sagemaker-runtime", IAM_ACTIONS[action], {"EndpointName": endpoint},
                                  region, "AccessDeniedException", 403)
         except ServiceError as exc:
             raise RuntimeApiError(exc.code, exc.status, exc.message) from None

@@ -160,3 +160,20 @@ def test_capture_on_an_inference_component_endpoint_is_refused(capturing):
         {"VariantName": "AllTraffic", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
         DataCaptureConfig=capture_config("file:///tmp/nowhere"))["Message"]
     assert message.startswith("smemu does not support DataCaptureConfig on an endpoint for inference components")
+
+
+def test_a_streamed_answer_is_captured_whole(capturing, xgboost_archive, tmp_path):
+    sagemaker, runtime = capturing.client("sagemaker"), capturing.client("sagemaker-runtime")
+    folder = tmp_path / "streamed"
+    endpoint(sagemaker, "cap-stream", xgboost_archive, capture_config(f"file://{folder}"))
+    sagemaker.create_endpoint(EndpointName="cap-stream", EndpointConfigName="cap-stream")
+    wait_in_service(sagemaker, "cap-stream")
+    answer = runtime.invoke_endpoint_with_response_stream(EndpointName="cap-stream", Body=b"0,0,1",
+                                                          ContentType="text/csv", InferenceId="streamed-1")
+    assert b"".join(event["PayloadPart"]["Bytes"] for event in answer["Body"]) == b"0.25\n"
+    records = eventually(lambda: records_in(folder) or None, 20, 0.1)
+    assert len(records) == 1
+    data = records[0][1]["captureData"]
+    assert data["endpointInput"]["data"] == "0,0,1"
+    assert data["endpointOutput"]["data"] == "0.25\n" and data["endpointOutput"]["encoding"] == "CSV"
+    assert records[0][1]["eventMetadata"]["inferenceId"] == "streamed-1"

@@ -393,12 +393,20 @@ class InvocationRouter:
                     said = (await response.read()).decode("utf-8", "replace")
                     raise model_error(response.status, said, request.endpoint_name, request.region, self.account,
                                       copy)
-                await sink.start(InvokeResult(content_type=response.headers.get("Content-Type"),
+                started_result = InvokeResult(content_type=response.headers.get("Content-Type"),
                                               invoked_production_variant=variant_name,
-                                              custom_attributes=response.headers.get("X-Amzn-SageMaker-Custom-Attributes")))
+                                              custom_attributes=response.headers.get("X-Amzn-SageMaker-Custom-Attributes"))
+                await sink.start(started_result)
+                fleet = None if request.inference_component_name else self.registry.get(request.endpoint_name)
+                parts = [] if fleet is not None and fleet.capture_config and self.capture is not None else None
                 try:
                     async for chunk in response.chunks():
+                        if parts is not None:  # DataCaptureConfig: the whole answer, once the stream ends
+                            parts.append(chunk)
                         await sink.part(chunk)
+                    if parts is not None:
+                        started_result.body = b"".join(parts)
+                        self._capture(fleet, request, started_result)
                 except ContainerTimeout:
                     await sink.fail("ModelStreamError", "Your invocation timed out while waiting for the model to "
                                     "finish its response stream.", "ModelInvocationTimeExceeded")

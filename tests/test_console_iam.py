@@ -100,3 +100,39 @@ def test_sign_in_tagging_denied_then_allowed_and_prices(server, page, tmp_path):
     page.shots("page-denied")
     page.click("text=Sign out")
     page.wait_for_url(re.compile(r"/console/signin"))
+
+
+def sign_in(page, url, key, secret):
+    page.goto(f"{url}/console/signin")
+    page.fill("#access_key", key)
+    page.fill("#secret_key", secret)
+    page.click("#signin")
+    page.wait_for_url(re.compile(r"/console/(models)?$"))
+
+
+def byoc_create(page, url, name, archive):
+    page.goto(f"{url}/console/models/create")
+    page.fill("#ModelName", name)
+    page.check('input[name="ContainerType"][value="byoc"]')
+    page.fill("#Image", "my-own-image:latest")
+    page.set_input_files("#archive", [str(archive)])
+    page.click("#create")
+
+
+def test_the_browsers_s3_upload_is_signed_as_the_signed_in_root_and_refused_to_users(server, page, xgboost_archive):
+    iam = server.client("iam")
+    iam.create_user(UserName="uploader")
+    iam.attach_user_policy(UserName="uploader", PolicyArn="arn:aws:iam::aws:policy/AmazonSageMakerFullAccess")
+    key = iam.create_access_key(UserName="uploader")["AccessKey"]
+    sign_in(page, server.url, key["AccessKeyId"], key["SecretAccessKey"])
+    byoc_create(page, server.url, "uploaded-by-user", xgboost_archive)
+    expect(page.locator("#form-error")).to_contain_text("serves S3 to the account's root keys only")
+    page.click("text=Sign out")
+
+    sign_in(page, server.url, "testing", "testing")  # the root: S3 checks the presigned URL's signature
+    byoc_create(page, server.url, "uploaded-by-root", xgboost_archive)
+    page.wait_for_url(re.compile(r"/console/models\?created="))
+    container = server.client("sagemaker").describe_model(ModelName="uploaded-by-root")["PrimaryContainer"]
+    bucket, _, object_key = container["ModelDataUrl"][len("s3://"):].partition("/")
+    assert server.client("s3").get_object(Bucket=bucket, Key=object_key)["Body"].read() == \
+        xgboost_archive.read_bytes()

@@ -14,6 +14,7 @@ from ..control.errors import ServiceError
 COOKIE = "smemu_console"
 # The principal of the console request being served (set by the dispatcher, read by ConsoleAccess).
 CURRENT = contextvars.ContextVar("smemu_console_principal", default=None)
+CURRENT_KEY = contextvars.ContextVar("smemu_console_key", default=None)  # (access key, session token)
 
 
 def session_of(cookie_header: str | None) -> str | None:
@@ -47,6 +48,9 @@ class ConsoleSessions:
     def sign_out(self, session: str | None) -> None:
         self.sessions.pop(session or "", None)
 
+    def key_of(self, cookie_header: str | None) -> tuple[str, str | None] | None:
+        return self.sessions.get(session_of(cookie_header) or "")
+
     def principal(self, cookie_header: str | None):
         """The signed-in principal of a request's cookies, or None (no session, or its key is gone)."""
         found = self.sessions.get(session_of(cookie_header) or "")
@@ -78,6 +82,19 @@ class ConsoleAccess:
     def who(self) -> str | None:
         principal = CURRENT.get()
         return principal.arn if principal is not None else None
+
+    def upload_credentials(self) -> tuple[str, str, str | None]:
+        """The signed-in key, its secret and token, to presign the browser's S3 upload with (S3 checks the
+        signature). Under --iam S3 serves the root's keys only: another principal is told so here."""
+        principal, found = CURRENT.get(), CURRENT_KEY.get()
+        if principal is None or found is None:
+            raise ServiceError("UnrecognizedClientException", "Sign in to the console first.", 403)
+        if self.guard.enforce and principal.kind != "root":
+            raise ServiceError("AccessDenied", f"User: {principal.arn} cannot upload to S3 here: under --iam smemu "
+                               "serves S3 to the account's root keys only. Give the model data as raw artifacts or "
+                               "an S3 URI, or sign in with a root key to upload a model.tar.gz.", 403)
+        key, token = found
+        return key, self.guard.verifier.keys.get(key), token
 
     def authorize(self, service: str, operation: str, params: dict, region: str) -> None:
         """An AccessDeniedException (ServiceError) unless the signed-in principal may make this call."""

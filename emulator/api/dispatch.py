@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from ..control.errors import ServiceError
 from .asgi import read_body
-from .consoleauth import CURRENT
+from .consoleauth import CURRENT, CURRENT_KEY
 from .guard import ACTION_PREFIX
 from .iam import iam_service
 from .protocol import JsonProvider, region_of
@@ -128,11 +128,12 @@ class Dispatcher:
                 await _reply(send, 401, {"Code": "NotSignedIn", "Message": "Sign in to the console first "
                                          "(/console/signin)."}, "application/json", [])
             return
-        token = CURRENT.set(principal)
+        token, key_token = CURRENT.set(principal), CURRENT_KEY.set(self.guard.console.key_of(cookie))
         try:
             await self.web(scope, receive, send)
         finally:
             CURRENT.reset(token)
+            CURRENT_KEY.reset(key_token)
 
     def _authorize(self, provider, principal, operation: str, body: bytes, authorization: str):
         try:

@@ -252,7 +252,9 @@ def console_app(sagemaker, logs, region: str, state_dir: Path, catalog: Catalog,
     async def presign(request: Request):
         """A presigned PUT for the browser's upload to the bucket (Studio's way)."""
         try:
-            return await asyncio.to_thread(browser_uploads.presign, await request.json(), origin_of(request))
+            credentials = access.upload_credentials() if access is not None else None
+            return await asyncio.to_thread(browser_uploads.presign, await request.json(), origin_of(request),
+                                           credentials)
         except (FieldError, ServiceError) as exc:
             return refused(exc)
 

@@ -26,17 +26,19 @@ def studio_rule(origin: str) -> dict:
             "AllowedOrigins": [origin], "ExposeHeaders": EXPOSED}
 
 
-def _client(region: str, virtual: bool):
+def _client(region: str, virtual: bool, credentials: tuple | None = None):
     """S3's client; for smemu's own S3, one that writes BUCKET.localhost:PORT URLs: a browser resolves
-    *.localhost to loopback by itself, and the upload is then cross-origin, as Studio's is."""
+    *.localhost to loopback by itself, and the upload is then cross-origin, as Studio's is. ``credentials``
+    (key, secret, token): the signed-in principal's, where smemu checks signatures."""
     if not virtual or not own_s3_in_use():
         return s3_client(region)
     import boto3
     from botocore.config import Config
 
     port = urlparse(own_s3_url()).port
+    key, secret, token = credentials or ("smemu", "smemu", None)
     return boto3.client("s3", endpoint_url=f"http://localhost:{port}", region_name=region,
-                        aws_access_key_id="smemu", aws_secret_access_key="smemu",
+                        aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token,
                         config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
 
 
@@ -59,13 +61,13 @@ class BrowserUploads:
         self.region = region
         self.check_bucket = check_bucket
 
-    def presign(self, req: dict, origin: str) -> dict:
+    def presign(self, req: dict, origin: str, credentials: tuple | None = None) -> dict:
         """A presigned PUT for one file into the bucket (created with Studio's CORS rule when missing)."""
         bucket = self.check_bucket(req.get("Bucket"))
         name = (req.get("FileName") or "model.tar.gz").rsplit("/", 1)[-1] or "model.tar.gz"
         key = f"console-uploads/{uuid.uuid4().hex}/{name}"
         created = ensure_bucket(s3_client(self.region), bucket, self.region, origin)
-        url = _client(self.region, True).generate_presigned_url(
+        url = _client(self.region, True, credentials).generate_presigned_url(
             "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=3600)
         return {"Url": url, "S3Uri": f"s3://{bucket}/{key}", "Created": created}
 

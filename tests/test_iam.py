@@ -320,3 +320,27 @@ def test_a_users_suite_tries_its_least_privilege_policies_with_the_plugin(tmp_pa
                             cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "3 passed" in result.stdout
+
+
+def test_the_source_ip_is_the_callers_address(server):
+    """aws:SourceIp is where the request came from: a policy for 127.0.0.2 alone allows a request sent from
+    127.0.0.2 (loopback takes any 127.x source) and denies the same request from 127.0.0.1."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    iam = client(server, "iam")
+    iam.create_user(UserName="peggy")
+    iam.put_user_policy(UserName="peggy", PolicyName="one-address", PolicyDocument=policy(
+        allow("sagemaker:ListModels", Condition={"IpAddress": {"aws:SourceIp": "127.0.0.2/32"}})))
+    key = iam.create_access_key(UserName="peggy")["AccessKey"]
+
+    def list_models_from(address: str) -> int:
+        request = AWSRequest(method="POST", url=f"{server.url}/", data=b"{}", headers={
+            "X-Amz-Target": "SageMaker.ListModels", "Content-Type": "application/x-amz-json-1.1"})
+        SigV4Auth(Credentials(key["AccessKeyId"], key["SecretAccessKey"]), "sagemaker", "us-east-1").add_auth(request)
+        with httpx.Client(transport=httpx.HTTPTransport(local_address=address)) as http:
+            return http.post(f"{server.url}/", content=b"{}", headers=dict(request.headers)).status_code
+
+    assert list_models_from("127.0.0.2") == 200
+    assert list_models_from("127.0.0.1") == 400  # AccessDeniedException

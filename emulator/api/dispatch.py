@@ -102,7 +102,7 @@ class Dispatcher:
             if body is None:
                 raise ServiceError("SerializationException", "The request body is too large.", 413)
             if principal is not None and self.guard.enforce and principal.kind != "root":
-                self._authorize(provider, principal, operation, body, authorization)
+                self._authorize(provider, principal, operation, body, authorization, client_ip(scope))
             cpu_started = time.thread_time()
             status, payload, headers = provider.handle(operation, body, {"authorization": authorization})
             # The operation's own CPU time, immune to preemption by other processes on a busy machine.
@@ -135,14 +135,15 @@ class Dispatcher:
             CURRENT.reset(token)
             CURRENT_KEY.reset(key_token)
 
-    def _authorize(self, provider, principal, operation: str, body: bytes, authorization: str):
+    def _authorize(self, provider, principal, operation: str, body: bytes, authorization: str, source_ip: str):
         try:
             params = json.loads(body or b"{}")
         except ValueError:
             return  # the provider answers a body that is not JSON with its own error
         service = ACTION_PREFIX.get(provider.model.metadata.get("signingName"), provider.model.service_name)
         self.guard.authorize(principal, service, operation, params if isinstance(params, dict) else {},
-                             region_of({"authorization": authorization}, provider.default_region))
+                             region_of({"authorization": authorization}, provider.default_region),
+                             source_ip=source_ip)
 
 
 async def _query_refused(send):
@@ -154,6 +155,11 @@ async def _query_refused(send):
     await send({"type": "http.response.start", "status": 400, "headers": [
         (b"content-type", b"text/xml"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+def client_ip(scope) -> str:
+    """aws:SourceIp: the address the request came from."""
+    return (scope.get("client") or ("127.0.0.1", 0))[0]
 
 
 async def _redirect(send, location: str):

@@ -94,10 +94,11 @@ class Guard:
         return principal
 
     def authorize(self, principal: Principal, service: str, operation: str, params: dict, region: str,
-                  code: str = "AccessDeniedException", status: int = 400) -> None:
+                  code: str = "AccessDeniedException", status: int = 400, source_ip: str = "127.0.0.1") -> None:
         if not self.enforce:
             return
-        requests = requests_for(principal, service, operation, params, region, self.account, self.resource_tags)
+        requests = requests_for(principal, service, operation, params, region, self.account, self.resource_tags,
+                                source_ip)
         self.activity.record(principal.arn, requests)
         if principal.kind == ROOT:
             return

@@ -80,7 +80,8 @@ class IamApi:
             if service == "sts" and action == "AssumeRole":
                 self._check_trust(principal, params.get("RoleArn", ""))
             else:
-                self.guard.authorize(principal, service, action, params, "us-east-1", "AccessDenied", 403)
+                self.guard.authorize(principal, service, action, params, "us-east-1", "AccessDenied", 403,
+                                     (scope.get("client") or ("127.0.0.1",))[0])
             if service == "iam" and action in SIMULATIONS:
                 status, payload = 200, self._simulate(action, params)
             else:

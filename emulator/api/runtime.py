@@ -159,7 +159,7 @@ class RuntimeApi:
             region = region_of({"authorization": authorization}, self.default_region) if authorization \
                 else self.default_region
             if principal is not None and self.guard.enforce:
-                self._authorize(principal, action, endpoint, region)
+                self._authorize(principal, action, endpoint, region, (scope.get("client") or ("127.0.0.1",))[0])
             for field, (member, why) in REFUSED_FIELDS[action].items():
                 if members.get(field):
                     raise validation_error(fidelity.refusal_message(member, why))
@@ -201,12 +201,12 @@ class RuntimeApi:
         except ServiceError as exc:
             raise RuntimeApiError(exc.code, exc.status, exc.message) from None
 
-    def _authorize(self, principal, action: str, endpoint: str, region: str):
+    def _authorize(self, principal, action: str, endpoint: str, region: str, source_ip: str):
         """On the endpoint's ARN: sagemaker:InvokeEndpoint, for the streaming form too (its API reference says
         so), and sagemaker:InvokeEndpointAsync."""
         try:
             self.guard.authorize(principal, "sagemaker-runtime", IAM_ACTIONS[action], {"EndpointName": endpoint},
-                                 region, "AccessDeniedException", 403)
+                                 region, "AccessDeniedException", 403, source_ip)
         except ServiceError as exc:
             raise RuntimeApiError(exc.code, exc.status, exc.message) from None
 

@@ -119,20 +119,29 @@ def byoc_create(page, url, name, archive):
     page.click("#create")
 
 
-def test_the_browsers_s3_upload_is_signed_as_the_signed_in_root_and_refused_to_users(server, page, xgboost_archive):
+def test_the_browsers_s3_upload_is_signed_as_the_signed_in_user_and_decided_by_its_policies(server, page,
+                                                                                            xgboost_archive):
     iam = server.client("iam")
-    iam.create_user(UserName="uploader")
+    iam.create_user(UserName="no-s3")
+    iam.put_user_policy(UserName="no-s3", PolicyName="sagemaker-only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["sagemaker:*", "iam:PassRole"],
+                                                "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="no-s3")["AccessKey"]
+    sign_in(page, server.url, key["AccessKeyId"], key["SecretAccessKey"])
+    byoc_create(page, server.url, "uploaded-without-s3", xgboost_archive)
+    expect(page.locator("#form-error")).to_contain_text("is not authorized to perform: s3:PutObject on resource: "
+                                                        "arn:aws:s3:::sagemaker-us-east-1-123456789012/console-uploads/")
+    page.shots("upload-denied")
+    assert not server.client("sagemaker").list_models(NameContains="uploaded-without-s3")["Models"]
+    page.click("text=Sign out")
+
+    iam.create_user(UserName="uploader")  # AmazonSageMakerFullAccess allows s3:PutObject to *sagemaker* buckets
     iam.attach_user_policy(UserName="uploader", PolicyArn="arn:aws:iam::aws:policy/AmazonSageMakerFullAccess")
     key = iam.create_access_key(UserName="uploader")["AccessKey"]
     sign_in(page, server.url, key["AccessKeyId"], key["SecretAccessKey"])
     byoc_create(page, server.url, "uploaded-by-user", xgboost_archive)
-    expect(page.locator("#form-error")).to_contain_text("serves S3 to the account's root keys only")
-    page.click("text=Sign out")
-
-    sign_in(page, server.url, "testing", "testing")  # the root: S3 checks the presigned URL's signature
-    byoc_create(page, server.url, "uploaded-by-root", xgboost_archive)
     page.wait_for_url(re.compile(r"/console/models\?created="))
-    container = server.client("sagemaker").describe_model(ModelName="uploaded-by-root")["PrimaryContainer"]
+    container = server.client("sagemaker").describe_model(ModelName="uploaded-by-user")["PrimaryContainer"]
     bucket, _, object_key = container["ModelDataUrl"][len("s3://"):].partition("/")
     assert server.client("s3").get_object(Bucket=bucket, Key=object_key)["Body"].read() == \
         xgboost_archive.read_bytes()

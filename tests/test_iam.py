@@ -218,7 +218,7 @@ def test_other_services_and_smemus_own_endpoints(server):
     assert "application-autoscaling:DescribeScalableTargets" in denial(
         judy("application-autoscaling").describe_scalable_targets, ServiceNamespace="sagemaker")["Error"]["Message"]
     assert "iam:ListUsers" in denial(judy("iam").list_users)["Error"]["Message"]
-    assert denial(judy("s3").list_buckets)["Error"]["Code"] == "AccessDenied"
+    assert "s3:ListAllMyBuckets" in denial(judy("s3").list_buckets)["Error"]["Message"]
     client(server, "s3").list_buckets()  # the root's keys may
 
 
@@ -344,3 +344,25 @@ def test_the_source_ip_is_the_callers_address(server):
 
     assert list_models_from("127.0.0.2") == 200
     assert list_models_from("127.0.0.1") == 400  # AccessDeniedException
+
+
+def test_s3_requests_are_decided_by_action_and_resource(server):
+    root_s3 = client(server, "s3")
+    root_s3.create_bucket(Bucket="team-data")
+    root_s3.put_object(Bucket="team-data", Key="shared/a.csv", Body=b"1,2,3")
+    root_s3.put_object(Bucket="team-data", Key="private/b.csv", Body=b"4,5,6")
+    rita = user(server, "rita", allow("s3:GetObject", "arn:aws:s3:::team-data/shared/*"),
+                allow("s3:ListBucket", "arn:aws:s3:::team-data", Condition={"StringLike": {"s3:prefix": "shared/*"}}),
+                allow("s3:PutObject", "arn:aws:s3:::team-data/shared/*"))
+    s3 = rita("s3")
+    assert s3.get_object(Bucket="team-data", Key="shared/a.csv")["Body"].read() == b"1,2,3"
+    error = denial(s3.get_object, Bucket="team-data", Key="private/b.csv")["Error"]
+    assert error["Code"] == "AccessDenied" and error["Message"] == (
+        f"User: arn:aws:iam::{ACCOUNT}:user/rita is not authorized to perform: s3:GetObject on resource: "
+        "arn:aws:s3:::team-data/private/b.csv because no identity-based policy allows the s3:GetObject action")
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="team-data", Prefix="shared/")["Contents"]] == ["shared/a.csv"]
+    assert "s3:ListBucket" in denial(s3.list_objects_v2, Bucket="team-data")["Error"]["Message"]  # no prefix
+    s3.put_object(Bucket="team-data", Key="shared/c.csv", Body=b"7")
+    assert "s3:PutObject" in denial(s3.put_object, Bucket="team-data", Key="private/d.csv", Body=b"8")["Error"]["Message"]
+    assert "s3:CreateBucket" in denial(s3.create_bucket, Bucket="rita-bucket")["Error"]["Message"]
+    assert "s3:DeleteObject" in denial(s3.delete_object, Bucket="team-data", Key="shared/a.csv")["Error"]["Message"]

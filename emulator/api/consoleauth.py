@@ -84,15 +84,11 @@ class ConsoleAccess:
         return principal.arn if principal is not None else None
 
     def upload_credentials(self) -> tuple[str, str, str | None]:
-        """The signed-in key, its secret and token, to presign the browser's S3 upload with (S3 checks the
-        signature). Under --iam S3 serves the root's keys only: another principal is told so here."""
+        """The signed-in key, its secret and token, to presign the browser's S3 upload with: S3 checks the
+        signature and, under --iam, the principal's s3:PutObject."""
         principal, found = CURRENT.get(), CURRENT_KEY.get()
         if principal is None or found is None:
             raise ServiceError("UnrecognizedClientException", "Sign in to the console first.", 403)
-        if self.guard.enforce and principal.kind != "root":
-            raise ServiceError("AccessDenied", f"User: {principal.arn} cannot upload to S3 here: under --iam smemu "
-                               "serves S3 to the account's root keys only. Give the model data as raw artifacts or "
-                               "an S3 URI, or sign in with a root key to upload a model.tar.gz.", 403)
         key, token = found
         return key, self.guard.verifier.keys.get(key), token
 

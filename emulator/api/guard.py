@@ -85,13 +85,7 @@ class Guard:
     def verify_s3(self, method: str, raw_path: bytes, query: bytes, headers: dict[str, str]) -> Principal:
         if self.verifier is None:
             return self.root
-        principal = self.principal_of(self.verifier.verify_s3(method, raw_path, query, headers), headers)
-        if self.enforce and principal.kind != ROOT:
-            raise ServiceError("AccessDenied", f"User: {principal.arn} is not authorized to perform S3 requests "
-                               "here: with --iam, smemu evaluates policies for SageMaker, its runtime, IAM, STS, "
-                               "CloudWatch, CloudWatch Logs and Application Auto Scaling, and serves S3 to the "
-                               "account's root keys only.", 403)
-        return principal
+        return self.principal_of(self.verifier.verify_s3(method, raw_path, query, headers), headers)
 
     def authorize(self, principal: Principal, service: str, operation: str, params: dict, region: str,
                   code: str = "AccessDeniedException", status: int = 400, source_ip: str = "127.0.0.1") -> None:

@@ -17,9 +17,10 @@ import os
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from ..control.errors import ServiceError
+from ..control.iam.s3actions import UnknownS3Request, s3_action
 from ..control.s3store import S3Store
 from .motowsgi import run_wsgi, wsgi_environ
 from .s3cors import cors_headers, matching_rule, preflight_answer
@@ -105,15 +106,38 @@ class S3Api:
                 await _send(send, *answer)
                 return
             if self.guard is not None:
-                self.guard.verify_s3(scope["method"], scope.get("raw_path") or scope["path"].encode(),
-                                        scope.get("query_string", b""), headers)
+                principal = self.guard.verify_s3(scope["method"], scope.get("raw_path") or scope["path"].encode(),
+                                                 scope.get("query_string", b""), headers)
+                if self.guard.enforce:
+                    self._authorize(principal, scope)
             status, answer_headers, payload = await asyncio.get_running_loop().run_in_executor(
                 self.pool, self._handle, scope, body, headers.get("origin"))
         except ServiceError as exc:
             status, answer_headers, payload = exc.status, [(b"content-type", b"application/xml")], _error_xml(exc)
+            if headers.get("origin"):  # S3 answers a refused cross-origin request with CORS headers too
+                with self.lock:
+                    bucket = self._bucket(scope)
+                    rule = matching_rule(bucket.cors, headers["origin"], scope["method"], []) if bucket else None
+                if rule is not None:
+                    answer_headers += cors_headers(rule, headers["origin"], False, [])
         finally:
             body.close()
         await _send(send, status, answer_headers, payload)
+
+    def _authorize(self, principal, scope):
+        """--iam: the request's S3 action on its bucket or object (control/iam/s3actions.py)."""
+        bucket = self._bucket_name(scope)
+        path = scope["path"].lstrip("/")
+        key = path if virtual_host_bucket(_host(scope)) else (path.split("/", 1)[1] if "/" in path else "")
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        try:
+            action, resource = s3_action(scope["method"], bucket, unquote(key), query)
+        except UnknownS3Request as exc:
+            raise ServiceError("AccessDenied", f"smemu does not know which IAM action the S3 request {exc} is, so "
+                               "--iam refuses it.", 403) from None
+        self.guard.authorize(principal, "s3", action, {"Resource": resource, "prefix": query.get("prefix"),
+                                                       "delimiter": query.get("delimiter")},
+                             "us-east-1", "AccessDenied", 403, (scope.get("client") or ("127.0.0.1",))[0])
 
     def _handle(self, scope, body, origin: str | None) -> tuple[int, list, bytes]:
         environ = wsgi_environ(scope, body)

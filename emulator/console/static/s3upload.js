@@ -12,7 +12,11 @@ const S3Upload = (() => {
       request.upload.onprogress = event => { if (event.lengthComputable) bar.value = event.loaded; };
       request.onload = () => {
         if (request.status === 200) { bar.value = bar.max; state.textContent = "uploaded to the bucket"; resolve(); }
-        else { state.textContent = `S3 answered ${request.status}`; state.className = "error"; reject(new Error(request.responseText || state.textContent)); }
+        else {
+          state.textContent = `S3 answered ${request.status}`; state.className = "error";
+          const said = /<Message>([^<]*)<\/Message>/.exec(request.responseText || "");  // S3's error, e.g. AccessDenied
+          reject(new Error(said ? said[1] : state.textContent));
+        }
       };
       // A cross-origin request the bucket's CORS rules refuse ends here, with no status: the browser blocked it.
       request.onerror = () => { state.textContent = "refused by the browser"; state.className = "error"; reject(new Error("cors")); };

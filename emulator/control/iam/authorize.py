@@ -106,6 +106,9 @@ def requests_for(principal: Principal, service: str, operation: str, params: dic
                 resource = f"arn:aws:iam::{account}:{kind}/{params[member]}"
                 break
         return [Request(principal.arn, f"iam:{operation}", resource, context)]
+    if service == "s3":  # params: the request's resource ARN and ListBucket's prefix (api/s3.py)
+        keys = {f"s3:{name}": params[name] for name in ("prefix", "delimiter") if params.get(name) is not None}
+        return [Request(principal.arn, f"s3:{operation}", params["Resource"], {**context, **keys})]
     if service == "sts":
         if operation == "GetCallerIdentity":
             return []  # needs no permission (STS API reference)

@@ -366,3 +366,17 @@ def test_s3_requests_are_decided_by_action_and_resource(server):
     assert "s3:PutObject" in denial(s3.put_object, Bucket="team-data", Key="private/d.csv", Body=b"8")["Error"]["Message"]
     assert "s3:CreateBucket" in denial(s3.create_bucket, Bucket="rita-bucket")["Error"]["Message"]
     assert "s3:DeleteObject" in denial(s3.delete_object, Bucket="team-data", Key="shared/a.csv")["Error"]["Message"]
+
+
+def test_an_unreadable_iam_state_is_kept_aside_never_overwritten(tmp_path):
+    state = tmp_path / "state"
+    (state / "iam").mkdir(parents=True)
+    (state / "iam" / "state.pickle").write_bytes(b"not a pickle")
+    server = EmulatorProcess(state, {"SMEMU_ACCESS_KEYS": f"{KEY}:{SECRET}"}, args=["--auth", "sigv4", "--iam"]).start()
+    try:
+        client(server, "iam").create_user(UserName="after")  # IAM works, and writes a new state
+        kept = list((state / "iam").glob("state.pickle.unreadable-*"))
+        assert len(kept) == 1 and kept[0].read_bytes() == b"not a pickle"
+        assert "IAM's stored state could not be read" in server.log()
+    finally:
+        server.stop()

@@ -8,9 +8,13 @@ stored; attachments to them are re-linked to moto's objects at start.
 """
 from __future__ import annotations
 
+import logging
 import os
 import pickle
+import time
 from pathlib import Path
+
+log = logging.getLogger("smemu.iam")
 
 _NOT_STORED = ("aws_managed_policies", "account_summary")  # moto's data, and a view that refers back to the backend
 
@@ -23,7 +27,15 @@ class IamStore:
     def restore(self, iam, sts) -> bool:
         if not self.path.exists():
             return False
-        state = pickle.loads(self.path.read_bytes())
+        try:
+            state = pickle.loads(self.path.read_bytes())
+            state["iam"]["managed_policies"], state["sts"]  # the shape this version writes
+        except Exception as exc:  # another moto's pickle, or a damaged file: keep it, never write over it
+            kept = self.path.with_name(f"{self.path.name}.unreadable-{int(time.time())}")
+            os.replace(self.path, kept)
+            log.error("IAM's stored state could not be read (%s: %s); it is kept as %s and IAM starts empty",
+                      type(exc).__name__, exc, kept)
+            return False
         customer = state["iam"].pop("managed_policies")
         iam.__dict__.update(state["iam"])
         iam.managed_policies.update(customer)

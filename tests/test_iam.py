@@ -380,3 +380,42 @@ def test_an_unreadable_iam_state_is_kept_aside_never_overwritten(tmp_path):
         assert "IAM's stored state could not be read" in server.log()
     finally:
         server.stop()
+
+
+def test_a_roles_permissions_boundary_caps_its_policies(server):
+    iam = client(server, "iam")
+    sam_arn = f"arn:aws:iam::{ACCOUNT}:user/sam"
+    user(server, "sam")
+    bounded = iam.create_policy(PolicyName="list-only-boundary", PolicyDocument=policy(
+        allow("sagemaker:List*"), allow("sagemaker:Describe*"),
+        {"Effect": "Deny", "Action": "sagemaker:DescribeModel", "Resource": "*"}))["Policy"]["Arn"]
+    role_arn = iam.create_role(RoleName="bounded", PermissionsBoundary=bounded, AssumeRolePolicyDocument=policy(
+        {"Effect": "Allow", "Principal": {"AWS": sam_arn}, "Action": "sts:AssumeRole"}))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="bounded", PolicyName="everything", PolicyDocument=policy(allow("sagemaker:*")))
+    keys = client(server, "iam")  # sam's own keys sign the AssumeRole
+    sam_key = keys.create_access_key(UserName="sam")["AccessKey"]
+    session = client(server, "sts", sam_key["AccessKeyId"], sam_key["SecretAccessKey"]).assume_role(
+        RoleArn=role_arn, RoleSessionName="capped")["Credentials"]
+    sagemaker = client(server, "sagemaker", session["AccessKeyId"], session["SecretAccessKey"],
+                       session["SessionToken"])
+    sagemaker.list_models()  # allowed by the role's policy and inside the boundary
+    session_arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/bounded/capped"
+    assert denial(sagemaker.create_model, **model("outside"))["Error"]["Message"] == (
+        f"User: {session_arn} is not authorized to perform: sagemaker:CreateModel on resource: {MODEL_ARN}/outside "
+        "because no permissions boundary allows the sagemaker:CreateModel action")
+    assert denial(sagemaker.describe_model, ModelName="x")["Error"]["Message"].endswith(
+        "with an explicit deny in a permissions boundary")
+
+
+def test_what_iam_cannot_honour_is_refused_by_name(server):
+    iam = client(server, "iam")
+    boundary = iam.create_policy(PolicyName="user-boundary", PolicyDocument=policy(allow("sagemaker:List*")))[
+        "Policy"]["Arn"]
+    error = denial(iam.create_user, UserName="bounded-user", PermissionsBoundary=boundary)["Error"]
+    assert error["Code"] == "UnsupportedOperation" and "permissions boundaries on users" in error["Message"]
+    assert denial(iam.get_user, UserName="bounded-user")["Error"]["Code"] == "NoSuchEntity"  # nothing was created
+    iam.create_user(UserName="plain-user")
+    assert denial(iam.put_user_permissions_boundary, UserName="plain-user",
+                  PermissionsBoundary=boundary)["Error"]["Code"] == "UnsupportedOperation"
+    error = denial(iam.change_password, OldPassword="old-password", NewPassword="new-password")["Error"]
+    assert error["Code"] == "UnsupportedOperation" and "does not support ChangePassword" in error["Message"]

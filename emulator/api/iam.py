@@ -36,6 +36,7 @@ MAX_BODY = 1024 * 1024
 NAMESPACE = {"iam": "https://iam.amazonaws.com/doc/2010-05-08/", "sts": "https://sts.amazonaws.com/doc/2011-06-15/"}
 READ_ONLY = ("Get", "List", "Simulate")
 SIMULATIONS = ("SimulatePrincipalPolicy", "SimulateCustomPolicy")
+USER_BOUNDARIES = ("PutUserPermissionsBoundary", "DeleteUserPermissionsBoundary")
 
 
 def iam_service(scope) -> str | None:
@@ -82,6 +83,11 @@ class IamApi:
             else:
                 self.guard.authorize(principal, service, action, params, "us-east-1", "AccessDenied", 403,
                                      (scope.get("client") or ("127.0.0.1",))[0])
+            if service == "iam" and (action in USER_BOUNDARIES or (action == "CreateUser" and
+                                                                  params.get("PermissionsBoundary"))):
+                raise ServiceError("UnsupportedOperation", "smemu does not support permissions boundaries on users "
+                                   "(nothing would enforce them); a role's boundary (CreateRole, "
+                                   "PutRolePermissionsBoundary) is enforced.", 400)
             if service == "iam" and action in SIMULATIONS:
                 status, payload = 200, self._simulate(action, params)
             else:
@@ -140,7 +146,11 @@ class IamApi:
     def _handle(self, scope, body: bytes, action: str, service: str) -> tuple[int, bytes]:
         environ = wsgi_environ(scope, io.BytesIO(body))
         with self.lock:
-            answer = run_wsgi(self.apps[service], environ)
+            try:
+                answer = run_wsgi(self.apps[service], environ)
+            except NotImplementedError:
+                raise ServiceError("UnsupportedOperation", f"smemu's {service.upper()} does not support {action} (moto, "
+                                   f"which serves {service.upper()} here, does not implement it).", 400) from None
             if answer["status"] < 400 and not action.startswith(READ_ONLY):
                 self.store.save(self.iam, self.sts)
                 self.principals.changed()

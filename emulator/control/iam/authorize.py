@@ -123,6 +123,14 @@ def authorize(principal: Principal, requests: list[Request]) -> None:
     kind = "User"  # AWS says "User:" for users and role sessions alike
     for request in requests:
         decision = principal.compiled.evaluate(request)
+        boundary = principal.compiled_boundary
+        if decision.allowed and boundary is not None:  # the boundary caps what the policies allow
+            limit = boundary.evaluate(request)
+            if not limit.allowed:
+                reason = ("with an explicit deny in a permissions boundary" if limit.kind == EXPLICIT_DENY
+                          else f"because no permissions boundary allows the {request.action} action")
+                raise AccessDenied(f"{kind}: {principal.arn} is not authorized to perform: {request.action} on "
+                                   f"resource: {request.resource} {reason}", limit)
         if decision.allowed and principal.session_policy is not None:
             narrowed = evaluate([("session policy", principal.session_policy)], request)
             if not narrowed.allowed:

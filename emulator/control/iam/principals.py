@@ -29,7 +29,16 @@ class Principal:
     # The role session's own policy (AssumeRole's Policy), which can only narrow the role's permissions.
     session_policy: dict | None = None
     expires: float | None = None  # a role session's end (epoch seconds)
+    # The role's permissions boundary (ARN, document): the most its policies may allow.
+    boundary: tuple[str, dict] | None = None
     _compiled: CompiledPolicies | None = field(default=None, repr=False, compare=False)
+    _compiled_boundary: CompiledPolicies | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def compiled_boundary(self) -> CompiledPolicies | None:
+        if self.boundary is not None and self._compiled_boundary is None:
+            self._compiled_boundary = CompiledPolicies([self.boundary])
+        return self._compiled_boundary
 
     @property
     def compiled(self) -> CompiledPolicies:
@@ -99,9 +108,14 @@ class Principals:
                 role = self.iam.get_role_by_arn(session.role_arn)
             except Exception:
                 return None  # the role was deleted: its sessions end with it
+            boundary = None
+            if role.permissions_boundary_arn:
+                policy = self.iam.managed_policies.get(role.permissions_boundary_arn)
+                boundary = _managed(policy)[:2] if policy is not None else (role.permissions_boundary_arn, {
+                    "Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]})
             return Principal(session.arn, ROLE_SESSION, session.secret_access_key, _untyped(_attached(role, "role")),
                              session.session_token, _document(session.policy) if session.policy else None,
-                             session.expiration.replace(tzinfo=timezone.utc).timestamp())
+                             session.expiration.replace(tzinfo=timezone.utc).timestamp(), boundary)
 
     def _user_policies(self, user) -> list[tuple[str, dict, str]]:
         policies = _attached(user, "user")

@@ -15,22 +15,33 @@ class Activity:
     def __init__(self):
         self.lock = threading.Lock()
         self.calls: dict[str, dict[str, dict]] = {}  # principal ARN → action → {"resources", "tag_keys"}
+        self.seen: set[tuple] = set()  # (principal, action, resource, tag keys) already recorded
 
     def record(self, principal_arn: str, requests: list[Request]) -> None:
+        for request in requests:
+            tag_keys = request.context.get("aws:tagkeys" if request.lowered else "aws:TagKeys")
+            seen_key = (principal_arn, request.action, request.resource, tuple(tag_keys) if tag_keys else ())
+            if seen_key in self.seen:  # the common case, a call made before: nothing to add (no lock)
+                continue
+            self._add(principal_arn, request, tag_keys or [])
+            if len(self.seen) > 100_000:
+                self.seen.clear()
+            self.seen.add(seen_key)
+
+    def _add(self, principal_arn: str, request: Request, tag_keys: list[str]) -> None:
         holders = [principal_arn]
         if ":assumed-role/" in principal_arn:  # arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION → its role
             account = principal_arn.split(":")[4]
             holders.append(f"arn:aws:iam::{account}:role/{principal_arn.split('/')[1]}")
         with self.lock:
             for holder in holders:
-                actions = self.calls.setdefault(holder, {})
-                for request in requests:
-                    seen = actions.setdefault(request.action, {"resources": set(), "tag_keys": set()})
-                    if len(seen["resources"]) < MAX_RESOURCES:
-                        seen["resources"].add(request.resource)
-                    else:
-                        seen["resources"] = {"*"}
-                    seen["tag_keys"].update(request.context.get("aws:TagKeys") or [])
+                seen = self.calls.setdefault(holder, {}).setdefault(request.action,
+                                                                    {"resources": set(), "tag_keys": set()})
+                if len(seen["resources"]) < MAX_RESOURCES:
+                    seen["resources"].add(request.resource)
+                else:
+                    seen["resources"] = {"*"}
+                seen["tag_keys"].update(tag_keys)
 
     def principals(self) -> list[str]:
         with self.lock:

@@ -30,10 +30,17 @@ def sagemaker_arn(kind: str, name: str, region: str, account: str) -> str:
     return f"arn:aws:sagemaker:{region}:{account}:{kind}/{name.lower()}"
 
 
+def _request(principal: str, action: str, resource: str, context: dict) -> Request:
+    return Request(principal, action, resource, context, lowered=True)
+
+
 def _tag_context(tags: list[dict]) -> dict:
-    context = {f"aws:RequestTag/{t['Key']}": t.get("Value", "") for t in tags}
-    context["aws:TagKeys"] = [t["Key"] for t in tags]
+    context = {f"aws:requesttag/{t['Key'].lower()}": t.get("Value", "") for t in tags}
+    context["aws:tagkeys"] = [t["Key"] for t in tags]
     return context
+
+
+SAGEMAKER_KEYS = frozenset(("ProductionVariants", "ShadowProductionVariants", "EnableNetworkIsolation", "VpcConfig"))
 
 
 def _sagemaker_keys(params: dict) -> dict:
@@ -41,14 +48,14 @@ def _sagemaker_keys(params: dict) -> dict:
     variants = (params.get("ProductionVariants") or []) + (params.get("ShadowProductionVariants") or [])
     types = [v["InstanceType"] for v in variants if v.get("InstanceType")]
     if types:
-        context["sagemaker:InstanceTypes"] = types
+        context["sagemaker:instancetypes"] = types
     if "EnableNetworkIsolation" in params:
-        context["sagemaker:NetworkIsolation"] = "true" if params["EnableNetworkIsolation"] else "false"
+        context["sagemaker:networkisolation"] = "true" if params["EnableNetworkIsolation"] else "false"
     vpc = params.get("VpcConfig") or {}
     if vpc.get("Subnets"):
-        context["sagemaker:VpcSubnets"] = vpc["Subnets"]
+        context["sagemaker:vpcsubnets"] = vpc["Subnets"]
     if vpc.get("SecurityGroupIds"):
-        context["sagemaker:VpcSecurityGroupIds"] = vpc["SecurityGroupIds"]
+        context["sagemaker:vpcsecuritygroupids"] = vpc["SecurityGroupIds"]
     return context
 
 
@@ -59,7 +66,7 @@ def _time_keys() -> dict:
     """aws:EpochTime and aws:CurrentTime, formatted once a second."""
     second = int(time.time())
     if _clock[0] != second:
-        _clock[:] = [second, {"aws:EpochTime": str(second), "aws:CurrentTime": datetime.fromtimestamp(
+        _clock[:] = [second, {"aws:epochtime": str(second), "aws:currenttime": datetime.fromtimestamp(
             second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}]
     return _clock[1]
 
@@ -67,8 +74,9 @@ def _time_keys() -> dict:
 def requests_for(principal: Principal, service: str, operation: str, params: dict, region: str, account: str,
                  resource_tags, source_ip: str = "127.0.0.1") -> list[Request]:
     """The evaluator requests one API call needs. ``resource_tags(arn)``: the existing resource's tags."""
-    context = {"aws:PrincipalArn": principal.arn, "aws:PrincipalAccount": account, "aws:RequestedRegion": region,
-               "aws:SourceIp": source_ip, "aws:SecureTransport": "false", **_time_keys()}
+    # Condition keys are case-insensitive: built lower-case here, so the evaluator need not fold them.
+    context = {"aws:principalarn": principal.arn, "aws:principalaccount": account, "aws:requestedregion": region,
+               "aws:sourceip": source_ip, "aws:securetransport": "false", **_time_keys()}
     if principal.kind == USER:
         context["aws:username"] = principal.arn.rsplit("/", 1)[-1]
     if service in ("sagemaker", "sagemaker-runtime"):
@@ -82,20 +90,22 @@ def requests_for(principal: Principal, service: str, operation: str, params: dic
             resource = "*"
         own = dict(context)
         if resource != "*" and principal.compiled.reads_resource_tags:  # a lookup only where a policy may use it
-            own.update({f"aws:ResourceTag/{k}": v for k, v in (resource_tags(resource) or {}).items()})
-        tags = params.get("Tags") or []
-        if entry.get("tags") and tags:
-            own.update(_tag_context(tags))
+            own.update({f"aws:resourcetag/{k.lower()}": v for k, v in (resource_tags(resource) or {}).items()})
+        tags = params.get("Tags") if entry.get("tags") else None
+        tagged = _tag_context(tags) if tags else None
+        if tagged:
+            own.update(tagged)
         if entry.get("tag_keys"):
-            own["aws:TagKeys"] = list(params.get(entry["tag_keys"]) or [])
-        own.update(_sagemaker_keys(params))
-        found = [Request(principal.arn, f"sagemaker:{operation}", resource, own)]
-        if entry.get("tags") and tags and operation.startswith("Create"):
-            found.append(Request(principal.arn, "sagemaker:AddTags", resource, {**context, **_tag_context(tags)}))
+            own["aws:tagkeys"] = list(params.get(entry["tag_keys"]) or [])
+        if not SAGEMAKER_KEYS.isdisjoint(params):
+            own.update(_sagemaker_keys(params))
+        found = [_request(principal.arn, f"sagemaker:{operation}", resource, own)]
+        if tagged and operation.startswith("Create"):
+            found.append(_request(principal.arn, "sagemaker:AddTags", resource, {**context, **tagged}))
         role = params.get(entry.get("pass_role") or "")
         if role:
-            found.append(Request(principal.arn, "iam:PassRole", role,
-                                 {**context, "iam:PassedToService": "sagemaker.amazonaws.com"}))
+            found.append(_request(principal.arn, "iam:PassRole", role,
+                                 {**context, "iam:passedtoservice": "sagemaker.amazonaws.com"}))
         return found
     if service == "iam":
         resource = "*"
@@ -105,15 +115,15 @@ def requests_for(principal: Principal, service: str, operation: str, params: dic
             if params.get(member):
                 resource = f"arn:aws:iam::{account}:{kind}/{params[member]}"
                 break
-        return [Request(principal.arn, f"iam:{operation}", resource, context)]
+        return [_request(principal.arn, f"iam:{operation}", resource, context)]
     if service == "s3":  # params: the request's resource ARN and ListBucket's prefix (api/s3.py)
         keys = {f"s3:{name}": params[name] for name in ("prefix", "delimiter") if params.get(name) is not None}
-        return [Request(principal.arn, f"s3:{operation}", params["Resource"], {**context, **keys})]
+        return [_request(principal.arn, f"s3:{operation}", params["Resource"], {**context, **keys})]
     if service == "sts":
         if operation == "GetCallerIdentity":
             return []  # needs no permission (STS API reference)
-        return [Request(principal.arn, f"sts:{operation}", params.get("RoleArn", "*"), context)]
-    return [Request(principal.arn, f"{service}:{operation}", "*", context)]
+        return [_request(principal.arn, f"sts:{operation}", params.get("RoleArn", "*"), context)]
+    return [_request(principal.arn, f"{service}:{operation}", "*", context)]
 
 
 def authorize(principal: Principal, requests: list[Request]) -> None:

@@ -29,12 +29,20 @@ from functools import lru_cache
 ALLOW, EXPLICIT_DENY, IMPLICIT_DENY = "allow", "explicit-deny", "implicit-deny"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Request:
     principal: str  # the caller's ARN
     action: str  # service:Operation
     resource: str  # the resource's ARN ("*" for actions on no resource)
     context: dict = field(default_factory=dict)  # condition key -> a string or a list of strings
+    lowered: bool = False  # the context's keys are lower-case already (authorize.py builds them so)
+
+
+def _lowered(request: Request) -> dict:
+    """Condition keys are case-insensitive: the context by lower-cased key."""
+    if request.lowered:
+        return request.context
+    return {key.lower(): value for key, value in request.context.items()}
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ class PolicyError(ValueError):
 
 def evaluate(policies: list[tuple[str, dict]], request: Request) -> Decision:
     """``policies``: (name, document) of every identity-based policy of the principal."""
-    context = {key.lower(): value for key, value in request.context.items()}
+    context = _lowered(request)
     allowed = None
     for name, document in policies:
         for index, statement in enumerate(_statements(document), start=1):
@@ -91,9 +99,9 @@ class CompiledPolicies:
         found, reads, decided = entry
         if not found:
             return Decision(IMPLICIT_DENY)
-        context = {key.lower(): value for key, value in request.context.items()} if reads else {}
+        context = _lowered(request) if reads else {}
         # The decision depends on the resource and the context keys these statements read, nothing else.
-        memo = (request.resource, *(_frozen(context.get(key)) for key in reads))
+        memo = (request.resource, *[_frozen(context.get(key)) for key in reads])
         decision = decided.get(memo)
         if decision is None:
             decision = _decide(found, request.resource, context)
@@ -143,7 +151,7 @@ def _prepared(name: str, label: str, statement: dict) -> tuple:
 def missing_context_keys(policies: list[tuple[str, dict]], request: Request) -> list[str]:
     """The condition keys of statements that match the request's action and resource but that the request
     lacks (IAM's policy simulator reports them as MissingContextValues)."""
-    context = {key.lower(): value for key, value in request.context.items()}
+    context = _lowered(request)
     missing: list[str] = []
     for _, document in policies:
         for statement in _statements(document):

@@ -419,3 +419,24 @@ def test_what_iam_cannot_honour_is_refused_by_name(server):
                   PermissionsBoundary=boundary)["Error"]["Code"] == "UnsupportedOperation"
     error = denial(iam.change_password, OldPassword="old-password", NewPassword="new-password")["Error"]
     assert error["Code"] == "UnsupportedOperation" and "does not support ChangePassword" in error["Message"]
+
+
+def test_a_role_sessions_presigned_url_carries_its_token(server):
+    root_s3 = client(server, "s3")
+    root_s3.create_bucket(Bucket="presigned-data")
+    root_s3.put_object(Bucket="presigned-data", Key="a.csv", Body=b"1,2,3")
+    iam = client(server, "iam")
+    tina = user(server, "tina")
+    role_arn = iam.create_role(RoleName="reader", AssumeRolePolicyDocument=policy(
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/tina"}, "Action": "sts:AssumeRole"}))[
+        "Role"]["Arn"]
+    iam.put_role_policy(RoleName="reader", PolicyName="read", PolicyDocument=policy(
+        allow("s3:GetObject", "arn:aws:s3:::presigned-data/*")))
+    session = tina("sts").assume_role(RoleArn=role_arn, RoleSessionName="links")["Credentials"]
+    s3 = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id=session["AccessKeyId"],
+                      aws_secret_access_key=session["SecretAccessKey"], aws_session_token=session["SessionToken"],
+                      config=botocore.config.Config(signature_version="s3v4"))
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "presigned-data", "Key": "a.csv"}, ExpiresIn=60)
+    answer = httpx.get(url, timeout=10)
+    assert answer.status_code == 200 and answer.content == b"1,2,3"
+    assert httpx.get(url.replace("X-Amz-Security-Token=", "X-Amz-Security-Token=x"), timeout=10).status_code == 403

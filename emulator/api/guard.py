@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from urllib.parse import parse_qs
 
 from ..control.errors import ServiceError
 from ..control.iam.activity import Activity
@@ -85,7 +86,11 @@ class Guard:
     def verify_s3(self, method: str, raw_path: bytes, query: bytes, headers: dict[str, str]) -> Principal:
         if self.verifier is None:
             return self.root
-        return self.principal_of(self.verifier.verify_s3(method, raw_path, query, headers), headers)
+        key = self.verifier.verify_s3(method, raw_path, query, headers)
+        if b"X-Amz-Security-Token=" in query:  # a presigned URL carries a role session's token in its query
+            token = parse_qs(query.decode("latin-1")).get("X-Amz-Security-Token", [""])[0]
+            headers = {**headers, "x-amz-security-token": token}
+        return self.principal_of(key, headers)
 
     def authorize(self, principal: Principal, service: str, operation: str, params: dict, region: str,
                   code: str = "AccessDeniedException", status: int = 400, source_ip: str = "127.0.0.1") -> None:

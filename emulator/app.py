@@ -14,14 +14,14 @@ import time
 from .api.auth import access_keys
 from .api.autoscaling import autoscaling_provider
 from .api.cloudwatch import cloudwatch_provider
-from .api.dispatch import Dispatcher
-from .api.logs import logs_provider
-from .api.runtime import RuntimeApi
 from .api.consoleauth import ConsoleAccess, ConsoleSessions
+from .api.dispatch import Dispatcher
 from .api.guard import Guard
 from .api.iam import IamApi
-from .api.pricing import pricing_provider
 from .api.iamviews import iam_views
+from .api.logs import logs_provider
+from .api.pricing import pricing_provider
+from .api.runtime import RuntimeApi
 from .api.s3 import S3Api
 from .api.sagemaker import sagemaker_provider
 from .api.smemu import smemu_app
@@ -35,12 +35,12 @@ from .control.components import ComponentOperations, ComponentReconciler, WakeMo
 from .control.copies import CopyManager
 from .control.endpoints import EndpointLifecycle
 from .control.faults import FaultControl
+from .control.iam.store import IamStore
 from .control.logs import LogIndex, LogsOperations
+from .control.pricing import PricingOperations
 from .control.quotas import Quotas
 from .control.recommender import RecommendationRunner, RecommenderOperations
 from .control.s3store import S3Store
-from .control.iam.store import IamStore
-from .control.pricing import PricingOperations
 from .control.service import ControlPlane
 from .control.store import Store
 from .router.asynchronous import AsyncInvocations

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -64,6 +66,14 @@ def delete_endpoint(sagemaker, name):
 
 
 # -- inference components ---------------------------------------------------------------------
+def run_users_suite(example: str, folder: Path) -> str:
+    """Run examples/``example`` as a user runs their own test file (the plugin's fixtures only); its output."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             str(ROOT / "examples" / example)], capture_output=True, text=True, cwd=folder, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    return result.stdout
+
+
 def error_of(call, **kwargs):
     with pytest.raises(ClientError) as info:
         call(**kwargs)

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from emulator.testing import EmulatorProcess
 
-from .helpers import ROOT, XGBOOST_IMAGE
+from .helpers import XGBOOST_IMAGE, run_users_suite
 
 KEY, SECRET = "AKIASMEMUROOT", "root/secret+value"
 ACCOUNT = "123456789012"
@@ -315,11 +315,7 @@ def test_explain_and_the_least_privilege_policy_from_real_calls(server):
 
 def test_a_users_suite_tries_its_least_privilege_policies_with_the_plugin(tmp_path):
     """examples/test_least_privilege.py: smemu_user(policy) is all a user's suite needs."""
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             str(ROOT / "examples" / "test_least_privilege.py")], capture_output=True, text=True,
-                            cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "3 passed" in result.stdout
+    assert "3 passed" in run_users_suite("test_least_privilege.py", tmp_path)
 
 
 def test_the_source_ip_is_the_callers_address(server):
@@ -440,3 +436,16 @@ def test_a_role_sessions_presigned_url_carries_its_token(server):
     answer = httpx.get(url, timeout=10)
     assert answer.status_code == 200 and answer.content == b"1,2,3"
     assert httpx.get(url.replace("X-Amz-Security-Token=", "X-Amz-Security-Token=x"), timeout=10).status_code == 403
+
+
+def test_the_roots_calls_are_recorded_too(server):
+    """smemu iam policy root: the calls made with the root's keys, SageMaker's control plane included."""
+    client(server, "sagemaker").create_model(**model("root-recorded", Tags=[{"Key": "stage", "Value": "dev"}]))
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET}
+    learned = json.loads(subprocess.run([sys.executable, "-m", "emulator.cli", "iam", "policy", "root", "--url",
+                                         server.url], env=env, capture_output=True, text=True, check=True).stdout)
+    created = next(s for s in learned["Statement"] if "sagemaker:CreateModel" in
+                   ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
+    assert f"{MODEL_ARN}/root-recorded" in ([created["Resource"]] if isinstance(created["Resource"], str)
+                                            else created["Resource"])
+    assert "stage" in created["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]

@@ -14,3 +14,8 @@ async def read_body(receive, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+def client_ip(scope) -> str:
+    """The address a request came from (IAM's aws:SourceIp)."""
+    return (scope.get("client") or ("127.0.0.1", 0))[0]

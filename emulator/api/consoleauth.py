@@ -34,10 +34,7 @@ class ConsoleSessions:
         principal = None
         known = self.guard.verifier.keys.get(key) if key else None
         if known is not None and hmac.compare_digest(known.encode(), secret.encode()):
-            try:
-                principal = self.guard.principal_of(key, {"x-amz-security-token": token or ""} if token else {})
-            except ServiceError:
-                principal = None
+            principal = self._principal(key, token)
         if principal is None:
             raise ServiceError("UnrecognizedClientException", "The access key, its secret or the session token "
                                "is not valid.", 403)
@@ -53,10 +50,11 @@ class ConsoleSessions:
 
     def principal(self, cookie_header: str | None):
         """The signed-in principal of a request's cookies, or None (no session, or its key is gone)."""
-        found = self.sessions.get(session_of(cookie_header) or "")
-        if found is None:
-            return None
-        key, token = found
+        found = self.key_of(cookie_header)
+        return self._principal(*found) if found is not None else None
+
+    def _principal(self, key: str, token: str | None):
+        """The principal of a key (and a role session's token), or None when it is not (or no longer) valid."""
         try:
             return self.guard.principal_of(key, {"x-amz-security-token": token} if token else {})
         except ServiceError:
@@ -68,10 +66,6 @@ class ConsoleAccess:
 
     def __init__(self, guard, sessions: ConsoleSessions):
         self.guard, self.sessions = guard, sessions
-
-    @property
-    def enforced(self) -> bool:
-        return self.guard.enforce
 
     def sign_in(self, key: str, secret: str, token: str | None = None) -> str:
         return self.sessions.sign_in(key, secret, token)

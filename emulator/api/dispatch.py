@@ -15,7 +15,8 @@ import uuid
 from urllib.parse import urlencode
 
 from ..control.errors import ServiceError
-from .asgi import read_body
+from ..control.iam.principals import ROOT
+from .asgi import client_ip, read_body
 from .consoleauth import CURRENT, CURRENT_KEY
 from .guard import ACTION_PREFIX
 from .iam import iam_service
@@ -79,7 +80,7 @@ class Dispatcher:
             body = await read_body(receive, MAX_CONTROL_BODY) or b""
             try:
                 principal = self.guard.verify_scope(scope, body)
-                if self.guard.enforce and principal.kind != "root":
+                if self.guard.enforce and principal.kind != ROOT:
                     raise ServiceError("AccessDeniedException", f"User: {principal.arn} is not authorized to use "
                                        f"{scope['path']}: under --iam, smemu's own endpoints take the account's "
                                        "root keys only.", 403)
@@ -101,7 +102,7 @@ class Dispatcher:
                 raise ServiceError("UnknownOperationException", f"The operation {target!r} is not known.")
             if body is None:
                 raise ServiceError("SerializationException", "The request body is too large.", 413)
-            if principal is not None and self.guard.enforce and principal.kind != "root":
+            if principal is not None and self.guard.enforce:  # the root's calls too: recorded, then allowed
                 self._authorize(provider, principal, operation, body, authorization, client_ip(scope))
             cpu_started = time.thread_time()
             status, payload, headers = provider.handle(operation, body, {"authorization": authorization})
@@ -155,11 +156,6 @@ async def _query_refused(send):
     await send({"type": "http.response.start", "status": 400, "headers": [
         (b"content-type", b"text/xml"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
-
-
-def client_ip(scope) -> str:
-    """aws:SourceIp: the address the request came from."""
-    return (scope.get("client") or ("127.0.0.1", 0))[0]
 
 
 async def _redirect(send, location: str):

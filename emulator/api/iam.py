@@ -27,7 +27,7 @@ from ..control.iam.principals import ROOT, Principals
 from ..control.iam.simulate import context_of, simulate
 from ..control.iam.store import IamStore
 from . import query
-from .asgi import read_body
+from .asgi import client_ip, read_body
 from .motowsgi import run_wsgi, wsgi_environ
 from .protocol import service_model
 
@@ -79,10 +79,10 @@ class IamApi:
                 await _send(send, 200, _identity_xml(self.account))
                 return
             if service == "sts" and action == "AssumeRole":
-                self._check_trust(principal, params.get("RoleArn", ""))
+                self._check_trust(principal, params.get("RoleArn", ""), client_ip(scope))
             else:
                 self.guard.authorize(principal, service, action, params, "us-east-1", "AccessDenied", 403,
-                                     (scope.get("client") or ("127.0.0.1",))[0])
+                                     client_ip(scope))
             if service == "iam" and (action in USER_BOUNDARIES or (action == "CreateUser" and
                                                                   params.get("PermissionsBoundary"))):
                 raise ServiceError("UnsupportedOperation", "smemu does not support permissions boundaries on users "
@@ -102,7 +102,7 @@ class IamApi:
                                               "see its log.")
         await _send(send, status, payload)
 
-    def _check_trust(self, principal, role_arn: str):
+    def _check_trust(self, principal, role_arn: str, source_ip: str):
         """AssumeRole: the role's trust policy must let the caller in; where it names only the account,
         the caller's own policies must also allow sts:AssumeRole on the role (IAM's user guide)."""
         if principal.kind == ROOT:
@@ -117,7 +117,7 @@ class IamApi:
             raise ServiceError("AccessDenied", denied.message, 403)
         if trust == "account":
             self.guard.authorize(principal, "sts", "AssumeRole", {"RoleArn": role_arn}, "us-east-1",
-                                 "AccessDenied", 403)
+                                 "AccessDenied", 403, source_ip)
 
     def _simulate(self, action: str, params: dict) -> bytes:
         """IAM's policy simulator, which moto lacks: smemu's evaluator decides (control/iam/simulate.py)."""

@@ -19,7 +19,7 @@ from ..router.invoke import MAX_BODY, InvocationRouter
 from ..router.messages import InvokeRequest, InvokeResult
 from ..texts import text
 from . import eventstream, fidelity
-from .asgi import read_body
+from .asgi import client_ip, read_body
 from .protocol import region_of, service_model, snake_case
 
 log = logging.getLogger("smemu.api")
@@ -159,7 +159,7 @@ class RuntimeApi:
             region = region_of({"authorization": authorization}, self.default_region) if authorization \
                 else self.default_region
             if principal is not None and self.guard.enforce:
-                self._authorize(principal, action, endpoint, region, (scope.get("client") or ("127.0.0.1",))[0])
+                self._authorize(principal, action, endpoint, region, client_ip(scope))
             for field, (member, why) in REFUSED_FIELDS[action].items():
                 if members.get(field):
                     raise validation_error(fidelity.refusal_message(member, why))

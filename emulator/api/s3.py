@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, unquote
 from ..control.errors import ServiceError
 from ..control.iam.s3actions import UnknownS3Request, s3_action
 from ..control.s3store import S3Store
+from .asgi import client_ip
 from .motowsgi import run_wsgi, wsgi_environ
 from .s3cors import cors_headers, matching_rule, preflight_answer
 
@@ -137,7 +138,7 @@ class S3Api:
                                "--iam refuses it.", 403) from None
         self.guard.authorize(principal, "s3", action, {"Resource": resource, "prefix": query.get("prefix"),
                                                        "delimiter": query.get("delimiter")},
-                             "us-east-1", "AccessDenied", 403, (scope.get("client") or ("127.0.0.1",))[0])
+                             "us-east-1", "AccessDenied", 403, client_ip(scope))
 
     def _handle(self, scope, body, origin: str | None) -> tuple[int, list, bytes]:
         environ = wsgi_environ(scope, body)

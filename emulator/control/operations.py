@@ -18,7 +18,7 @@ from ..runtime.modeldata import FINGERPRINT_MEMBER, fingerprint_of, local_path
 from ..texts import text
 from . import errors
 from .errors import validation
-from .resources import KINDS
+from .resources import KINDS, sagemaker_arn
 from .store import Conflict, ListQuery, Store
 
 BUSY_STATES = ("Creating", "Updating", "Deleting", "SystemUpdating", "RollingBack")
@@ -64,7 +64,7 @@ class Operations:
             self.on_delete(kind, name)
 
     def arn(self, kind: str, name: str, region: str) -> str:
-        return f"arn:aws:sagemaker:{region}:{self.account}:{kind}/{name.lower()}"
+        return sagemaker_arn(kind, name, region, self.account)
 
     def require(self, kind: str, name: str, region: str) -> dict:
         doc = self.store.get(kind, name)

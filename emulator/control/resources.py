@@ -29,3 +29,8 @@ KINDS = {kind.key: kind for kind in (
                  "InferenceComponentStatus"),
     ResourceKind(RECOMMENDATION_JOB, "inference recommendations job", "JobName", "JobArn", "Status"),
 )}
+
+
+def sagemaker_arn(kind: str, name: str, region: str, account: str) -> str:
+    """A SageMaker resource's ARN: its kind's key and its name, lower-cased as SageMaker writes it."""
+    return f"arn:aws:sagemaker:{region}:{account}:{kind}/{name.lower()}"

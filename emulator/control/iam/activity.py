@@ -19,7 +19,7 @@ class Activity:
 
     def record(self, principal_arn: str, requests: list[Request]) -> None:
         for request in requests:
-            tag_keys = request.context.get("aws:tagkeys" if request.lowered else "aws:TagKeys")
+            tag_keys = request.context.get("aws:tagkeys")  # authorize.py's contexts are lower-cased
             seen_key = (principal_arn, request.action, request.resource, tuple(tag_keys) if tag_keys else ())
             if seen_key in self.seen:  # the common case, a call made before: nothing to add (no lock)
                 continue
@@ -37,10 +37,11 @@ class Activity:
             for holder in holders:
                 seen = self.calls.setdefault(holder, {}).setdefault(request.action,
                                                                     {"resources": set(), "tag_keys": set()})
-                if len(seen["resources"]) < MAX_RESOURCES:
-                    seen["resources"].add(request.resource)
-                else:
-                    seen["resources"] = {"*"}
+                if "*" not in seen["resources"]:  # once "*", every resource is covered
+                    if len(seen["resources"]) < MAX_RESOURCES:
+                        seen["resources"].add(request.resource)
+                    else:
+                        seen["resources"] = {"*"}
                 seen["tag_keys"].update(tag_keys)
 
     def principals(self) -> list[str]:

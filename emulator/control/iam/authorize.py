@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..resources import sagemaker_arn
 from .evaluator import EXPLICIT_DENY, Request, evaluate
 from .principals import ROOT, USER, Principal
 
@@ -24,10 +25,6 @@ class AccessDenied(Exception):
     def __init__(self, message: str, decision):
         super().__init__(message)
         self.message, self.decision = message, decision
-
-
-def sagemaker_arn(kind: str, name: str, region: str, account: str) -> str:
-    return f"arn:aws:sagemaker:{region}:{account}:{kind}/{name.lower()}"
 
 
 def _request(principal: str, action: str, resource: str, context: dict) -> Request:

@@ -16,6 +16,7 @@ from .api.autoscaling import autoscaling_provider
 from .api.cloudwatch import cloudwatch_provider
 from .api.consoleauth import ConsoleAccess, ConsoleSessions
 from .api.dispatch import Dispatcher
+from .api.fastpath import runtime_protocol
 from .api.guard import Guard
 from .api.iam import IamApi
 from .api.iamviews import iam_views
@@ -175,11 +176,14 @@ class Emulator:
                                           self.registry, self.components, metrics, account_id=settings.account_id,
                                           pricing=pricing,
                                           access=ConsoleAccess(guard, guard.console) if guard.signed else None))
-        self.dispatcher = Dispatcher(providers,
-                                     RuntimeApi(self.router, self.asynchronous, settings.region, guard), web,
-                                     guard, self.s3, self.iam)
+        self.runtime_api = RuntimeApi(self.router, self.asynchronous, settings.region, guard)
+        self.dispatcher = Dispatcher(providers, self.runtime_api, web, guard, self.s3, self.iam)
         self.supervisor: asyncio.Task | None = None
         self.monitor: asyncio.Task | None = None
+
+    def http_protocol(self):
+        """uvicorn's ``http`` setting: a raw protocol answering InvokeEndpoint itself, uvicorn's httptools protocol for the rest."""
+        return runtime_protocol(self.runtime_api)
 
     def _resource_tags(self, arn: str) -> dict[str, str]:
         return {tag["Key"]: tag["Value"] for tag in self.store.tags(arn)}

@@ -34,7 +34,7 @@ def serve(args):
     except ValueError as exc:
         raise CommandError(str(exc), code=2) from None
     uvicorn.run(emulator, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                loop="uvloop", http="httptools", lifespan="on", timeout_graceful_shutdown=10,
+                loop="uvloop", http=emulator.http_protocol(), lifespan="on", timeout_graceful_shutdown=10,
                 proxy_headers=False)  # loopback, no proxy in front: no X-Forwarded-* middleware per request
     return 0
 

@@ -166,8 +166,9 @@ class EmbeddedEmulator(_Handle):
         from .config import Settings
 
         settings = Settings.from_env(environ={}, state_dir=self.state_dir, port=self.port, **self.settings)
-        config = uvicorn.Config(Emulator(settings, tune_gc=False), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="on", loop="uvloop", http="httptools")
+        emulator = Emulator(settings, tune_gc=False)
+        config = uvicorn.Config(emulator, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
+                                loop="uvloop", http=emulator.http_protocol())
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="smemu")
         self.thread.start()

@@ -128,14 +128,13 @@ class RuntimeApi:
         # api/guard.py, under --auth sigv4 only: the hot path without it checks nothing
         self.guard = guard if guard is not None and guard.signed else None
 
-    async def __call__(self, scope, receive, send, target: tuple[str, str]):
-        request_id = request_ids.next()
-        endpoint, action = target
+    def _members(self, action: str, headers) -> tuple[dict, str, bytes | None]:
+        """(InvokeRequest fields from the request's headers, Authorization, declared Content-Length)."""
         fields = REQUEST_FIELDS[action]
         members = {}
         authorization = ""
         declared = None
-        for key, value in scope["headers"]:  # ASGI header names are lower-case bytes
+        for key, value in headers:  # ASGI header names are lower-case bytes
             field = fields.get(key)
             if field is not None:
                 members[field] = value.decode("latin-1")
@@ -143,6 +142,56 @@ class RuntimeApi:
                 authorization = value.decode("latin-1")
             elif key == b"content-length":
                 declared = value
+        return members, authorization, declared
+
+    def _request(self, scope, endpoint: str, action: str, members: dict, authorization: str, body: bytes,
+                 request_id: str) -> InvokeRequest:
+        """The checked request: signature, name, IAM, refused members (a RuntimeApiError when one fails)."""
+        principal = self._verify(scope, body) if self.guard is not None else None
+        if len(endpoint) > NAME_PATTERN_MAX:
+            raise validation_error(
+                f"1 validation error detected: Value '{endpoint}' at 'endpointName' failed to satisfy "
+                "constraint: Member must have length less than or equal to 63"
+            )
+        region = region_of({"authorization": authorization}, self.default_region) if authorization \
+            else self.default_region
+        if principal is not None and self.guard.enforce:
+            self._authorize(principal, action, endpoint, region, client_ip(scope))
+        for field, (member, why) in REFUSED_FIELDS[action].items():
+            if members.get(field):
+                raise validation_error(fidelity.refusal_message(member, why))
+        return InvokeRequest(endpoint, body, region, request_id=request_id, **members)
+
+    async def _whole(self, action: str, request: InvokeRequest) -> tuple[int, list, bytes]:
+        if action == "async-invocations":
+            accepted = await self.asynchronous.submit(request)
+            out_headers = [(b"content-type", b"application/json")] + _encode_headers(action, accepted)
+            return STATUS[action], out_headers, json.dumps({"InferenceId": accepted.inference_id}).encode()
+        result = await self.router.invoke(request)
+        return STATUS[action], _encode_headers(action, result), result.body
+
+    async def invoke(self, scope, endpoint: str, body: bytes) -> tuple[int, list, bytes]:
+        """InvokeEndpoint with the whole body already read (api/fastpath.py's protocol): (status, headers
+        as lower-case bytes pairs, body), the same answer the ASGI path gives."""
+        request_id = request_ids.next()
+        members, authorization, _ = self._members("invocations", scope["headers"])
+        try:
+            if len(body) > MAX_BODY:
+                raise _oversize(request_id)
+            request = self._request(scope, endpoint, "invocations", members, authorization, body, request_id)
+            status, out_headers, out_body = await self._whole("invocations", request)
+        except RuntimeApiError as exc:
+            status, out_headers, out_body = _error_answer(exc)
+        except Exception:
+            log.exception("internal error invoking %s", endpoint)
+            status, out_headers, out_body = _internal_answer()
+        out_headers.append((b"x-amzn-requestid", request_id.encode()))
+        return status, out_headers, out_body
+
+    async def __call__(self, scope, receive, send, target: tuple[str, str]):
+        request_id = request_ids.next()
+        endpoint, action = target
+        members, authorization, declared = self._members(action, scope["headers"])
         sink = None
         try:
             if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
@@ -150,50 +199,26 @@ class RuntimeApi:
             body = await read_body(receive, MAX_BODY)
             if body is None:
                 raise _oversize(request_id)
-            principal = self._verify(scope, body) if self.guard is not None else None
-            if len(endpoint) > NAME_PATTERN_MAX:
-                raise validation_error(
-                    f"1 validation error detected: Value '{endpoint}' at 'endpointName' failed to satisfy "
-                    "constraint: Member must have length less than or equal to 63"
-                )
-            region = region_of({"authorization": authorization}, self.default_region) if authorization \
-                else self.default_region
-            if principal is not None and self.guard.enforce:
-                self._authorize(principal, action, endpoint, region, client_ip(scope))
-            for field, (member, why) in REFUSED_FIELDS[action].items():
-                if members.get(field):
-                    raise validation_error(fidelity.refusal_message(member, why))
-            request = InvokeRequest(endpoint, body, region, request_id=request_id, **members)
+            request = self._request(scope, endpoint, action, members, authorization, body, request_id)
             if action == "invocations-response-stream":
                 sink = EventStreamSink(send, request_id)
                 await self.router.stream(request, sink)
                 return
-            if action == "async-invocations":
-                accepted = await self.asynchronous.submit(request)
-                out_headers = [(b"content-type", b"application/json")] + _encode_headers(action, accepted)
-                out_body = json.dumps({"InferenceId": accepted.inference_id}).encode()
-            else:
-                result = await self.router.invoke(request)
-                out_headers, out_body = _encode_headers(action, result), result.body
-            status = STATUS[action]
+            status, out_headers, out_body = await self._whole(action, request)
         except RuntimeApiError as exc:
             if sink is not None and sink.started:  # too late for an HTTP error: the stream is already under way
                 log.warning("error after the response stream started: %s", exc)
                 return
-            status, out_body = exc.status, error_body(exc)
-            out_headers = [(b"content-type", b"application/json"), (b"x-amzn-errortype", exc.code.encode())]
+            status, out_headers, out_body = _error_answer(exc)
         except Exception:
             log.exception("internal error invoking %s", endpoint)
             if sink is not None and sink.started:
                 return
-            status = 500
-            out_body = json.dumps({"message": "An internal error occurred in smemu; see its log."}).encode()
-            out_headers = [(b"content-type", b"application/json"), (b"x-amzn-errortype", b"InternalFailure")]
+            status, out_headers, out_body = _internal_answer()
         out_headers.append((b"x-amzn-requestid", request_id.encode()))
         out_headers.append((b"content-length", str(len(out_body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": out_headers})
         await send({"type": "http.response.body", "body": out_body})
-
 
     def _verify(self, scope, body: bytes):
         try:
@@ -209,6 +234,16 @@ class RuntimeApi:
                                  region, "AccessDeniedException", 403, source_ip)
         except ServiceError as exc:
             raise RuntimeApiError(exc.code, exc.status, exc.message) from None
+
+
+def _error_answer(exc: RuntimeApiError) -> tuple[int, list, bytes]:
+    return exc.status, [(b"content-type", b"application/json"), (b"x-amzn-errortype", exc.code.encode())], \
+        error_body(exc)
+
+
+def _internal_answer() -> tuple[int, list, bytes]:
+    return 500, [(b"content-type", b"application/json"), (b"x-amzn-errortype", b"InternalFailure")], \
+        json.dumps({"message": "An internal error occurred in smemu; see its log."}).encode()
 
 
 def error_body(exc: RuntimeApiError) -> bytes:

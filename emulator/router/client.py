@@ -94,26 +94,29 @@ class ConnectionPool:
         self.idle: dict[tuple[str, int], list[_Connection]] = defaultdict(list)
         self.max_idle = max_idle_per_host
 
-    async def _connection(self, host: str, port: int) -> _Connection:
-        idle = self.idle[(host, port)]
+    def _idle(self, key: tuple[str, int]) -> _Connection | None:
+        idle = self.idle[key]
         while idle:
             connection = idle.pop()
             if not connection.closed:
                 return connection
-        loop = asyncio.get_running_loop()
-        _, connection = await loop.create_connection(_Connection, host, port)
-        return connection
+        return None
 
     async def post(self, host: str, port: int, path: str, body: bytes, headers: dict, timeout: float):
         return await self.request("POST", host, port, path, body, headers, timeout)
 
     async def request(self, method: str, host: str, port: int, path: str, body: bytes, headers: dict, timeout: float):
         """(status, [(name, value)], body). Retries once when a reused connection turns out closed."""
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(body)}"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        lines = [f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}"]
+        for name, value in headers.items():
+            lines.append(f"{name}: {value}")
+        lines.append("\r\n")
+        head = "\r\n".join(lines).encode("latin-1")
+        key = (host, port)
         for attempt in (1, 2):
-            connection = await self._connection(host, port)
+            connection = self._idle(key)
+            if connection is None:
+                _, connection = await asyncio.get_running_loop().create_connection(_Connection, host, port)
             reused = connection.used
             connection.used = True
             future = connection.send(head, body)
@@ -134,8 +137,9 @@ class ConnectionPool:
                 raise
             finally:
                 timer.cancel()
-            if keep_alive and not connection.closed and len(self.idle[(host, port)]) < self.max_idle:
-                self.idle[(host, port)].append(connection)
+            idle = self.idle[key]
+            if keep_alive and not connection.closed and len(idle) < self.max_idle:
+                idle.append(connection)
             else:
                 connection.close()
             return status, response_headers, response_body

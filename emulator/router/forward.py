@@ -89,7 +89,16 @@ class Forwarder:
 
     async def post(self, host: str, port: int, body: bytes, headers: dict, timeout: float, path: str = "/invocations"):
         """(status, {lower-cased header: value}, body) of the copy's answer to POST /invocations."""
-        return await self.request("POST", host, port, path, body, headers, timeout)
+        try:  # request()'s body, inline: one coroutine less on the hot path
+            status, raw_headers, response_body = await self.pool.request("POST", host, port, path, body, headers,
+                                                                         timeout)
+        except asyncio.TimeoutError as exc:
+            raise ContainerTimeout() from exc
+        except ConnectionLost as exc:
+            raise ContainerUnreachable(str(exc), answered=exc.answered) from exc
+        except OSError as exc:  # connect refused or reset: the request never reached the container
+            raise ContainerUnreachable(str(exc) or "the container refused the connection") from exc
+        return status, {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}, response_body
 
     async def request(self, method: str, host: str, port: int, path: str, body: bytes, headers: dict, timeout: float):
         try:

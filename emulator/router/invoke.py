@@ -100,7 +100,9 @@ class InvocationRouter:
         """(copies to pass through, variant name, container path) for a request, or a ValidationError.
         ``exclude``: copies that already failed to answer this request."""
         endpoint = request.endpoint_name
-        fleet = await self._fleet(endpoint)
+        fleet = self.registry.get(endpoint)
+        if fleet is None or fleet.endpoint != endpoint:  # recovering after a restart, or no such endpoint
+            fleet = await self._fleet(endpoint)
         component = request.inference_component_name
         if fleet.hosts_components and not component:
             raise validation_error(text("component-header-required"))

@@ -13,6 +13,8 @@ from ..runtime.fleet import Copy, Fleet, VariantFleet
 
 def least_outstanding(copies: list[Copy], routing: str = "LEAST_OUTSTANDING_REQUESTS") -> Copy | None:
     """A serving copy among ``copies``, or None when none serves."""
+    if len(copies) == 1:  # the common case, without a list built per request
+        return copies[0] if copies[0].state == "serving" else None
     serving = [c for c in copies if c.state == "serving"]
     if not serving:
         return None
@@ -25,7 +27,9 @@ def least_outstanding(copies: list[Copy], routing: str = "LEAST_OUTSTANDING_REQU
 
 
 def pick_copy(variant: VariantFleet, hostname: str | None = None, exclude=()) -> Copy | None:
-    copies = [c for c in variant.copies if (hostname is None or c.hostname == hostname) and c not in exclude]
+    copies = variant.copies
+    if hostname is not None or exclude:
+        copies = [c for c in copies if (hostname is None or c.hostname == hostname) and c not in exclude]
     return least_outstanding(copies)
 
 
@@ -46,6 +50,10 @@ def pick_pipeline(variant: VariantFleet) -> list[Copy] | None:
 def pick_variant(fleet: Fleet) -> VariantFleet | None:
     """A variant with copies (a serverless one may have none yet), chosen in proportion to its weight (weight 0 only
     when nothing else has copies)."""
+    variants = fleet.variants
+    if len(variants) == 1:
+        for only in variants.values():
+            return only if only.copies or only.serverless else None
     candidates = [v for v in fleet.variants.values() if v.weight > 0 and (v.copies or v.serverless)]
     if not candidates:
         candidates = [v for v in fleet.variants.values() if v.copies or v.serverless]

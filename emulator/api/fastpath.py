@@ -1,0 +1,215 @@
+"""InvokeEndpoint on a raw asyncio protocol: the data plane without the ASGI layer.
+
+uvicorn's ``http`` setting takes a protocol class; smemu gives it this one. Each connection is parsed with
+httptools here. A plain ``POST /endpoints/{name}/invocations`` (HTTP/1.x, a declared length within SageMaker's
+6 MB, no ``Expect``) goes straight to ``RuntimeApi.invoke`` and its answer is written to the transport: no
+scope events, receive/send, keep-alive timer or header checks per message. Measured here that layer was most
+of what smemu added to a request beyond the raw floor (docs/benchmarks.md).
+
+Any other request — the control plane, S3, the console, streamed and async invocations, chunked or oversized
+bodies, ``Expect: 100-continue`` — hands the connection to uvicorn's own httptools protocol with the bytes
+read so far, and it stays there: the ASGI app answers it exactly as before. Clients keep separate
+connections per service, so a runtime client's connection stays on the fast path. A request of another kind
+pipelined behind invocations in the same packet cannot be handed over at a byte boundary this parser can
+see: it is answered 400 and the connection closed (no SDK pipelines).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import unquote
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from ..router.invoke import MAX_BODY
+from .runtime import RuntimeApi, invocation_target
+
+log = logging.getLogger("smemu.api")
+INTERNAL = (500, [(b"content-type", b"application/json"), (b"x-amzn-errortype", b"InternalFailure")],
+            b'{"message": "An internal error occurred in smemu; see its log."}')
+
+
+class _HandOff(Exception):
+    """Raised from a parser callback: this message belongs to uvicorn's protocol."""
+
+
+def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
+    """A uvicorn protocol class (``http=``) that answers InvokeEndpoint itself through ``runtime_api``."""
+
+    class RuntimeProtocol(asyncio.Protocol):
+        def __init__(self, config, server_state, app_state, _loop=None):
+            self.config, self.server_state, self.app_state = config, server_state, app_state
+            self.loop = _loop or asyncio.get_event_loop()
+            self.parser = httptools.HttpRequestParser(self)
+            self.transport = None
+            self.client = None
+            self.idle = True  # no message is being parsed
+            self.fresh = True  # the message being parsed began at the start of a packet
+            self.raw = None  # that message's bytes so far, until it is known to be an invocation
+            self.url = b""
+            self.headers: list = []
+            self.fast = False
+            self.body: list = []
+            self.in_flight = 0
+            self.last: asyncio.Task | None = None  # the answer written last, so answers keep their order
+            self.after_answers = None  # what the connection does once the invocations before it are answered
+            self.closing = False
+
+        # asyncio.Protocol
+        def connection_made(self, transport):
+            self.transport = transport
+            self.client = transport.get_extra_info("peername")
+            self.server_state.connections.add(self)
+
+        def connection_lost(self, exc):
+            self.server_state.connections.discard(self)
+            self.closing = True
+
+        def data_received(self, data: bytes):
+            if self.idle:
+                if self.in_flight == 0 and not data.startswith(b"POST "):
+                    self._hand_off(data)  # not an invocation: uvicorn's from the first byte
+                    return
+                self.raw = data
+                self.fresh = True
+            elif self.raw is not None:
+                self.raw += data
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserCallbackError as exc:
+                if not isinstance(exc.__context__, _HandOff):
+                    self._bad_request(f"Invalid HTTP request received: {exc.__context__}")
+            except httptools.HttpParserError:
+                self._bad_request("Invalid HTTP request received.")
+
+        def shutdown(self):  # uvicorn's graceful stop
+            self.closing = True
+            if self.in_flight == 0:
+                self.transport.close()
+
+        # httptools callbacks
+        def on_message_begin(self):
+            self.idle = False
+            self.url = b""
+            self.headers = []
+            self.fast = False
+
+        def on_url(self, url: bytes):
+            self.url += url
+
+        def on_header(self, name: bytes, value: bytes):
+            self.headers.append((name.lower(), value.rstrip(b" \t")))
+
+        def on_headers_complete(self):
+            endpoint = self._invocation()
+            if endpoint is None:
+                then = self._hand_off_raw if self.fresh else self._refuse_pipelined
+                if self.in_flight:  # behind invocations still being answered: once they are
+                    self.after_answers = then
+                    self.transport.pause_reading()
+                else:
+                    then()
+                raise _HandOff()
+            self.fast = True
+            self.raw = None
+            self.endpoint = endpoint
+            self.body = []
+
+        def on_body(self, body: bytes):
+            if self.fast:
+                self.body.append(body)
+
+        def on_message_complete(self):
+            self.idle = True
+            self.fresh = False
+            if not self.fast:
+                return
+            parser = self.parser
+            keep_alive = parser.should_keep_alive()
+            http10 = parser.get_http_version() == "1.0"
+            path = self.url.partition(b"?")
+            scope = {"type": "http", "method": "POST", "raw_path": path[0], "query_string": path[2],
+                     "path": self.path, "headers": self.headers, "client": self.client}
+            self.in_flight += 1
+            task = self.loop.create_task(self._answer(scope, self.endpoint, b"".join(self.body), keep_alive, http10,
+                                                      self.last))
+            self.last = task
+            tasks = self.server_state.tasks
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        def _invocation(self) -> str | None:
+            """The endpoint when this message is a plain InvokeEndpoint, else None."""
+            if self.parser.get_method() != b"POST" or self.parser.get_http_version() not in ("1.1", "1.0"):
+                return None
+            length = None
+            for key, value in self.headers:
+                if key == b"content-length":
+                    length = value
+                elif key in (b"transfer-encoding", b"x-amz-target", b"expect", b"upgrade"):
+                    return None
+            if length is None or not length.isdigit() or int(length) > MAX_BODY:
+                return None  # the ASGI path reads a chunked body bounded, or refuses an oversized one
+            raw_path = self.url.partition(b"?")[0].decode("latin-1")
+            self.path = unquote(raw_path) if "%" in raw_path else raw_path
+            target = invocation_target(self.path)
+            if target is None or target[1] != "invocations":
+                return None
+            return target[0]
+
+        async def _answer(self, scope, endpoint: str, body: bytes, keep_alive: bool, http10: bool, previous):
+            try:
+                status, headers, out = await runtime_api.invoke(scope, endpoint, body)
+            except Exception:
+                log.exception("the invocation path failed a request to %s", endpoint)
+                status, headers, out = INTERNAL[0], list(INTERNAL[1]), INTERNAL[2]
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])  # the answer before this one goes first on the wire
+            self.in_flight -= 1
+            transport = self.transport
+            if transport.is_closing():
+                return
+            keep_alive = keep_alive and not self.closing
+            head = [STATUS_LINE[status]]
+            for name, value in self.server_state.default_headers:
+                head += (name, b": ", value, b"\r\n")
+            for name, value in headers:
+                head += (name, b": ", value, b"\r\n")
+            head.append(b"content-length: %d\r\n" % len(out))
+            if not keep_alive:
+                head.append(b"connection: close\r\n")
+            elif http10:
+                head.append(b"connection: keep-alive\r\n")
+            head += (b"\r\n", out)
+            transport.write(b"".join(head))
+            if not keep_alive:
+                transport.close()
+            elif self.after_answers is not None and self.in_flight == 0:
+                then, self.after_answers = self.after_answers, None
+                then()
+                if not transport.is_closing():
+                    transport.resume_reading()
+
+        def _hand_off(self, data: bytes):
+            """From here on, uvicorn's protocol (and the ASGI app) serves this connection."""
+            self.server_state.connections.discard(self)
+            protocol = HttpToolsProtocol(config=self.config, server_state=self.server_state, app_state=self.app_state,
+                                         _loop=self.loop)
+            self.transport.set_protocol(protocol)
+            protocol.connection_made(self.transport)
+            protocol.data_received(data)
+
+        def _hand_off_raw(self):
+            self._hand_off(self.raw)
+
+        def _refuse_pipelined(self):
+            self._bad_request("smemu takes only invocations pipelined behind invocations on one connection.")
+
+        def _bad_request(self, message: str):
+            body = message.encode("latin-1", "replace")
+            self.transport.write(b"".join([STATUS_LINE[400], b"content-type: text/plain; charset=utf-8\r\n",
+                                           b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body), body]))
+            self.transport.close()
+
+    return RuntimeProtocol

@@ -1,0 +1,151 @@
+"""The data plane's own protocol (api/fastpath.py), byte by byte on raw sockets: invocations answered by it,
+every other request handed to uvicorn on the same connection, keep-alive, HTTP/1.0, pipelining, bad input."""
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from .helpers import delete_endpoint, deploy
+
+BODY = b"0,0,1"
+
+
+@pytest.fixture(scope="module")
+def endpoint(sagemaker, xgboost_archive):
+    deploy(sagemaker, "fast-path", xgboost_archive)
+    yield "fast-path"
+    delete_endpoint(sagemaker, "fast-path")
+
+
+def invocation(name: str, version: bytes = b"1.1", extra: bytes = b"") -> bytes:
+    return (b"POST /endpoints/%s/invocations HTTP/%s\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: %d\r\n%s\r\n"
+            % (name.encode(), version, len(BODY), extra) + BODY)
+
+
+class Wire:
+    """One client connection, reading whole answers (Content-Length framed) off it."""
+
+    def __init__(self, port: int):
+        self.socket = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buffer = b""
+
+    def send(self, data: bytes):
+        self.socket.sendall(data)
+
+    def answer(self) -> tuple[int, dict, bytes]:
+        while b"\r\n\r\n" not in self.buffer:
+            self._more()
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+        length = int(headers.get("content-length", 0))
+        while len(self.buffer) < length:
+            self._more()
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return int(lines[0].split()[1]), headers, body
+
+    def closed(self) -> bool:
+        try:
+            return self.socket.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+    def _more(self):
+        data = self.socket.recv(65536)
+        assert data, "the server closed the connection"
+        self.buffer += data
+
+    def close(self):
+        self.socket.close()
+
+
+@pytest.fixture
+def wire(emulator):
+    connection = Wire(emulator.port)
+    yield connection
+    connection.close()
+
+
+def test_invocations_then_other_requests_on_one_connection(endpoint, wire):
+    for _ in range(3):  # keep-alive: one connection, several answers
+        wire.send(invocation(endpoint))
+        status, headers, body = wire.answer()
+        assert status == 200, body
+        assert headers["x-amzn-invoked-production-variant"] == "AllTraffic"
+        assert headers["content-type"].startswith("text/csv") and headers["x-amzn-requestid"] and headers["date"]
+        assert float(body) == pytest.approx(0.5, abs=0.5)
+    wire.send(b"GET /_smemu/health HTTP/1.1\r\nHost: x\r\n\r\n")  # handed to uvicorn mid-connection
+    status, _, body = wire.answer()
+    assert status == 200 and json.loads(body)
+    wire.send(invocation(endpoint))  # and uvicorn's ASGI path answers invocations from then on
+    status, headers, _ = wire.answer()
+    assert status == 200 and headers["x-amzn-invoked-production-variant"] == "AllTraffic"
+
+
+def test_control_plane_first_then_an_invocation(endpoint, wire):
+    target = json.dumps({"EndpointName": endpoint}).encode()
+    wire.send(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: SageMaker.DescribeEndpoint\r\n"
+              b"Content-Type: application/x-amz-json-1.1\r\nContent-Length: %d\r\n\r\n" % len(target) + target)
+    status, _, body = wire.answer()
+    assert status == 200 and json.loads(body)["EndpointStatus"] == "InService"
+    wire.send(invocation(endpoint))
+    assert wire.answer()[0] == 200
+
+
+def test_errors_keep_sagemakers_shape(wire):
+    wire.send(invocation("no-such-endpoint"))
+    status, headers, body = wire.answer()
+    assert status == 400 and headers["x-amzn-errortype"] == "ValidationError"
+    assert "no-such-endpoint" in json.loads(body)["message"] and headers["x-amzn-requestid"]
+    wire.send(invocation("x" * 64))  # the same connection still serves
+    status, _, body = wire.answer()
+    assert status == 400 and "length less than or equal to 63" in json.loads(body)["message"]
+
+
+def test_http10_keep_alive_and_close(endpoint, wire, emulator):
+    wire.send(invocation(endpoint, b"1.0", b"Connection: keep-alive\r\n"))
+    status, headers, _ = wire.answer()
+    assert status == 200 and headers["connection"] == "keep-alive"
+    wire.send(invocation(endpoint, b"1.0"))  # HTTP/1.0 without keep-alive: answered, then closed
+    status, headers, _ = wire.answer()
+    assert status == 200 and headers["connection"] == "close"
+    assert wire.closed()
+    other = Wire(emulator.port)
+    other.send(invocation(endpoint, b"1.1", b"Connection: close\r\n"))
+    assert other.answer()[0] == 200 and other.closed()
+    other.close()
+
+
+def test_pipelined_invocations_are_answered_in_order(endpoint, wire):
+    wire.send(invocation(endpoint) + invocation("no-such-endpoint") + invocation(endpoint))
+    assert [wire.answer()[0] for _ in range(3)] == [200, 400, 200]
+
+
+def test_a_request_of_another_kind_pipelined_behind_an_invocation_is_refused_clearly(endpoint, wire):
+    wire.send(invocation(endpoint) + b"GET /_smemu/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert wire.answer()[0] == 200
+    status, _, body = wire.answer()
+    assert status == 400 and b"pipelined" in body
+    assert wire.closed()
+
+
+def test_streamed_and_chunked_invocations_take_uvicorns_path(endpoint, wire):
+    wire.send(b"POST /endpoints/%s/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (endpoint.encode(), len(BODY), BODY))
+    assert wire.answer()[0] == 200
+    oversized = b"POST /endpoints/%s/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (
+        endpoint.encode(), 6 * 1024 * 1024 + 1)
+    wire.send(oversized)  # refused from its declared length, before any of the body is read
+    status, headers, body = wire.answer()
+    assert status == 400 and headers["x-amzn-errortype"] == "ValidationError"
+    assert b"6291456" in body or b"too large" in body.lower() or b"size" in body.lower()
+
+
+def test_garbage_gets_400_and_a_closed_connection(emulator):
+    connection = Wire(emulator.port)
+    connection.send(b"POST /endpoints/x/invocations HTTP/1.1\r\nContent-Length: zz\r\n\r\n")
+    status, _, _ = connection.answer()
+    assert status == 400 and connection.closed()
+    connection.close()

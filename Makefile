@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 PIP := $(BIN)/python -m pip install --disable-pip-version-check
 
-.PHONY: run test bench bench-floor venv sdk-venv clean
+.PHONY: run test bench bench-floor bench-tools venv sdk-venv clean
 
 venv: $(VENV)/.installed
 
@@ -64,12 +64,25 @@ PYTEST_ARGS ?= -rs
 test: venv sdk-venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-bench: venv
+bench: venv bench-tools
 	$(BIN)/python bench/run_all.py
 
-# The invocation path beside haproxy and two Python floors, one synchronous client (a report: no gates yet).
-bench-floor: venv
+# The invocation path beside haproxy and two Python floors, one synchronous client, and CPU per request at
+# concurrency 32 under wrk: the table alone (make bench gates it).
+bench-floor: venv bench-tools
 	cd bench && ../$(BIN)/python floor_bench.py
+
+# haproxy (the C floor) and wrk (the concurrency-32 client) from Debian's packages, where root; else their rows
+# are skipped, saying so.
+bench-tools:
+	@missing=""; \
+	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "==> installing$$missing for the floor benchmark"; \
+	  apt-get install -y -q $$missing >/dev/null 2>&1 || echo "==> could not install$$missing: those rows are skipped"; \
+	else echo "==> not root:$$missing not installed, those rows are skipped"; fi
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) .smemu .pytest_cache

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,8 @@ HERE = Path(__file__).resolve().parent
 class Path_:
     def __init__(self, name: str, port: int, url: str, headers: dict, baseline: str):
         self.name, self.url, self.headers, self.baseline = name, url, headers, baseline
+        self.port = port
+        self.pid = None  # the proxy's process, for its CPU at concurrency 32
         self.connection = http.client.HTTPConnection("127.0.0.1", port)
         self.samples: list[float] = []
 
@@ -114,23 +117,28 @@ def main():
         component_copy = httpx.get(f"{url}/_smemu/endpoints/floor-ic/copies").json()["Copies"][0]["Port"]
         smemu_port = int(url.rsplit(":", 1)[1])
         csv = {"Content-Type": "text/csv"}
-        paths = [Path_("direct to the copy", model_copy, "/invocations", csv, "")]
-        ports = {"haproxy": harness.free_port(), "raw": harness.free_port(), "uvicorn": harness.free_port()}
-        proxy = haproxy(workdir, ports["haproxy"], model_copy)
-        if proxy is not None:
-            helpers.append(proxy)
-            paths.append(Path_("haproxy 2.6 (C)", ports["haproxy"], "/invocations", csv, "direct to the copy"))
-        for key, script, label in (("raw", "raw_floor.py", "raw asyncio + httptools + pool"),
-                                   ("uvicorn", "floor_router.py", "raw ASGI on uvicorn")):
-            helpers.append(harness.background([sys.executable, str(HERE / script), str(ports[key]), str(model_copy)],
-                                              f"http://127.0.0.1:{ports[key]}/"))
-            paths.append(Path_(label, ports[key], "/invocations", csv, "direct to the copy"))
-        paths.append(Path_("smemu, model route", smemu_port, "/endpoints/floor/invocations", csv,
-                           "direct to the copy"))
-        paths.append(Path_("direct to the component's copy", component_copy, "/invocations", csv, ""))
-        paths.append(Path_("smemu, component route", smemu_port, "/endpoints/floor-ic/invocations",
-                           {**csv, "X-Amzn-SageMaker-Inference-Component": "floor-c"},
-                           "direct to the component's copy"))
+        paths = []
+        # The same floors in front of each copy: the model's (unpinned, as SageMaker gives a model its instance)
+        # and the component's (pinned to its core), since the two answer at different speeds.
+        for copy, tag, route, extra in ((model_copy, "model", "/endpoints/floor/invocations", {}),
+                                        (component_copy, "component", "/endpoints/floor-ic/invocations",
+                                         {"X-Amzn-SageMaker-Inference-Component": "floor-c"})):
+            direct = f"direct to the {tag}'s copy"
+            paths.append(Path_(direct, copy, "/invocations", csv, ""))
+            ports = {"haproxy": harness.free_port(), "raw": harness.free_port(), "uvicorn": harness.free_port()}
+            proxy = haproxy(workdir, ports["haproxy"], copy)
+            if proxy is not None:
+                helpers.append(proxy)
+                paths.append(Path_(f"{tag}: haproxy (C)", ports["haproxy"], "/invocations", csv, direct))
+            for key, script, label in (("raw", "raw_floor.py", "raw asyncio floor"),
+                                       ("uvicorn", "floor_router.py", "uvicorn floor")):
+                helpers.append(harness.background([sys.executable, str(HERE / script), str(ports[key]), str(copy)],
+                                                  f"http://127.0.0.1:{ports[key]}/"))
+                paths.append(Path_(f"{tag}: {label}", ports[key], "/invocations", csv, direct))
+                paths[-1].pid = helpers[-1].pid
+            paths.append(Path_(f"{tag}: smemu", smemu_port, route, {**csv, **extra}, direct))
+            paths[-1].pid = url.pid
+        c32 = {}
         try:
             for path in paths:  # warm up every path
                 for _ in range(200):
@@ -138,6 +146,7 @@ def main():
             for _ in range(max(1, REQUESTS // BLOCK)):
                 for path in paths:
                     path.samples += [path.once() for _ in range(BLOCK)]
+            c32 = concurrency_32(workdir, [p for p in paths if getattr(p, "pid", None)])
         finally:
             for helper in helpers:
                 helper.kill()
@@ -154,7 +163,40 @@ def main():
         results[path.name] = row
         added = (f"{row['added_p50_ms']:+10.3f} {row['added_p99_ms']:+10.3f}" if path.baseline else "")
         print(f"{path.name:36} {p50:8.3f} {p99:8.3f} {added}")
+    for name, row in c32.items():
+        results[name].update(row)
+        print(f"{name:36} c32: {row['c32_cpu_us_per_request']:6.1f} us of CPU per request, "
+              f"{row['c32_rps']:7.0f} requests/s, {row['c32_non_2xx']} non-2xx")
     harness.write_results("floor_bench.json", results)
+    return results
+
+
+def concurrency_32(workdir: Path, paths: list) -> dict:
+    """CPU per request of each proxy at concurrency 32: wrk (C, HTTP/1.1 keep-alive, one thread) for 3 s per path,
+    the proxy's CPU time from /proc. Skipped, saying so, where wrk is not installed (apt-get install wrk)."""
+    binary = shutil.which("wrk")
+    if binary is None:
+        print("wrk: not installed (apt-get install wrk); the concurrency-32 figures are skipped")
+        return {}
+    import psutil
+
+    script = workdir / "post.lua"
+    script.write_text('wrk.method = "POST"\nwrk.body = "%s"\n' % BODY.decode())
+    out = {}
+    for path in paths:
+        process = psutil.Process(path.pid)
+        lines = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in path.headers.items())
+        script.write_text('wrk.method = "POST"\nwrk.body = "%s"\n%s' % (BODY.decode(), lines))
+        before = sum(process.cpu_times()[:2])
+        report = subprocess.run([binary, "-t1", "-c32", "-d3s", "-s", str(script), f"http://127.0.0.1:{path.port}{path.url}"],
+                                capture_output=True, text=True, check=True).stdout
+        cpu = sum(process.cpu_times()[:2]) - before
+        count = int(re.search(r"(\d+) requests in ([\d.]+)s", report).group(1))
+        seconds = float(re.search(r"requests in ([\d.]+)s", report).group(1))
+        failed = re.search(r"Non-2xx or 3xx responses: (\d+)", report)
+        out[path.name] = {"c32_cpu_us_per_request": cpu / count * 1e6, "c32_rps": count / seconds,
+                          "c32_non_2xx": int(failed.group(1)) if failed else 0}
+    return out
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ from emulator.router.client import ConnectionPool
 
 PORT, COPY_PORT = int(sys.argv[1]), int(sys.argv[2])
 HEADERS = {"content-type": "text/csv"}
+# The headers smemu's answer carries (InvokeEndpoint's contract), so the client parses the same answer from every
+# path and the difference is the proxy's alone.
+SAME_HEADERS = (b"date: Sat, 05 Dec 2026 12:00:00 GMT\r\nserver: uvicorn\r\ncontent-type: text/csv; charset=utf-8\r\n"
+                b"x-amzn-invoked-production-variant: AllTraffic\r\n"
+                b"x-amzn-requestid: 0f8fad5b-d9cb-469f-a165-70867728950e\r\n")
 
 
 class Forwarder(asyncio.Protocol):
@@ -35,7 +40,7 @@ class Forwarder(asyncio.Protocol):
 
     async def forward(self, body: bytes):
         status, _, answer = await self.pool.request("POST", "127.0.0.1", COPY_PORT, "/invocations", body, HEADERS, 60)
-        self.transport.write(b"HTTP/1.1 %d OK\r\nContent-Length: %d\r\n\r\n%s" % (status, len(answer), answer))
+        self.transport.write(b"HTTP/1.1 %d OK\r\n%sContent-Length: %d\r\n\r\n%s" % (status, SAME_HEADERS, len(answer), answer))
 
 
 async def main():

@@ -1,7 +1,6 @@
 """--iam: users, groups, roles and their policies decide what each signed caller may do, with AWS's texts.
 
-Every request here is signed by boto3 against a running server; the root keys (SMEMU_ACCESS_KEYS) set up
-users and policies through IAM on the same port."""
+Every request is signed by boto3 against a running server; the root keys set up users and policies in IAM."""
 from __future__ import annotations
 
 import json

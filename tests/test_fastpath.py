@@ -149,3 +149,66 @@ def test_garbage_gets_400_and_a_closed_connection(emulator):
     status, _, _ = connection.answer()
     assert status == 400 and connection.closed()
     connection.close()
+
+
+def test_start_eagerly_runs_to_the_first_wait_then_a_task_carries_on():
+    import asyncio
+
+    from emulator.api.fastpath import start_eagerly
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        steps = []
+
+        async def finishes_at_once():
+            steps.append("at once")
+            return 1
+
+        assert start_eagerly(loop, finishes_at_once()) is None and steps == ["at once"]
+
+        gate = loop.create_future()
+
+        async def waits():
+            steps.append("before the wait")
+            value = await gate
+            steps.append(f"after the wait: {value}")
+            return value * 2
+
+        task = start_eagerly(loop, waits())
+        assert steps[-1] == "before the wait" and not task.done()  # ran up to the wait, in this call
+        gate.set_result(21)
+        assert await task == 42 and steps[-1] == "after the wait: 21"
+
+        cleaned = []
+        blocked = loop.create_future()
+
+        async def cancelled():
+            try:
+                await blocked
+            finally:
+                cleaned.append("finally ran")
+
+        task = start_eagerly(loop, cancelled())
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        assert task.cancelled() and cleaned == ["finally ran"]
+
+        failing = loop.create_future()
+
+        async def raises():
+            await failing
+            raise ValueError("the coroutine's own error")
+
+        task = start_eagerly(loop, raises())
+        failing.set_result(None)
+        try:
+            await task
+        except ValueError as exc:
+            assert "own error" in str(exc)
+        else:
+            raise AssertionError("the error did not reach the task")
+
+    asyncio.run(main())

@@ -16,6 +16,7 @@ see: it is answered 400 and the connection closed (no SDK pipelines).
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import logging
 from urllib.parse import unquote
 
@@ -28,6 +29,56 @@ from .runtime import RuntimeApi, invocation_target
 log = logging.getLogger("smemu.api")
 INTERNAL = (500, [(b"content-type", b"application/json"), (b"x-amzn-errortype", b"InternalFailure")],
             b'{"message": "An internal error occurred in smemu; see its log."}')
+
+
+def start_eagerly(loop, coroutine) -> asyncio.Task | None:
+    """Run ``coroutine`` now, in this callback, up to its first real wait (an invocation: until its request is
+    written to the copy), then leave the rest to a task; None when it finished without waiting. A task's first
+    step would wait for the loop's next iteration, and the request would reach the copy that much later."""
+    try:
+        waiting_on = coroutine.send(None)
+    except StopIteration:
+        return None
+    return loop.create_task(_Rest(coroutine, waiting_on))
+
+
+class _Rest(collections.abc.Coroutine):
+    """The rest of a coroutine started by ``start_eagerly``, for a task to run: its first step hands the task the
+    future the coroutine already waits on; every later send, and any throw (a cancellation before that first
+    step included), goes to the coroutine itself."""
+
+    __slots__ = ("coroutine", "waiting_on")
+
+    def __init__(self, coroutine, waiting_on):
+        self.coroutine = coroutine
+        self.waiting_on = waiting_on
+
+    def send(self, value):
+        if self.waiting_on is not _DONE:
+            waiting_on, self.waiting_on = self.waiting_on, _DONE
+            return waiting_on
+        return self.coroutine.send(value)
+
+    def throw(self, kind, value=None, traceback=None):
+        self.waiting_on = _DONE
+        if value is None and traceback is None:
+            return self.coroutine.throw(kind)
+        return self.coroutine.throw(kind, value, traceback)
+
+    def close(self):
+        self.coroutine.close()
+
+    def __next__(self):
+        return self.send(None)
+
+    def __iter__(self):
+        return self
+
+    def __await__(self):  # an iterator with send and throw, as ``yield from`` wants
+        return self
+
+
+_DONE = object()
 
 
 class _HandOff(Exception):
@@ -132,12 +183,13 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
             scope = {"type": "http", "method": "POST", "raw_path": path[0], "query_string": path[2],
                      "path": self.path, "headers": self.headers, "client": self.client}
             self.in_flight += 1
-            task = self.loop.create_task(self._answer(scope, self.endpoint, b"".join(self.body), keep_alive, http10,
-                                                      self.last))
+            task = start_eagerly(self.loop, self._answer(scope, self.endpoint, b"".join(self.body), keep_alive,
+                                                         http10, self.last))
             self.last = task
-            tasks = self.server_state.tasks
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            if task is not None:
+                tasks = self.server_state.tasks
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
 
         def _invocation(self) -> str | None:
             """The endpoint when this message is a plain InvokeEndpoint, else None."""
@@ -164,7 +216,7 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
             except Exception:
                 log.exception("the invocation path failed a request to %s", endpoint)
                 status, headers, out = INTERNAL[0], list(INTERNAL[1]), INTERNAL[2]
-            if previous is not None and not previous.done():
+            if previous is not None and not previous.done():  # a task: one that finished at once is None
                 await asyncio.wait([previous])  # the answer before this one goes first on the wire
             self.in_flight -= 1
             transport = self.transport

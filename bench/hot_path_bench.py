@@ -1,7 +1,7 @@
 """smemu's own code on the invocation path, in process: the runtime API as the data plane's protocol calls it
-(api/fastpath.py), the router, the policy and the metrics, with the copy replaced by a stub that answers at once. CPU microseconds per
-request (best of 5 × 20,000), for a model endpoint and an inference component. The network, uvicorn
-and the copy are left out, so the figure moves only when smemu's code does."""
+(api/fastpath.py), the router, the policy and the metrics, with the copy replaced by a stub that answers at
+once. CPU microseconds per request (best of 5 × 20,000), for a model endpoint and an inference component. The
+network, uvicorn and the copy are left out, so the figure moves only when smemu's code does."""
 from __future__ import annotations
 
 import time

@@ -24,11 +24,9 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from ..router.invoke import MAX_BODY
-from .runtime import RuntimeApi, invocation_target
+from .runtime import RuntimeApi, internal_answer, invocation_target
 
 log = logging.getLogger("smemu.api")
-INTERNAL = (500, [(b"content-type", b"application/json"), (b"x-amzn-errortype", b"InternalFailure")],
-            b'{"message": "An internal error occurred in smemu; see its log."}')
 
 
 def start_eagerly(loop, coroutine) -> asyncio.Task | None:
@@ -179,8 +177,7 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
             parser = self.parser
             keep_alive = parser.should_keep_alive()
             http10 = parser.get_http_version() == "1.0"
-            path = self.url.partition(b"?")
-            scope = {"type": "http", "method": "POST", "raw_path": path[0], "query_string": path[2],
+            scope = {"type": "http", "method": "POST", "raw_path": self.raw_path, "query_string": self.query,
                      "path": self.path, "headers": self.headers, "client": self.client}
             self.in_flight += 1
             task = start_eagerly(self.loop, self._answer(scope, self.endpoint, b"".join(self.body), keep_alive,
@@ -203,7 +200,8 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
                     return None
             if length is None or not length.isdigit() or int(length) > MAX_BODY:
                 return None  # the ASGI path reads a chunked body bounded, or refuses an oversized one
-            raw_path = self.url.partition(b"?")[0].decode("latin-1")
+            self.raw_path, _, self.query = self.url.partition(b"?")
+            raw_path = self.raw_path.decode("latin-1")
             self.path = unquote(raw_path) if "%" in raw_path else raw_path
             target = invocation_target(self.path)
             if target is None or target[1] != "invocations":
@@ -215,7 +213,7 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
                 status, headers, out = await runtime_api.invoke(scope, endpoint, body)
             except Exception:
                 log.exception("the invocation path failed a request to %s", endpoint)
-                status, headers, out = INTERNAL[0], list(INTERNAL[1]), INTERNAL[2]
+                status, headers, out = internal_answer()
             if previous is not None and not previous.done():  # a task: one that finished at once is None
                 await asyncio.wait([previous])  # the answer before this one goes first on the wire
             self.in_flight -= 1

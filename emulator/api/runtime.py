@@ -184,7 +184,7 @@ class RuntimeApi:
             status, out_headers, out_body = _error_answer(exc)
         except Exception:
             log.exception("internal error invoking %s", endpoint)
-            status, out_headers, out_body = _internal_answer()
+            status, out_headers, out_body = internal_answer()
         out_headers.append((b"x-amzn-requestid", request_id.encode()))
         return status, out_headers, out_body
 
@@ -214,7 +214,7 @@ class RuntimeApi:
             log.exception("internal error invoking %s", endpoint)
             if sink is not None and sink.started:
                 return
-            status, out_headers, out_body = _internal_answer()
+            status, out_headers, out_body = internal_answer()
         out_headers.append((b"x-amzn-requestid", request_id.encode()))
         out_headers.append((b"content-length", str(len(out_body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": out_headers})
@@ -241,7 +241,8 @@ def _error_answer(exc: RuntimeApiError) -> tuple[int, list, bytes]:
         error_body(exc)
 
 
-def _internal_answer() -> tuple[int, list, bytes]:
+def internal_answer() -> tuple[int, list, bytes]:
+    """(status, headers, body) of smemu's own failure, in the runtime's error form."""
     return 500, [(b"content-type", b"application/json"), (b"x-amzn-errortype", b"InternalFailure")], \
         json.dumps({"message": "An internal error occurred in smemu; see its log."}).encode()
 

@@ -72,7 +72,7 @@ def runtimes() -> list[str]:
 
 
 def warm_pool_ready(url: str, framework: str, timeout: float = 30.0):
-    """Scale from zero happens after idle time, when the warm pool (process runtime) is full again."""
+    """Scale from zero happens after idle time, when the framework's copy template (process runtime) is ready."""
     import httpx
 
     end = time.monotonic() + timeout

@@ -4,7 +4,8 @@ Data plane (XGBoost endpoint, process runtime): added latency through the emulat
 call to the copy at concurrency 1 (same client, blocks interleaved), emulator CPU per request and
 errors at concurrency 32, boto3 end to end. Control plane: server-side time (the app's own
 x-smemu-server-time-us) of Describe/Create/List calls before and after 10,000 models exist.
-Placement and cold start: bench/placement_bench.py and bench/cold_start_bench.py; scale from zero
+Placement, cold start and memory per copy: bench/placement_bench.py, bench/cold_start_bench.py and
+bench/density_bench.py; scale from zero
 through CloudWatch and Application Auto Scaling: bench/scale_from_zero_bench.py. Every load is
 bounded and on 127.0.0.1 only. Prints a table; writes bench/results/summary.json.
 """
@@ -23,6 +24,7 @@ import numpy as np
 import psutil
 
 import cold_start_bench
+import density_bench
 import failover_bench
 import floor_bench
 import guardrails_bench
@@ -249,6 +251,8 @@ def main(argv=None) -> int:
     placement = placement_bench.main()
     print("cold start ...", flush=True)
     cold = cold_start_bench.main()
+    print("memory per copy (eight copies per framework) ...", flush=True)
+    density = density_bench.main()
     print("failover ...", flush=True)
     failover = failover_bench.main()
     print("guardrails ...", flush=True)
@@ -310,6 +314,13 @@ def main(argv=None) -> int:
         create = f"{runtime_name} {framework} create->InService"
         gate(f"{create} p50", cold[create]["median_s"], creates[(runtime_name, framework)], "s")
 
+    # Copies forked from a template per framework: the density issue's targets, PSS per copy (template included).
+    for framework, limit in (("xgboost", 20), ("pytorch", 60)):
+        forked, alone = density[f"{framework} forked"], density[f"{framework} interpreter per copy"]
+        gate(f"{framework} PSS per copy, forked from a template ({forked['copies_per_gib']:g} copies per GiB)",
+             forked["per_copy_mb"], limit, "MB")
+        figure(f"{framework} PSS per copy, an interpreter each ({alone['copies_per_gib']:g} copies per GiB)",
+               alone["per_copy_mb"], "MB")
     gate("failed requests when one of two copies is killed", failover["failover"]["failed_requests"], 0, "requests")
     gate("killed copy replaced (max of 3)", failover["failover"]["replacement_max_s"], 2.0, "s")
     gate("pytest plugin fixture start", failover["plugin_startup"]["median_s"], 1.0, "s")
@@ -329,7 +340,7 @@ def main(argv=None) -> int:
     for row in [("metric", "value", "gate", "verdict")] + ROWS:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     summary = {"machine": host, "hot_path": code, "floors": floors, "data_plane": data, "control_plane": control, "placement": placement, "cold_start": cold,
-               "failover": failover, "guardrails": guardrails, "scale_from_zero": from_zero,
+               "density": density, "failover": failover, "guardrails": guardrails, "scale_from_zero": from_zero,
                "gates": [dict(zip(("metric", "value", "gate", "verdict"), row)) for row in ROWS]}
     harness.write_results("summary.json", summary)
     failed = [row[0] for row in ROWS if row[3] == "FAIL"]

@@ -64,8 +64,9 @@ def main(argv=None):
                    help="run CloudWatch periods, alarm evaluation and autoscaling cooldowns this many times faster "
                         "than real time (default 1; 60 makes a 15-minute scale-in take 15 seconds)")
     p.add_argument("--warm-pool", type=int,
-                   help="process runtime: idle serving processes kept per framework, framework imported, so a "
-                        "new copy only loads its model (default 1; 0: off)")
+                   help="process runtime: 1 (default) forks each copy from a template process per framework that "
+                        "has imported it, so copies share its memory and only load their model; 0 starts an "
+                        "interpreter per copy")
     p.add_argument("--sandbox", choices=["auto", "off"],
                    help="process runtime: run each copy in its sandbox where the host can make it (default auto)")
     p.add_argument("--auth", choices=["none", "sigv4"],

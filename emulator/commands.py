@@ -111,8 +111,9 @@ def ps(args):
               "EnableNetworkIsolation is refused")
     pool = status.get("WarmPool") or []
     if pool:
-        print("warm pool: " + ", ".join(f"{p['Framework']} (pid {p['Pid']}, {p['ResidentMb']:g} MB"
-                                         f"{'' if p['Ready'] else ', starting'})" for p in pool))
+        print("copy templates: " + ", ".join(
+            f"{p['Framework']} (pid {p['Pid']}, {p['ProportionalMb']:g} MB PSS, {p['Copies']} "
+            f"cop{'y' if p['Copies'] == 1 else 'ies'}{'' if p['Ready'] else ', starting'})" for p in pool))
     if not status["Endpoints"]:
         print("no endpoints")
         return 0

@@ -56,8 +56,8 @@ class Settings:
     # The monitoring clock (CloudWatch periods and timestamps, alarm evaluation, Application Auto Scaling
     # cooldowns and activities) runs this many times faster than real time: 60 makes a minute a second.
     time_scale: float = 1.0
-    # Process runtime: idle serving processes kept per framework, framework already imported, so a new copy
-    # (scale-out, scale from zero) only loads its model. 0 turns the pool off.
+    # Process runtime: 1 forks each copy from a template process per framework that has imported it (the
+    # copies share its memory, and a new copy only loads its model); 0 starts an interpreter per copy.
     warm_pool: int = 1
     # Process runtime: "auto" runs each copy in its sandbox where the host can make it (root: mount, PID and,
     # with EnableNetworkIsolation, network namespaces); "off" runs copies unsandboxed (no network isolation).
@@ -137,8 +137,9 @@ class Settings:
             raise ValueError("--timeout-scale must be positive")
         if self.sandbox not in ("auto", "off"):
             raise ValueError(f"--sandbox must be auto or off, not {self.sandbox!r}")
-        if self.warm_pool < 0:
-            raise ValueError("--warm-pool must be 0 or more")
+        if self.warm_pool not in (0, 1):
+            raise ValueError(f"--warm-pool must be 1 (copies fork from a template per framework) or 0 (an "
+                             f"interpreter per copy), not {self.warm_pool}")
         if not 0 < self.time_scale <= 3600:
             raise ValueError("--time-scale must be above 0 and at most 3600")
 

@@ -188,9 +188,9 @@ RUNTIMES = ["process", pytest.param("docker", marks=[pytest.mark.docker, needs_d
 
 # -- processes --------------------------------------------------------------------------------------
 def serving_processes(state_dir, standby: bool = False) -> list[psutil.Process]:
-    """The emulator's serving processes: its copies, and with ``standby`` its warm pool's idle ones too
-    (an idle one works in the pool's folder; a claimed one in its copy's). A sandboxed copy is two processes:
-    the launcher outside its namespaces and the copy inside."""
+    """The emulator's serving processes: its copies, and with ``standby`` its copy templates too (a template
+    works in the warm-pool folder; a copy, forked or not, in its own). A sandboxed copy started as an
+    interpreter of its own is two processes: the launcher outside its namespaces and the copy inside."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         try:

@@ -152,13 +152,15 @@ def test_the_sandbox_is_shown_and_isolation_refused_where_it_cannot_be_made(tmp_
 
 
 def test_copies_still_import_smemu_when_it_is_installed_under_tmp(tmp_path, xgboost_archive):
-    """A copy's /tmp is private: smemu's code and its interpreter are attached again where they lie under it."""
+    """A copy's /tmp is private: smemu's code and its interpreter are attached again where they lie under it.
+    An interpreter per copy (--warm-pool 0) imports the marked module inside its walls; a forked copy has it
+    imported by its template already."""
     source = Path(tempfile.mkdtemp(prefix="smemu-src-", dir="/tmp"))
     try:
         shutil.copytree(ROOT / "emulator", source / "emulator", ignore=shutil.ignore_patterns("__pycache__"))
-        marker = source / "emulator" / "serving" / "__init__.py"
+        marker = source / "emulator" / "serving" / "requirements.py"
         marker.write_text(marker.read_text() + "\nprint('smemu-serving: imported from', __file__, flush=True)\n")
-        server = EmulatorProcess(tmp_path / "state", {"PYTHONPATH": str(source)}).start()
+        server = EmulatorProcess(tmp_path / "state", {"PYTHONPATH": str(source), "SMEMU_WARM_POOL": "0"}).start()
         try:
             sagemaker = server.client("sagemaker")
             deploy(sagemaker, "from-tmp", xgboost_archive)
@@ -166,7 +168,7 @@ def test_copies_still_import_smemu_when_it_is_installed_under_tmp(tmp_path, xgbo
                 EndpointName="from-tmp", Body=b"0,0,1", ContentType="text/csv")["Body"].read()
             assert body == b"0.25\n"
             (copy,) = copies(placement(server, "from-tmp"))
-            assert f"imported from {source}/emulator/serving/__init__.py" in open(copy["LogPath"]).read()
+            assert f"imported from {source}/emulator/serving/requirements.py" in open(copy["LogPath"]).read()
         finally:
             server.stop()
     finally:

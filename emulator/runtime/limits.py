@@ -203,12 +203,12 @@ def cpu_seconds(pid: int | None) -> float:
     return total
 
 
-def resident_mb(pid: int) -> float:
-    """Resident memory of a process and its children, in MiB (the watchdog's measure)."""
+def resident_mb(pid: int, tree: bool = True) -> float:
+    """Resident memory of a process and (with ``tree``) its children, in MiB (the watchdog's measure)."""
     try:
         process = psutil.Process(pid)
         total = process.memory_info().rss
-        for child in process.children(recursive=True):
+        for child in process.children(recursive=True) if tree else ():
             try:
                 total += child.memory_info().rss
             except psutil.Error:
@@ -216,3 +216,16 @@ def resident_mb(pid: int) -> float:
         return total / (1024 * 1024)
     except psutil.Error:
         return 0.0
+
+
+def proportional_mb(pid: int, tree: bool = True) -> float:
+    """Proportional set size (PSS) of a process and (with ``tree``) its children, in MiB: each page shared
+    by n processes counts 1/n, so copies forked from one template add up to what they really use."""
+    total = 0
+    for member in process_tree(pid) if tree else [pid]:
+        try:
+            with open(f"/proc/{member}/smaps_rollup") as rollup:
+                total += next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+        except (OSError, StopIteration, ValueError):
+            pass
+    return total / 1024

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..serving.sandbox import BASE_DIR, MODEL_DIR, REQUIREMENTS_DIR
+from ..serving.sandbox import BASE_DIR
 from .base import append_log, prepare_start
 from .fleet import Copy
 from .health import CopyStartError, bring_into_service
@@ -27,14 +27,14 @@ from .images import framework_of
 from .limits import MEMORY_EXCEEDED, MemoryLimiter, host_has_gpus, process_tree, resident_mb
 from .sandbox import Sandbox
 from .spec import CopyLimits, CopySpec, free_port
-from .warmpool import WarmPool, poolable
+from .templates import CopyTemplates, poolable
 
 class ProcessRuntime:
     name = "process"
 
     def __init__(self, state_dir: Path, stop_grace: float, warm_pool: int = 0, sandbox: str = "auto"):
         self.sandbox = Sandbox(state_dir, sandbox)
-        self.pool = WarmPool(warm_pool, state_dir / "warm-pool", self.sandbox)
+        self.templates = CopyTemplates(warm_pool > 0, state_dir / "warm-pool")
         self.copies_dir = state_dir / "copies"
         self.requirements_cache = state_dir / "requirements"
         self.stop_grace = stop_grace
@@ -85,24 +85,17 @@ class ProcessRuntime:
             if limits.devices and self.gpus:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in limits.devices)
         framework = framework_of(spec.image)
-        pooled = poolable(spec.environment) and not spec.network_isolation
-        process = self.pool.claim(framework) if pooled else None
+        plan = self.sandbox.plan(spec.model_dir, requirements, spec.network_isolation) if self.sandbox.available else None
         with open(log_path, "ab", buffering=0) as log:
+            process = None
+            if poolable(spec.environment):
+                process = await self.templates.fork(framework, env, Path("/") if plan else base_dir, log, plan)
             log.write(f"--- smemu: starting copy {copy_id} of {spec.endpoint}/{spec.variant} on port {port}"
-                      f"{f' (from the warm pool, pid {process.pid})' if process else ''}"
+                      f"{f' (forked from the {framework} template)' if process else ''}"
                       f"{'' if self.sandbox.available else ' (no sandbox)'}\n".encode())
-            if process is not None:
-                if self.sandbox.available:  # its walls are up once it is ready (it builds them before importing)
-                    await self.pool.wait_ready(process)
-                    try:
-                        await asyncio.to_thread(self._mount_claimed, process.pid, spec.model_dir, requirements)
-                    except OSError as exc:
-                        _signal_group(process.pid, signal.SIGKILL)  # claimed, never assigned: it goes
-                        raise CopyStartError(f"The model could not be mounted into the copy's sandbox: {exc}") from None
-                self.pool.assign(process, env, base_dir, log)
-            else:
-                if self.sandbox.available:
-                    env["SMEMU_SANDBOX"] = self.sandbox.plan(spec.model_dir, requirements, spec.network_isolation)
+            if process is None:
+                if plan:
+                    env["SMEMU_SANDBOX"] = plan
                 process = subprocess.Popen(
                     [sys.executable, "-m", "emulator.serving", "serve"],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -118,9 +111,7 @@ class ProcessRuntime:
             self._enforce(copy, process.pid, limits)
         if spec.network_isolation:
             copy.proxy = await start_namespace_proxy(process, port)
-        copy = await bring_into_service(self, copy, spec, process.poll)
-        self.pool.refill(framework)  # after the copy serves: the next start is warm, this one was not slowed
-        return copy
+        return await bring_into_service(self, copy, spec, process.poll)
 
     def _private_base_dir(self, copy_id: str, model_dir: Path | None) -> Path:
         base_dir = self.copies_dir / copy_id
@@ -132,21 +123,12 @@ class ProcessRuntime:
             model_link.mkdir()
         return base_dir
 
-    def _mount_claimed(self, pid: int, model_dir: Path | None, requirements: Path | None):
-        """A warm-pool process got its walls before it knew its model: mount the model (and its
-        requirements cache) into them now."""
-        if model_dir is not None:
-            self.sandbox.mount_into(pid, model_dir, MODEL_DIR)
-        if requirements is not None:
-            self.sandbox.mount_into(pid, requirements, REQUIREMENTS_DIR, read_only=False)
-
     def _enforce(self, copy: Copy, pid: int, limits: CopyLimits):
         copy.instance_id, copy.cores, copy.devices = limits.instance_id, limits.cores, limits.devices
         copy.runs_on = "cuda" if limits.devices and self.gpus else "cpu"
         copy.cpus, copy.memory_limit_mb = limits.cpus, limits.memory_limit_mb
         # The cgroup first, then every thread of every process (a sandboxed copy is a launcher and the copy
-        # it forked; a pooled process imported its framework before it was a copy): what they start later
-        # inherits both.
+        # it forked; either may have started threads by now): what they start later inherits both.
         copy.memory_mechanism = self.memory.apply(copy.copy_id, pid, limits.memory_limit_mb)
         for process in process_tree(pid):
             self.memory.add(copy.copy_id, process)
@@ -217,13 +199,13 @@ class ProcessRuntime:
         pass  # processes die with the emulator: nothing is left to adopt
 
     def warm_pool(self) -> list[dict]:
-        return self.pool.describe()
+        return self.templates.describe()
 
     def describe(self) -> dict:
         return {"Sandbox": self.sandbox.describe()}
 
     def close(self):
-        self.pool.close()
+        self.templates.close()
         self.memory.close()
 
 

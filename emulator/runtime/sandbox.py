@@ -1,7 +1,6 @@
 """The process runtime's sandbox, seen from smemu: whether this host can build it, the plan each copy
 gets (``emulator/serving/sandbox.py`` builds the walls inside the copy), and mounts made into a
-running copy's namespace (a warm-pool process's model when it is claimed, a multi-model endpoint's
-TargetModels as they load).
+running copy's namespace (a multi-model endpoint's TargetModels as they load).
 
 The walls need root (mount and PID namespaces) and a ``/opt/ml`` directory to mount on; smemu
 checks once at start by building them in a probe process. Where they cannot be made, copies run

@@ -1,4 +1,5 @@
-"""``serve`` entry point: ``python -m emulator.serving [serve] [--framework pytorch|xgboost]``."""
+"""``python -m emulator.serving [serve] [--framework pytorch|xgboost]`` serves a copy;
+``python -m emulator.serving template --framework …`` is a copy template (``template.py``)."""
 from __future__ import annotations
 
 import argparse
@@ -11,11 +12,13 @@ from .sandbox import enter_from_environment
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="serve", description="SageMaker-compatible model server")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "standby"])
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "template"])
     parser.add_argument("--framework", choices=["pytorch", "xgboost"], default=None)
     args = parser.parse_args(argv)
-    if args.command == "standby":
-        return standby(args.framework)
+    if args.command == "template":
+        from . import template
+
+        return template.run(args.framework, lambda: main(["serve"]))
 
     from .environment import read_environment
     from .requirements import RequirementsError, install_requirements
@@ -36,6 +39,7 @@ def main(argv=None):
 
     options = dict(
         host=env.host, port=env.port, log_level="warning", access_log=False, lifespan="on",
+        ws="none",  # the container contract has no WebSocket route
         # Longer than any client pool's idle timeout, so a pooled connection is never closed mid-send.
         timeout_keep_alive=75,
     )
@@ -46,51 +50,6 @@ def main(argv=None):
 
         uvicorn.run(ServingApp(env), **options)
     return 0
-
-
-def standby(framework: str) -> int:
-    """Wait, with the framework and the server already imported, to become a copy (the emulator's warm
-    pool). One message on the pool's socket (``SMEMU_STANDBY_FD``) assigns the copy: its environment and
-    working directory, with its log file as a passed descriptor; then this process serves exactly as
-    ``serve`` would. End of input: retire. Blocked on the read, it uses no CPU."""
-    import json
-    import socket
-
-    import uvicorn  # noqa: F401  (imported now, so a copy does not wait for it)
-
-    from . import server  # noqa: F401
-    if framework == "xgboost":
-        import xgboost  # noqa: F401
-
-        from . import xgboost as defaults  # noqa: F401
-    else:
-        import torch  # noqa: F401
-
-        from . import pytorch as defaults  # noqa: F401
-    channel = socket.socket(fileno=int(os.environ.pop("SMEMU_STANDBY_FD")))
-    try:
-        channel.send(b"R")  # done importing: the pool prefers this process to one still at it
-    except BrokenPipeError:
-        pass  # claimed while still importing: the assignment already waits to be read
-    try:
-        message, fds, _, _ = socket.recv_fds(channel, 1 << 20, 1)
-    except ConnectionResetError:
-        message = b""
-    channel.close()
-    if not message:
-        return 0
-    assignment = json.loads(message)
-    os.dup2(fds[0], 1)
-    os.dup2(fds[0], 2)
-    os.close(fds[0])
-    os.chdir(assignment["cwd"])
-    os.environ.clear()
-    os.environ.update(assignment["env"])
-    if "torch" in sys.modules:  # torch sized its thread pool when it was imported, before the copy's limits
-        import torch
-
-        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)))
-    return main(["serve"])
 
 
 if __name__ == "__main__":

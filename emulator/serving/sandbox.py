@@ -13,8 +13,8 @@ imported (one thread, so every later thread inherits the result) it:
 - drops to the capabilities Docker gives a container by default (no CAP_SYS_ADMIN: the mounts
   above cannot be undone; CAP_KILL only reaches its own namespace).
 
-A warm-pool process enters the same walls before it imports its framework; its model (and
-requirements cache) are mounted into its namespace from outside when it is claimed.
+A copy forked from a template (``template.py``) is born PID 1 of its new PID namespace
+(``fork_as_pid_one``) and builds the rest of the same walls itself, with no launcher.
 
 Imports nothing else of smemu (it runs inside the copy). ``python -m emulator.serving.sandbox
 --probe`` builds the walls once and exits 0: the runtime's check that this host can make them.
@@ -79,8 +79,8 @@ def _read_only_tree(path: str):
 
 def _bind(source: str, target: str, read_only: bool):
     _mount(source, target, None, MS_BIND | MS_REC)
-    if read_only:
-        _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    # Set either way: a bind of a path under the read-only tree would otherwise stay read-only.
+    _mount(None, target, None, MS_REMOUNT | MS_BIND | (MS_RDONLY if read_only else 0) | MS_NOSUID | MS_NODEV)
 
 
 def _clone_tree(path: str) -> int:
@@ -151,20 +151,25 @@ def _launcher(child: int):
     os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
 
 
-def enter(plan: dict):
-    """Build the walls and return inside them, as PID 1 of a new PID namespace (see the module's text)."""
-    flags = CLONE_NEWNS | CLONE_NEWPID | (CLONE_NEWNET if plan.get("network_isolation") else 0)
-    _check(_libc.unshare(flags), "unshare")
-    alive_r, alive_w = os.pipe()
-    child = os.fork()
-    if child:
+def enter(plan: dict, pid_one: bool = False):
+    """Build the walls and return inside them, as PID 1 of a new PID namespace (see the module's text).
+    ``pid_one``: this process already is (a template forked it there, ``fork_as_pid_one``), so there is
+    no launcher."""
+    flags = CLONE_NEWNS | (CLONE_NEWNET if plan.get("network_isolation") else 0)
+    if pid_one:
+        _check(_libc.unshare(flags), "unshare")
+    else:
+        _check(_libc.unshare(flags | CLONE_NEWPID), "unshare")
+        alive_r, alive_w = os.pipe()
+        child = os.fork()
+        if child:
+            os.close(alive_r)
+            _launcher(child)
+        os.close(alive_w)
+        _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")
+        if select.select([alive_r], [], [], 0)[0]:  # the launcher died before we asked to die with it
+            os._exit(1)
         os.close(alive_r)
-        _launcher(child)
-    os.close(alive_w)
-    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")
-    if select.select([alive_r], [], [], 0)[0]:  # the launcher died before we asked to die with it
-        os._exit(1)
-    os.close(alive_r)
     # Until the server installs its own, SIGTERM ends us (PID 1 ignores signals it has no handler for).
     signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -195,9 +200,24 @@ def enter(plan: dict):
             _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0755")
     if plan.get("network_isolation"):
         _loopback_up()
-    if plan.get("model"):  # a warm-pool process stays where it is until it is claimed
+    if plan.get("model"):  # a copy with no model data stays at /
         os.chdir(BASE_DIR)
     _drop_capabilities()
+
+
+def fork_as_pid_one() -> int:
+    """``os.fork()``, the child as PID 1 of a new PID namespace: a template's way to start a sandboxed copy
+    with no launcher between them. The caller's own namespace, and its later children's, stay as they were."""
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    pid = -1
+    try:
+        _check(_libc.unshare(CLONE_NEWPID), "unshare")
+        pid = os.fork()
+    finally:
+        if pid != 0:  # the caller: its next children are born in its own namespace again
+            _check(_libc.setns(own, CLONE_NEWPID), "setns")
+        os.close(own)
+    return pid
 
 
 def enter_from_environment():

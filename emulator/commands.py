@@ -112,7 +112,9 @@ def ps(args):
     pool = status.get("WarmPool") or []
     if pool:
         print("copy templates: " + ", ".join(
-            f"{p['Framework']} (pid {p['Pid']}, {p['ProportionalMb']:g} MB PSS, {p['Copies']} "
+            f"{p['Framework']} (pid {p['Pid']}, "
+            f"{''.join(f'{n} threads, ' for n in [(p.get('Threads') or {}).get('OMP_NUM_THREADS')] if n)}"
+            f"{p['ProportionalMb']:g} MB PSS, {p['Copies']} "
             f"cop{'y' if p['Copies'] == 1 else 'ies'}{'' if p['Ready'] else ', starting'})" for p in pool))
     if not status["Endpoints"]:
         print("no endpoints")

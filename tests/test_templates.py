@@ -18,7 +18,14 @@ from emulator.testing import EmulatorProcess, eventually
 
 from . import models
 from .helpers import (PYTORCH_IMAGE, REPORTER, ROOMY, add_component, component_endpoint, copies_of, ic_model,
-                      placement, serving_processes, wait_component)
+                      placement, serving_processes, wait_component, xgboost_predict)
+
+# XGBoost inference code that answers with the number of threads OpenMP would use on the inference thread:
+# what the copy's OMP_NUM_THREADS gave it when OpenMP loaded.
+OPENMP_THREADS = xgboost_predict(
+    'import ctypes, numpy\n'
+    '    gomp = next(line.split()[-1] for line in open("/proc/self/maps") if "libgomp" in line)\n'
+    '    return numpy.array([ctypes.CDLL(gomp).omp_get_max_threads()])')
 
 # The reporter, also saying which process answered, how many threads torch uses, a NumPy draw, and the
 # result of a matrix product large enough to run on torch's intra-op thread pool.
@@ -127,6 +134,25 @@ def test_a_forked_copy_reports_how_it_ended_and_a_lost_template_is_replaced(serv
     assert new_template["Pid"] != template["Pid"] and psutil.Process(back[0]["Pid"]).ppid() == new_template["Pid"]
     assert report(back[0])["product"] == 256.0 ** 3
     wait_component(sagemaker, "ends")
+
+
+def test_openmp_in_a_forked_copy_has_the_copys_thread_count(server, artifacts):
+    """OpenMP reads OMP_NUM_THREADS once, when it loads: copies of different core counts fork from different
+    templates, each started with the thread count its copies get (as a new interpreter would be)."""
+    sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
+    directory = models.write_code(models.xgboost_model_dir(artifacts / "omp-model"), OPENMP_THREADS)
+    ic_model(sagemaker, "omp-model", models.tar_directory(directory, artifacts / "omp-model.tar.gz"),
+             environment={"SAGEMAKER_PROGRAM": "inference.py"})
+    component_endpoint(sagemaker, "omp-ep", "ml.m5.2xlarge", 1)
+    for cores in (1, 2):
+        add_component(sagemaker, f"omp-{cores}", "omp-ep", "omp-model", cores=cores, memory=256)
+    for cores in (1, 2):
+        wait_component(sagemaker, f"omp-{cores}")
+        answer = runtime.invoke_endpoint(EndpointName="omp-ep", InferenceComponentName=f"omp-{cores}", Body=b"0,0,1",
+                                         ContentType="text/csv", Accept="text/csv")["Body"].read()
+        assert float(answer) == cores
+    threads = sorted(t["Threads"].get("OMP_NUM_THREADS") for t in templates_of(server))
+    assert threads == ["1", "2"]
 
 
 def test_no_template_with_warm_pool_0(tmp_path, xgboost_archive):

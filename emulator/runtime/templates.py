@@ -3,7 +3,8 @@ the serving toolkit, and forks each new copy of that framework (``serving/templa
 
 A forked copy shares the template's interpreter, libraries and heap copy-on-write: it costs the memory it
 changes, not a whole interpreter with PyTorch or XGBoost in it, and it starts without importing anything.
-A framework's template starts with its first copy and stays (blocked on its socket, no CPU) until the
+A framework's template starts with its first copy (one per set of thread variables, which the runtime sets
+from the copy's cores: OpenMP reads them only when it loads) and stays (blocked on its socket, no CPU) until the
 emulator stops; it is not sandboxed, and each child builds its own walls before it reads its model.
 A template that ends takes its copies with it (they die with their parent, as every copy dies with the
 emulator); the supervisor replaces them, and the next start brings a new template.
@@ -26,6 +27,8 @@ from pathlib import Path
 
 from .limits import proportional_mb, resident_mb
 
+# OpenMP and BLAS read these once, when they load: a copy forks from a template started with the same values.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # A model's Environment that changes how an interpreter starts cannot be applied to one already running.
 INTERPRETER_VARIABLES = ("PYTHON", "LD_", "MALLOC_", "KMP_", "GOMP_", "OMP_", "MKL_", "OPENBLAS_")
 
@@ -65,6 +68,7 @@ class Template:
     def __init__(self, framework: str, process: subprocess.Popen, channel: socket.socket):
         self.framework, self.process, self.channel = framework, process, channel
         self.ready = False
+        self.threads: dict = {}  # the thread variables it was started with
         self.forked: dict[str, int] = {}  # token → pid, until the start that asked for it takes it
         self.exits: dict[int, int] = {}  # pid → exit code, until its ForkedCopy reads it
         self.children: set[int] = set()
@@ -113,7 +117,7 @@ class CopyTemplates:
         when templates are off or the template could not start (the caller starts an interpreter)."""
         if not self.enabled:
             return None
-        template = self._template(framework)
+        template = self._template(framework, {k: env[k] for k in THREAD_VARIABLES if k in env})
         end = time.monotonic() + timeout
         while not template.ready and template.alive() and time.monotonic() < end:
             await asyncio.sleep(0.005)
@@ -134,8 +138,9 @@ class CopyTemplates:
         pid = template.forked.pop(token)
         return ForkedCopy(template, pid) if pid else None  # the template could not fork: start an interpreter
 
-    def _template(self, framework: str) -> Template:
-        template = self.templates.get(framework)
+    def _template(self, framework: str, threads: dict) -> Template:
+        key = (framework, *sorted(threads.items()))
+        template = self.templates.get(key)
         if template is not None and template.alive():
             return template
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -143,22 +148,23 @@ class CopyTemplates:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         # SMEMU_STATE_DIR names the emulator it serves (tools find its processes by it; copies inherit it).
         env.update(SMEMU_PARENT_PID=str(os.getpid()), PYTHONUNBUFFERED="1", SAGEMAKER_BASE_DIR=str(self.directory),
-                   SMEMU_STATE_DIR=str(self.directory.parent), SMEMU_TEMPLATE_FD=str(theirs.fileno()))
+                   SMEMU_STATE_DIR=str(self.directory.parent), SMEMU_TEMPLATE_FD=str(theirs.fileno()), **threads)
         with open(self.directory / f"{framework}.log", "ab") as log, theirs:
             process = subprocess.Popen(
                 [sys.executable, "-m", "emulator.serving", "template", "--framework", framework],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=str(self.directory),
                 start_new_session=True, env=env, pass_fds=(theirs.fileno(),))
         ours.setblocking(False)
-        template = self.templates[framework] = Template(framework, process, ours)
+        template = self.templates[key] = Template(framework, process, ours)
+        template.threads = threads
         return template
 
     def describe(self) -> list[dict]:
         shown = []
-        for framework, template in self.templates.items():
+        for template in self.templates.values():
             if template.alive():
                 template.pump()
-                shown.append({"Framework": framework, "Pid": template.process.pid, "Ready": template.ready,
+                shown.append({"Framework": template.framework, "Threads": template.threads, "Pid": template.process.pid, "Ready": template.ready,
                               "ResidentMb": round(resident_mb(template.process.pid, tree=False), 1),
                               "ProportionalMb": round(proportional_mb(template.process.pid, tree=False), 1),
                               "Copies": len(template.children)})

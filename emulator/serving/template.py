@@ -46,14 +46,16 @@ def run(framework: str, serve) -> int:
     import uvloop  # noqa: F401
 
     from . import environment, requirements, server  # noqa: F401
+    # The serving defaults first: they set the image's thread variables, which the framework's OpenMP reads once,
+    # when it loads (the runtime starts one template per set of thread variables).
     if framework == "xgboost":
-        import xgboost  # noqa: F401
-
         from . import xgboost as defaults  # noqa: F401
-    else:
-        import torch  # noqa: F401
 
+        import xgboost  # noqa: F401
+    else:
         from . import pytorch as defaults  # noqa: F401
+
+        import torch  # noqa: F401
     gc.collect()
     gc.freeze()
     channel = socket.socket(fileno=int(os.environ.pop("SMEMU_TEMPLATE_FD")))

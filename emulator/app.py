@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
 import logging
 import shutil
 import time
@@ -66,6 +67,13 @@ MIN_MONITOR_INTERVAL = 0.02  # real seconds: the monitoring loop's fastest tick,
 def make_runtime(settings: Settings) -> Runtime:
     """docker: every copy a container; process: every copy a subprocess; auto: docker when an engine
     answers and smemu's serving images are built (so the quick start works either way), else process."""
+    if settings.runtime == "ray":
+        if importlib.util.find_spec("ray") is None:
+            raise SystemExit("smemu: --runtime ray needs Ray: pip install -e '.[ray]'.")
+        from .runtime.raycluster import RayRuntime
+
+        return RayRuntime(settings.ray_address, settings.state_dir, settings.stop_grace, settings.ray_capacity_wait,
+                          settings.ray_package_limit_mb)
     if settings.runtime == "docker" and not docker_sdk_installed():
         raise SystemExit(f"smemu: --runtime docker, but {MISSING_SDK}.")
     if settings.runtime in ("docker", "auto"):

@@ -23,7 +23,7 @@ def serve(args):
             scale_from_zero=args.scale_from_zero, log_level=args.log_level,
             component_updates=args.component_updates, auth=args.auth, credentials_file=args.credentials_file,
             time_scale=args.time_scale, warm_pool=args.warm_pool, sandbox=args.sandbox, s3=args.s3,
-            iam=True if args.iam else None,
+            iam=True if args.iam else None, ray_address=args.ray_address,
         )
     except ValueError as exc:
         raise CommandError(str(exc), code=2) from None
@@ -49,7 +49,8 @@ def main(argv=None):
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help=f"port to listen on (default {DEFAULT_PORT})")
     p.add_argument("--state-dir", type=Path, help="where state, logs and model caches live (default ./.smemu)")
-    p.add_argument("--runtime", choices=["auto", "process", "docker"], help="how copies run (default auto)")
+    p.add_argument("--runtime", choices=["auto", "process", "docker", "ray"], help="how copies run (default auto)")
+    p.add_argument("--ray-address", help="--runtime ray: the Ray cluster's HOST:PORT (docs/scale-out.md)")
     p.add_argument("--account-id", help="account id used in ARNs (default 123456789012)")
     p.add_argument("--region", help="region when a request carries no SigV4 scope (default us-east-1)")
     p.add_argument("--timeout-scale", type=float,

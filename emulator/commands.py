@@ -121,8 +121,9 @@ def ps(args):
         return 0
     endpoints = [("ENDPOINT", "STATUS", "VARIANT", "INSTANCE TYPE", "INSTANCES", "CORES USED", "MEM MB USED", "REASON")]
     components = [("COMPONENT", "ENDPOINT", "STATUS", "COPIES", "REASON")]
+    on_nodes = status["Runtime"] == "ray"  # copies run on the nodes of a Ray cluster: say which, at what address
     copies = [("ENDPOINT", "VARIANT", "INSTANCE", "COMPONENT", "COPY", "CORES", "HOST CPUS", "MEM LIMIT MB",
-               "RSS MB", "PORT", "PID", "STATE")]
+               "RSS MB", "PORT", "PID", "STATE") + (("NODE", "ADDRESS") if on_nodes else ())]
     for endpoint in status["Endpoints"]:
         name, view = endpoint["EndpointName"], endpoint["Placement"]
         reason = _short(endpoint.get("FailureReason"))
@@ -148,7 +149,9 @@ def ps(args):
                                    copy.get("InferenceComponentName", "-"), copy.get("CopyId", "-"),
                                    _cell(copy.get("Cores")), ",".join(map(str, copy.get("HostCpus") or [])) or "-",
                                    _cell(copy.get("MemoryLimitMb")), _cell(copy.get("ResidentMb")),
-                                   _cell(copy.get("Port")), _cell(copy.get("Pid")), copy.get("State", "-")))
+                                   _cell(copy.get("Port")), _cell(copy.get("Pid")), copy.get("State", "-"))
+                                  + ((str(copy.get("Node") or "-")[:12], f"{copy.get('Host')}:{copy.get('Port')}")
+                                     if on_nodes else ()))
         for component in endpoint["InferenceComponents"]:
             components.append((component["InferenceComponentName"], name, component["Status"],
                                f"{component['CurrentCopyCount']}/{component['DesiredCopyCount']}",

@@ -25,7 +25,13 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     state_dir: Path = Path(".smemu")
-    runtime: str = "auto"  # auto | process | docker
+    runtime: str = "auto"  # auto | process | docker | ray
+    # The Ray runtime: the cluster's address (HOST:PORT of its head's GCS), how long an instance waits for
+    # room before its variant fails (a component copy stays pending), and the largest model data shipped to
+    # nodes through the object store.
+    ray_address: str = ""
+    ray_capacity_wait: float = 10.0
+    ray_package_limit_mb: float = 2048.0
     account_id: str = "123456789012"
     region: str = "us-east-1"
     # Seconds, used when a variant leaves ModelDataDownloadTimeoutInSeconds or
@@ -119,8 +125,11 @@ class Settings:
                     raise ValueError(f"SMEMU_{field.name.upper()} must be true or false, not {value!r}")
                 value = value.lower() in ("true", "1", "yes")
             setattr(self, field.name, value)
-        if self.runtime not in ("auto", "process", "docker"):
-            raise ValueError(f"--runtime must be auto, process or docker, not {self.runtime!r}")
+        if self.runtime not in ("auto", "process", "docker", "ray"):
+            raise ValueError(f"--runtime must be auto, process, docker or ray, not {self.runtime!r}")
+        if self.runtime == "ray" and not self.ray_address:
+            raise ValueError("--runtime ray needs the cluster's address: --ray-address HOST:PORT (or "
+                             "SMEMU_RAY_ADDRESS), the address 'ray start --head' printed")
         if len(self.account_id) != 12 or not self.account_id.isdigit():
             raise ValueError("--account-id must be 12 digits")
         if self.scale_from_zero not in ("faithful", "wake"):

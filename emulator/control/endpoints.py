@@ -355,6 +355,7 @@ class EndpointLifecycle:
         """One spec per container of the model (several for an inference pipeline or direct invocation)."""
         containers = model.get("Containers") or [model.get("PrimaryContainer")]
         requested = variant.get("ContainerStartupHealthCheckTimeoutInSeconds")
+        instance_type = self.catalog.get(variant.get("InstanceType"))
         templates = []
         for index, container in enumerate(containers, start=1):
             reason = self.copies.runtime.check_image(container.get("Image"))
@@ -375,6 +376,7 @@ class EndpointLifecycle:
                 startup_timeout=self.settings.deadline_seconds(requested, self.settings.startup_timeout),
                 startup_timeout_requested=requested or self.settings.startup_timeout,
                 network_isolation=bool(model.get("EnableNetworkIsolation")), container_name=hostname,
+                instance=instance_type.shape() if instance_type else None,
             ))
         return templates
 

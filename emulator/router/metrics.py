@@ -150,6 +150,8 @@ class Metrics:
                 cpu, rss = _usage(copy.pid)
                 key = (fleet.endpoint, copy.variant, copy.component or "")
                 extra = 'copy="%s"' % copy.copy_id
+                if copy.node:  # the Ray runtime: where it runs
+                    extra += ',node="%s",address="%s:%s"' % (copy.node, copy.host, copy.port)
                 cpu_lines.append(f"smemu_copy_cpu_seconds_total{labels(key, extra)} {cpu:.3f}")
                 memory_lines.append(f"smemu_copy_resident_memory_bytes{labels(key, extra)} {rss}")
         family("copy_cpu_seconds_total", "counter", "CPU time used by each copy (process tree).")

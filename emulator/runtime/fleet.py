@@ -41,6 +41,9 @@ class Copy:
     hostname: str = "primary"  # the container's hostname within its model (several for pipelines)
     group: int = 0  # which instance of the variant it belongs to (a pipeline's containers share one)
     config_name: str | None = None  # the endpoint config it serves (metrics carry it as EndpointConfigName)
+    node: str | None = None  # the Ray runtime: the node it runs on, its actor and its instance's placement group
+    actor: str | None = None
+    group_name: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -53,6 +56,8 @@ class Copy:
         }
         if self.container_name:
             view["Container"] = self.container_name
+        if self.node:
+            view.update(Node=self.node, Actor=self.actor, PlacementGroup=self.group_name)
         if self.hostname != "primary":
             view.update(ContainerHostname=self.hostname, Instance=self.group)
         if self.component:

@@ -19,6 +19,10 @@ class CopyStartError(Exception):
     """A copy could not be brought into service; the message is the FailureReason."""
 
 
+class NoCapacity(CopyStartError):
+    """The runtime's cluster has no room for the copy's instance now (Ray): the copy waits, it did not fail."""
+
+
 async def ping(client: httpx.AsyncClient, base_url: str, timeout: float = PING_TIMEOUT) -> httpx.Response | None:
     """The answer to one ``GET /ping``, or None when the copy could not be reached in time."""
     try:

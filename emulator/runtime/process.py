@@ -32,7 +32,9 @@ from .templates import CopyTemplates, poolable
 class ProcessRuntime:
     name = "process"
 
-    def __init__(self, state_dir: Path, stop_grace: float, warm_pool: int = 0, sandbox: str = "auto"):
+    def __init__(self, state_dir: Path, stop_grace: float, warm_pool: int = 0, sandbox: str = "auto",
+                 bind_host: str = "127.0.0.1"):
+        self.bind_host = bind_host  # a Ray node's address, where a copy must be reached from another machine
         self.sandbox = Sandbox(state_dir, sandbox)
         self.templates = CopyTemplates(warm_pool > 0, state_dir / "warm-pool")
         self.copies_dir = state_dir / "copies"
@@ -72,7 +74,7 @@ class ProcessRuntime:
                        SMEMU_REQUIREMENTS_CACHE=str(self.requirements_cache))
         env.update(
             SAGEMAKER_BIND_TO_PORT=str(port),
-            SMEMU_BIND_HOST="127.0.0.1",
+            SMEMU_BIND_HOST=self.bind_host,
             SMEMU_FRAMEWORK=framework_of(spec.image),
             SMEMU_PARENT_PID=str(os.getpid()),
             SMEMU_STATE_DIR=str(self.copies_dir.parent),  # which smemu a process serves (the serving code drops it)
@@ -102,7 +104,7 @@ class ProcessRuntime:
                     env=env, cwd="/" if self.sandbox.available else str(base_dir),
                     start_new_session=True,
                 )
-        copy = Copy(copy_id, spec.endpoint, spec.variant, "127.0.0.1", port, str(log_path), process.pid, handle=process,
+        copy = Copy(copy_id, spec.endpoint, spec.variant, self.bind_host, port, str(log_path), process.pid, handle=process,
                     component=spec.component, version=spec.version,
                     hostname=spec.container_name)
         if self.sandbox.available:

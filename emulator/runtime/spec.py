@@ -6,6 +6,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+@dataclass(frozen=True)
+class InstanceShape:
+    """The emulated instance type a copy runs on, for runtimes that reserve it whole (Ray's bundles)."""
+
+    name: str
+    vcpus: float
+    memory_mb: int
+    accelerators: int = 0
+
+
 @dataclass
 class CopySpec:
     endpoint: str
@@ -22,6 +32,7 @@ class CopySpec:
     network_isolation: bool = False
     multi_model_prefix: str | None = None  # a multi-model endpoint's ModelDataUrl: where TargetModels are
     memory_budget_mb: float = 0.0  # what a multi-model copy may hold
+    instance: InstanceShape | None = None  # the variant's instance type
 
 
 @dataclass
@@ -33,6 +44,7 @@ class CopyLimits:
     cpus: list[int]
     memory_limit_mb: int
     devices: tuple = ()
+    min_memory_mb: int = 0  # MinMemoryRequiredInMb: what the copy reserves of its instance
 
 
 def free_port() -> int:

@@ -1,13 +1,12 @@
 """The reconciler that places and runs inference-component copies.
 
-Each endpoint that hosts components gets a ``VariantPool`` per variant (emulated instances). The
-reconciler, serialized per endpoint, compares every component's desired copy count and
-specification with the copies that run, and closes the gap: it places new copies (growing the
-pool under managed instance scaling), starts them through the CopyManager with their own
-deadlines and host limits, drains and stops surplus or outdated ones (a new specification rolls
-out copy by copy, new ones healthy before old ones stop), leaves copies that find no room pending
-until room appears, and releases idle instances down to the minimum. If a reconcile pass itself
-fails, every component it was bringing to a new state gets a final status saying why.
+Each endpoint that hosts components gets a ``VariantPool`` per variant (emulated instances). The reconciler,
+serialized per endpoint, compares every component's desired copy count and specification with the copies
+that run, and closes the gap: it places new copies (growing the pool under managed instance scaling), starts
+them through the CopyManager with their own deadlines and host limits, drains and stops surplus or outdated
+ones (a new specification rolls out copy by copy, new ones healthy before old ones stop), leaves copies that
+find no room (or no room in the runtime's cluster) pending until room appears, and releases idle instances
+down to the minimum. A failed reconcile pass gives every component it changes a final status saying why.
 """
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ...config import Settings
 from ...runtime.fleet import ComponentFleet, Copy, FleetRegistry
-from ...runtime.health import CopyStartError
+from ...runtime.health import CopyStartError, NoCapacity
 from ...runtime.limits import HostCpuAllocator
 from ...runtime.spec import CopyLimits, CopySpec
 from ...scheduler.catalog import Catalog
@@ -31,6 +30,7 @@ from ..store import ListQuery
 
 log = logging.getLogger("smemu.components")
 DEFAULT_ROUTING = "LEAST_OUTSTANDING_REQUESTS"
+CAPACITY_RETRY_SECONDS = 2.0  # a copy the runtime's cluster had no room for is placed again this often
 
 
 def demand_of(spec: dict) -> Demand:
@@ -170,9 +170,8 @@ class ComponentReconciler:
             await asyncio.sleep(0.1)
 
     async def shutdown(self):
-        for host in self.hosts.values():
-            if host.task is not None:
-                host.task.cancel()
+        for task in [h.task for h in self.hosts.values() if h.task is not None]:
+            task.cancel()
 
     def put(self, doc: dict):
         doc["LastModifiedTime"] = time.time()
@@ -288,6 +287,10 @@ class ComponentReconciler:
             else:
                 plan.pool.release(plan.copy_id)
                 self.cpus.release(plan.copy_id)
+                if isinstance(result, NoCapacity):  # no room in the runtime's cluster now (Ray): pending
+                    comp.record(f"{now_text()} copy {plan.copy_id} pending: {result}")
+                    asyncio.get_running_loop().call_later(CAPACITY_RETRY_SECONDS, self.schedule, host.name)
+                    continue
                 reason = describe_failure("Starting a copy", result)
                 comp.record(f"{now_text()} copy {plan.copy_id} failed: {reason}")
                 self._start_failed(plan.doc, comp, plan.pool, reason, plan.version)
@@ -318,7 +321,8 @@ class ComponentReconciler:
             needs = plan.spec.get("ComputeResourceRequirements") or {}
             cpus = self.cpus.allocate(plan.copy_id, slot.demand.cores)
             memory = int(needs.get("MaxMemoryRequiredInMb") or plan.instance.type.memory_mb)
-        limits = CopyLimits(plan.instance.instance_id, slot.demand.cores, cpus, memory, slot.devices)
+        limits = CopyLimits(plan.instance.instance_id, slot.demand.cores, cpus, memory, slot.devices,
+                            min_memory_mb=slot.demand.memory_mb)
         return await self.copies.start(template, limits, copy_id=plan.copy_id,
                                        on_death=lambda copy, reason: self.copy_died(host.name, plan.comp, copy, reason))
 
@@ -352,6 +356,7 @@ class ComponentReconciler:
             startup_timeout=self.settings.deadline_seconds(requested, self.settings.startup_timeout),
             startup_timeout_requested=requested or self.settings.startup_timeout,
             component=doc["InferenceComponentName"], version=version, network_isolation=host.network_isolation,
+            instance=pool.type.shape(),
         )
 
     async def _remove(self, pool: VariantPool, comp: ComponentFleet, copies: list[Copy]):

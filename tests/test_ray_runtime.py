@@ -1,0 +1,237 @@
+"""The Ray runtime on a real Ray cluster of three nodes on this host (a head with no CPUs, two nodes of different
+sizes): instances as placement groups spread over nodes, copies as named actors, a lost node, capacity that
+appears later, delete, restart adoption, and nothing listening or connecting beyond loopback."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import psutil
+import pytest
+
+from emulator.testing import EmulatorProcess, eventually
+
+from .helpers import ROOMY, add_component, component_endpoint, deploy, ic_model, wait_component, wait_in_service
+
+# Ray reads these when it is imported: every Ray process of these tests, this one's first, stays on loopback.
+LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+os.environ.update(LOOPBACK)
+ray = pytest.importorskip("ray")
+GIB = 2**30
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    local = dict(node_ip_address="127.0.0.1")
+    cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=0, include_dashboard=False, **local))
+    cluster.big = cluster.add_node(num_cpus=4, memory=16 * GIB, **local)
+    cluster.small = cluster.add_node(num_cpus=2, memory=8 * GIB, **local)
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(cluster, tmp_path_factory):
+    state = tmp_path_factory.mktemp("smemu-ray") / "state"
+    server = EmulatorProcess(state, {**ROOMY, **LOOPBACK, "SMEMU_RAY_CAPACITY_WAIT": "3"}, runtime="ray",
+                             args=["--ray-address", cluster.address]).start(timeout=60)
+    yield server
+    server.stop()
+
+
+def copies(server, endpoint):
+    return httpx.get(f"{server.url}/_smemu/endpoints/{endpoint}/copies").json().get("Copies", [])
+
+
+def node_ids(cluster):
+    return {"big": cluster.big.node_id, "small": cluster.small.node_id}
+
+
+def smemu_groups():
+    from ray.util.placement_group import placement_group_table
+
+    return [g for g in placement_group_table().values() if g["name"].startswith("smemu:") and g["state"] != "REMOVED"]
+
+
+def smemu_actors():
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith("smemu:")]
+
+
+@pytest.fixture(scope="module")
+def driver(cluster):
+    assert cluster.address.startswith("127.0.0.1:")
+    ray.init(address=cluster.address, namespace="smemu", log_to_driver=False, _node_ip_address="127.0.0.1")
+    yield
+    ray.shutdown()
+
+
+def test_instances_spread_over_nodes_and_answer(server, cluster, driver, xgboost_archive, unique):
+    sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
+    name = unique()
+    deploy(sagemaker, name, xgboost_archive, instance_count=2)
+    running = copies(server, name)
+    assert {c["Node"] for c in running} == set(node_ids(cluster).values())
+    assert all(c["Actor"] == f"smemu:{name}:{c['CopyId']}" for c in running)
+    groups = [g for g in smemu_groups() if g["name"].startswith(f"smemu:{name}:")]
+    assert len(groups) == 2 and all(g["bundles"][0] == {"CPU": 2.0, "memory": 8.0 * GIB} for g in groups)
+    for _ in range(4):
+        answer = runtime.invoke_endpoint(EndpointName=name, Body=b"1,2,3", ContentType="text/csv")
+        assert answer["Body"].read()
+    sagemaker.delete_endpoint(EndpointName=name)
+    eventually(lambda: not [a for a in smemu_actors() if a.startswith(f"smemu:{name}:")], 30)
+    eventually(lambda: not [g for g in smemu_groups() if g["name"].startswith(f"smemu:{name}:")], 30)
+
+
+def test_component_copies_spread_and_answer(server, cluster, driver, xgboost_archive, unique):
+    sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
+    name = unique()
+    component_endpoint(sagemaker, name, instance_type="ml.m5.large", count=2)
+    ic_model(sagemaker, f"{name}-m", f"file://{xgboost_archive}")
+    add_component(sagemaker, f"{name}-c", name, f"{name}-m", cores=1, memory=1024, copies=2)
+    wait_component(sagemaker, f"{name}-c")
+    running = copies(server, name)
+    assert len(running) == 2 and {c["Node"] for c in running} == set(node_ids(cluster).values())
+    for _ in range(20):
+        answer = runtime.invoke_endpoint(EndpointName=name, InferenceComponentName=f"{name}-c", Body=b"1,2,3",
+                                         ContentType="text/csv")
+        assert answer["Body"].read()
+    # smemu ps and the metrics say where each copy runs.
+    table = subprocess.run([sys.executable, "-m", "emulator", "ps", "--url", server.url], capture_output=True,
+                           text=True, check=True).stdout
+    metrics = httpx.get(f"{server.url}/metrics").text
+    for copy in running:
+        row = next(line for line in table.splitlines() if copy["CopyId"] in line)
+        assert copy["Node"][:12] in row and f"{copy['Host']}:{copy['Port']}" in row
+        assert f'node="{copy["Node"]}",address="{copy["Host"]}:{copy["Port"]}"' in metrics
+    # Each copy's log is written on its node and read back into smemu's, where CloudWatch Logs finds it.
+    eventually(lambda: all("smemu-serving: ready on port" in open(c["LogPath"]).read() for c in running), 10)
+    sagemaker.delete_endpoint(EndpointName=name)
+    eventually(lambda: not [a for a in smemu_actors() if a.startswith(f"smemu:{name}:")], 30)
+
+
+def test_component_copy_waits_for_capacity_then_starts(server, cluster, driver, xgboost_archive, unique):
+    sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
+    name = unique()
+    component_endpoint(sagemaker, name, instance_type="ml.m5.2xlarge", count=1)  # 8 vCPUs, 32 GiB: no node fits
+    ic_model(sagemaker, f"{name}-m", f"file://{xgboost_archive}")
+    add_component(sagemaker, f"{name}-c", name, f"{name}-m", cores=2, memory=1024, copies=1)
+    time.sleep(5)  # longer than the capacity wait (3 s): pending, not failed
+    described = sagemaker.describe_inference_component(InferenceComponentName=f"{name}-c")
+    assert described["InferenceComponentStatus"] == "Creating"
+    assert described["RuntimeConfig"]["CurrentCopyCount"] == 0 and not copies(server, name)
+    roomy = cluster.add_node(num_cpus=8, memory=32 * GIB, node_ip_address="127.0.0.1")
+    try:
+        wait_component(sagemaker, f"{name}-c", timeout=60)
+        (running,) = copies(server, name)
+        assert running["Node"] == roomy.node_id
+        answer = runtime.invoke_endpoint(EndpointName=name, InferenceComponentName=f"{name}-c", Body=b"1,2,3",
+                                         ContentType="text/csv")
+        assert answer["Body"].read()
+        sagemaker.delete_endpoint(EndpointName=name)
+        eventually(lambda: not [a for a in smemu_actors() if a.startswith(f"smemu:{name}:")], 30)
+        eventually(lambda: not [g for g in smemu_groups() if g["name"].startswith(f"smemu:{name}:")], 30)
+    finally:
+        cluster.remove_node(roomy)
+
+
+def test_a_lost_node_s_copies_come_back_elsewhere(server, cluster, driver, xgboost_archive, unique):
+    sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
+    extra = cluster.add_node(num_cpus=2, memory=8 * GIB, node_ip_address="127.0.0.1")
+    name = unique()
+    deploy(sagemaker, name, xgboost_archive, instance_count=3)
+    before = copies(server, name)
+    assert {c["Node"] for c in before} == {cluster.big.node_id, cluster.small.node_id, extra.node_id}
+    lost = next(c for c in before if c["Node"] == extra.node_id)
+    assert_loopback_only()
+    cluster.remove_node(extra)
+    started = time.monotonic()
+
+    def recovered():
+        now = [c for c in copies(server, name) if c["State"] == "serving"]
+        return now if len(now) == 3 and lost["CopyId"] not in {c["CopyId"] for c in now} else None
+
+    now = eventually(recovered, 60)
+    assert time.monotonic() - started < 60
+    assert {c["Node"] for c in now} <= {cluster.big.node_id, cluster.small.node_id}
+    assert sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService"
+    for _ in range(30):  # no failed request once recovered
+        answer = runtime.invoke_endpoint(EndpointName=name, Body=b"1,2,3", ContentType="text/csv")
+        assert answer["Body"].read()
+    sagemaker.delete_endpoint(EndpointName=name)
+    eventually(lambda: not [a for a in smemu_actors() if a.startswith(f"smemu:{name}:")], 30)
+
+
+def test_a_restarted_smemu_adopts_its_actors_and_removes_orphans(cluster, driver, xgboost_archive, tmp_path, unique):
+    import hashlib
+
+    from ray.util.placement_group import placement_group
+
+    from emulator.runtime.rayactor import CopyHost
+
+    state = tmp_path / "state"
+    options = dict(extra_env={**ROOMY, **LOOPBACK}, runtime="ray", args=["--ray-address", cluster.address])
+    first = EmulatorProcess(state, **options).start(timeout=60)
+    name = unique()
+    try:
+        deploy(first.client("sagemaker"), name, xgboost_archive, instance_count=1)
+        (before,) = copies(first, name)
+    finally:
+        first.stop(signal.SIGKILL)
+    # An actor and an instance of this smemu that no endpoint owns any more (as a crash mid-delete leaves them).
+    owner = hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:12]
+    orphan_group = placement_group([{"CPU": 0.01}], name="smemu:gone:i-orphan", lifetime="detached")
+    ray.get(orphan_group.ready(), timeout=10)
+    identity = {"Owner": owner, "Endpoint": "gone", "Variant": "AllTraffic", "Component": "", "Container": "primary",
+                "Spec": "-", "Group": "smemu:gone:i-orphan", "Actor": "smemu:gone:orphan"}
+    ray.remote(CopyHost).options(name="smemu:gone:orphan", namespace="smemu", lifetime="detached",
+                                 num_cpus=0).remote(identity, 1.0)
+    eventually(lambda: "smemu:gone:orphan" in smemu_actors(), 10)
+    second = EmulatorProcess(state, **options).start(timeout=60)
+    try:
+        sagemaker = second.client("sagemaker")
+        wait_in_service(sagemaker, name)
+        (after,) = copies(second, name)
+        assert (after["Actor"], after["Node"], after["Port"], after["Pid"]) == \
+            (before["Actor"], before["Node"], before["Port"], before["Pid"])
+        answer = second.client("sagemaker-runtime").invoke_endpoint(EndpointName=name, Body=b"1,2,3",
+                                                                    ContentType="text/csv")
+        assert answer["Body"].read()
+        eventually(lambda: "smemu:gone:orphan" not in smemu_actors(), 30)
+        eventually(lambda: "smemu:gone:i-orphan" not in {g["name"] for g in smemu_groups()}, 30)
+        sagemaker.delete_endpoint(EndpointName=name)
+        eventually(lambda: not [a for a in smemu_actors() if a.startswith(f"smemu:{name}:")], 30)
+    finally:
+        second.stop()
+
+
+def test_nothing_is_left_running(server, cluster, driver):
+    """Every endpoint above was deleted: no smemu actor, placement group or serving process remains."""
+    eventually(lambda: not smemu_actors() and not smemu_groups(), 30)
+    eventually(lambda: not serving_processes(), 30)
+
+
+def serving_processes() -> list:
+    return [p for p in psutil.process_iter(["cmdline"]) if "emulator.serving" in " ".join(p.info["cmdline"] or [])]
+
+
+def assert_loopback_only():
+    """Every socket of every Ray process, and of smemu's servers, is on 127.0.0.0/8."""
+    ray_pids = {p.pid for p in psutil.process_iter(["cmdline"])
+                if any(part in " ".join(p.info["cmdline"] or []) for part in ("ray", "emulator"))}
+    checked = 0
+    for connection in psutil.net_connections(kind="inet"):
+        if connection.pid not in ray_pids:
+            continue
+        for address in (connection.laddr, connection.raddr):
+            if address:
+                checked += 1
+                assert address.ip.removeprefix("::ffff:").startswith("127."), (connection, address)
+    assert checked > 20

@@ -31,7 +31,7 @@ def cluster():
 
     local = dict(node_ip_address="127.0.0.1")
     cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=0, include_dashboard=False, **local))
-    cluster.big = cluster.add_node(num_cpus=4, memory=16 * GIB, **local)
+    cluster.big = cluster.add_node(num_cpus=8, memory=32 * GIB, **local)
     cluster.small = cluster.add_node(num_cpus=2, memory=8 * GIB, **local)
     cluster.wait_for_nodes()
     yield cluster
@@ -61,6 +61,11 @@ def smemu_groups():
     return [g for g in placement_group_table().values() if g["name"].startswith("smemu:") and g["state"] != "REMOVED"]
 
 
+def idle(cluster):
+    """Ray returns a removed group's resources a moment later; spreading prefers nodes with room, so wait for it."""
+    eventually(lambda: ray.available_resources().get("CPU") == ray.cluster_resources().get("CPU"), 30)
+
+
 def smemu_actors():
     return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith("smemu:")]
 
@@ -74,6 +79,7 @@ def driver(cluster):
 
 
 def test_instances_spread_over_nodes_and_answer(server, cluster, driver, xgboost_archive, unique):
+    idle(cluster)
     sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
     name = unique()
     deploy(sagemaker, name, xgboost_archive, instance_count=2)
@@ -91,6 +97,7 @@ def test_instances_spread_over_nodes_and_answer(server, cluster, driver, xgboost
 
 
 def test_component_copies_spread_and_answer(server, cluster, driver, xgboost_archive, unique):
+    idle(cluster)
     sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
     name = unique()
     component_endpoint(sagemaker, name, instance_type="ml.m5.large", count=2)
@@ -120,14 +127,14 @@ def test_component_copies_spread_and_answer(server, cluster, driver, xgboost_arc
 def test_component_copy_waits_for_capacity_then_starts(server, cluster, driver, xgboost_archive, unique):
     sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
     name = unique()
-    component_endpoint(sagemaker, name, instance_type="ml.m5.2xlarge", count=1)  # 8 vCPUs, 32 GiB: no node fits
+    component_endpoint(sagemaker, name, instance_type="ml.m5.4xlarge", count=1)  # 16 vCPUs, 64 GiB: no node fits
     ic_model(sagemaker, f"{name}-m", f"file://{xgboost_archive}")
     add_component(sagemaker, f"{name}-c", name, f"{name}-m", cores=2, memory=1024, copies=1)
     time.sleep(5)  # longer than the capacity wait (3 s): pending, not failed
     described = sagemaker.describe_inference_component(InferenceComponentName=f"{name}-c")
     assert described["InferenceComponentStatus"] == "Creating"
     assert described["RuntimeConfig"]["CurrentCopyCount"] == 0 and not copies(server, name)
-    roomy = cluster.add_node(num_cpus=8, memory=32 * GIB, node_ip_address="127.0.0.1")
+    roomy = cluster.add_node(num_cpus=16, memory=64 * GIB, node_ip_address="127.0.0.1")
     try:
         wait_component(sagemaker, f"{name}-c", timeout=60)
         (running,) = copies(server, name)
@@ -143,30 +150,42 @@ def test_component_copy_waits_for_capacity_then_starts(server, cluster, driver, 
 
 
 def test_a_lost_node_s_copies_come_back_elsewhere(server, cluster, driver, xgboost_archive, unique):
+    """A model's two instances and a component's two copies over three nodes; the node holding one of them goes."""
     sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
     extra = cluster.add_node(num_cpus=2, memory=8 * GIB, node_ip_address="127.0.0.1")
-    name = unique()
-    deploy(sagemaker, name, xgboost_archive, instance_count=3)
-    before = copies(server, name)
+    cluster.wait_for_nodes()
+    idle(cluster)
+    model, hosting = unique(), unique()
+    deploy(sagemaker, model, xgboost_archive, instance_count=2)
+    component_endpoint(sagemaker, hosting, instance_type="ml.m5.large", count=2)
+    ic_model(sagemaker, f"{hosting}-m", f"file://{xgboost_archive}")
+    add_component(sagemaker, f"{hosting}-c", hosting, f"{hosting}-m", cores=2, memory=1024, copies=2)
+    wait_component(sagemaker, f"{hosting}-c")
+    before = copies(server, model) + copies(server, hosting)
     assert {c["Node"] for c in before} == {cluster.big.node_id, cluster.small.node_id, extra.node_id}
-    lost = next(c for c in before if c["Node"] == extra.node_id)
+    lost = {c["CopyId"] for c in before if c["Node"] == extra.node_id}
+    assert len(lost) == 1
     assert_loopback_only()
     cluster.remove_node(extra)
     started = time.monotonic()
 
     def recovered():
-        now = [c for c in copies(server, name) if c["State"] == "serving"]
-        return now if len(now) == 3 and lost["CopyId"] not in {c["CopyId"] for c in now} else None
+        now = [c for c in copies(server, model) + copies(server, hosting) if c["State"] == "serving"]
+        return now if len(now) == 4 and not lost & {c["CopyId"] for c in now} else None
 
     now = eventually(recovered, 60)
     assert time.monotonic() - started < 60
     assert {c["Node"] for c in now} <= {cluster.big.node_id, cluster.small.node_id}
-    assert sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService"
-    for _ in range(30):  # no failed request once recovered
-        answer = runtime.invoke_endpoint(EndpointName=name, Body=b"1,2,3", ContentType="text/csv")
-        assert answer["Body"].read()
-    sagemaker.delete_endpoint(EndpointName=name)
-    eventually(lambda: not [a for a in smemu_actors() if a.startswith(f"smemu:{name}:")], 30)
+    assert sagemaker.describe_endpoint(EndpointName=model)["EndpointStatus"] == "InService"
+    assert sagemaker.describe_inference_component(InferenceComponentName=f"{hosting}-c")[
+        "RuntimeConfig"]["CurrentCopyCount"] == 2
+    for _ in range(20):  # no failed request once recovered
+        assert runtime.invoke_endpoint(EndpointName=model, Body=b"1,2,3", ContentType="text/csv")["Body"].read()
+        assert runtime.invoke_endpoint(EndpointName=hosting, InferenceComponentName=f"{hosting}-c", Body=b"1,2,3",
+                                       ContentType="text/csv")["Body"].read()
+    for name in (model, hosting):
+        sagemaker.delete_endpoint(EndpointName=name)
+        eventually(lambda: not [a for a in smemu_actors() if a.startswith(f"smemu:{name}:")], 30)
 
 
 def test_a_restarted_smemu_adopts_its_actors_and_removes_orphans(cluster, driver, xgboost_archive, tmp_path, unique):

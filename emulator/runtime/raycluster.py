@@ -42,6 +42,7 @@ CAPACITY_TEXT = ("Unable to provision requested ML compute capacity for producti
                  "the Ray cluster has room for an instance of {bundle} (waited {seconds:g} s). Add nodes or choose "
                  "a smaller instance type.")
 LOG_FOLLOW_SECONDS = 1.0
+ACTOR_START_SECONDS = 60.0  # an actor's own start (a worker process on its node), beyond the copy's health check
 
 
 @dataclass
@@ -87,7 +88,8 @@ class RayRuntime:
             ray.init(address=address, namespace=NAMESPACE, _node_ip_address=_own_address(address),
                      log_to_driver=False, configure_logging=False)
         self.host_class = ray.remote(CopyHost)
-        self.groups: dict[str, Group] = {}
+        self.groups: dict[str, Group] = {}  # the live placement group of each emulated instance, by name
+        self.member: dict[str, Group] = {}  # copy id → the group it was started in
         self.reasons: dict[str, str] = {}
         self.packages: dict[str, object] = {}  # model directory → its archive in the object store
         self.followers: dict[str, asyncio.Task] = {}
@@ -132,13 +134,18 @@ class RayRuntime:
                     "Group": group.name, "Actor": name}
         actor = self.host_class.options(**options).remote(identity, self.stop_grace)
         group.copies.add(copy_id)
+        self.member[copy_id] = group
         append_log(log_path, f"--- smemu: copy {copy_id} of {spec.endpoint}/{spec.variant} as Ray actor {name} "
                              f"in placement group {group.name}")
+        deadline = spec.startup_timeout + self.capacity_wait + ACTOR_START_SECONDS
         try:
-            info = await actor.start.remote(spec, limits, copy_id, package)
+            info = await asyncio.wait_for(actor.start.remote(spec, limits, copy_id, package), deadline)
         except BaseException as exc:
-            self._forget(copy_id, group.name)
+            self._forget(copy_id)
             self.ray.kill(actor)
+            if isinstance(exc, asyncio.TimeoutError):
+                raise CopyStartError(f"The Ray actor of copy {copy_id} did not start within {deadline:g} s (was "
+                                     "its node lost?).") from None
             cause = getattr(exc, "cause", exc)  # a RayTaskError carries the actor's own exception
             if isinstance(cause, CopyStartError):
                 raise CopyStartError(str(cause)) from None
@@ -148,14 +155,14 @@ class RayRuntime:
         return self._copy(actor, info, spec, limits, copy_id, log_path)
 
     async def _group(self, spec: CopySpec, limits: CopyLimits | None, copy_id: str, bundle: dict) -> Group:
-        from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
+        from ray.util.placement_group import placement_group, placement_group_table
 
         shared = limits is not None and spec.instance is not None and spec.component is not None
         key = f"smemu:{spec.endpoint}:{limits.instance_id if shared else copy_id}"
         group = self.groups.get(key)
-        if group is not None and placement_group_table(group.handle).get("state") != "CREATED":
-            remove_placement_group(group.handle)  # its node is gone: the instance is brought up elsewhere
-            self.groups.pop(key, None)
+        if group is not None and self._lost(group):
+            self.groups.pop(key, None)  # its node is gone: the instance is brought up elsewhere
+            _remove(group.handle)
             group = None
         if group is None:
             node = self._spread_target(spec.endpoint, bundle)
@@ -168,7 +175,7 @@ class RayRuntime:
         except asyncio.TimeoutError:
             if self.groups.get(key) is group and not group.copies:
                 del self.groups[key]
-                remove_placement_group(group.handle)
+                _remove(group.handle)
             text = CAPACITY_TEXT.format(variant=spec.variant, bundle=_describe(bundle), seconds=self.capacity_wait)
             raise (NoCapacity if spec.component else CopyStartError)(text) from None
         group.node = _bundle_node(placement_group_table(group.handle)) or group.node
@@ -256,13 +263,14 @@ class RayRuntime:
         if group is None:
             group = self.groups[name] = Group(name, get_placement_group(name), _bundle(spec, limits), info["Node"])
         group.copies.add(copy_id)
+        self.member[copy_id] = group
         append_log(log_path, f"--- smemu: adopted Ray actor {info['Actor']} (node {info['Node'][:12]}, "
                              f"{info['Host']}:{info['Port']}) after a restart")
         return self._copy(actor, info, spec, limits, copy_id, log_path)
 
     def finish_adoption(self):
         """Recovery is over: actors nobody adopted, and placement groups without copies, go."""
-        from ray.util.placement_group import placement_group_table, remove_placement_group
+        from ray.util.placement_group import placement_group_table
 
         leftovers, self.leftovers = list(self.leftovers.values()), {}
         for actor, _ in leftovers:
@@ -271,7 +279,7 @@ class RayRuntime:
         for entry in placement_group_table().values():
             name = entry.get("name", "")
             if entry.get("state") != "REMOVED" and name in mine and name not in self.groups:
-                remove_placement_group(self.ray.util.get_placement_group(name))
+                _remove(self.ray.util.get_placement_group(name))
 
     # -- stop, exit ------------------------------------------------------------------------------
     async def stop(self, copy: Copy, grace: float | None = None):
@@ -286,21 +294,18 @@ class RayRuntime:
         follower = self.followers.pop(copy.copy_id, None)
         if follower is not None:
             follower.cancel()
-        self._forget(copy.copy_id, copy.group_name)
+        self._forget(copy.copy_id)
 
-    def _forget(self, copy_id: str, group_name: str | None):
-        from ray.util.placement_group import remove_placement_group
-
-        group = self.groups.get(group_name)
+    def _forget(self, copy_id: str):
+        """The copy is gone: its instance's placement group goes with its last copy."""
+        group = self.member.pop(copy_id, None)
         if group is None:
             return
         group.copies.discard(copy_id)
         if not group.copies:
-            del self.groups[group_name]
-            try:
-                remove_placement_group(group.handle)
-            except Exception:
-                log.warning("could not remove placement group %s", group_name, exc_info=True)
+            if self.groups.get(group.name) is group:
+                del self.groups[group.name]
+            _remove(group.handle)
 
     def kill(self, copy: Copy):
         copy.handle.kill.remote()
@@ -314,20 +319,26 @@ class RayRuntime:
                 reason = await copy.handle.wait_exit.remote()
             except self.ray.exceptions.RayError as exc:
                 reason = f"was lost with its Ray actor or node ({_first_line(exc)})"
-                self._drop_lost_group(copy.group_name)
+                self._drop_lost_group(copy.copy_id)
             self.reasons[copy.copy_id] = reason
             callback()
 
         asyncio.get_running_loop().create_task(watch())
 
-    def _drop_lost_group(self, name: str | None):
-        """A group whose node is gone waits forever for room: remove it, so its instance comes up elsewhere."""
-        from ray.util.placement_group import placement_group_table, remove_placement_group
+    def _lost(self, group: Group) -> bool:
+        """Whether the group's node is gone (Ray then reschedules its bundle, which may wait forever)."""
+        from ray.util.placement_group import placement_group_table
 
-        group = self.groups.get(name)
-        if group is not None and placement_group_table(group.handle).get("state") != "CREATED":
-            self.groups.pop(name, None)
-            remove_placement_group(group.handle)
+        alive = {n["NodeID"] for n in self.ray.nodes() if n.get("Alive")}
+        state = placement_group_table(group.handle).get("state")
+        return state in ("RESCHEDULING", "REMOVED") or (state == "CREATED" and group.node not in alive)
+
+    def _drop_lost_group(self, copy_id: str):
+        """A group whose node is gone waits for room forever: remove it, so its instance comes up elsewhere."""
+        group = self.member.get(copy_id)
+        if group is not None and self.groups.get(group.name) is group and self._lost(group):
+            del self.groups[group.name]
+            _remove(group.handle)
 
     # -- views -----------------------------------------------------------------------------------
     def warm_pool(self) -> list[dict]:
@@ -346,6 +357,15 @@ class RayRuntime:
             task.cancel()
         if self.ray.is_initialized():
             self.ray.shutdown()
+
+
+def _remove(handle):
+    from ray.util.placement_group import remove_placement_group
+
+    try:
+        remove_placement_group(handle)
+    except Exception:  # removed already (its last copy and a lost node both remove it)
+        log.debug("placement group already removed", exc_info=True)
 
 
 def _bundle(spec: CopySpec, limits: CopyLimits | None) -> dict:

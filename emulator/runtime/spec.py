@@ -15,6 +15,13 @@ class InstanceShape:
     memory_mb: int
     accelerators: int = 0
 
+    @classmethod
+    def of(cls, instance_type) -> "InstanceShape | None":
+        """The shape of a catalog instance type (anything with name, vcpus, memory_mb, accelerators)."""
+        if instance_type is None:
+            return None
+        return cls(instance_type.name, instance_type.vcpus, instance_type.memory_mb, instance_type.accelerators)
+
 
 @dataclass
 class CopySpec:

@@ -12,8 +12,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..runtime.spec import InstanceShape
-
 DATA = Path(__file__).resolve().parent.parent / "data" / "instance_types.json"
 PRICES = DATA.with_name("instance_prices.json")
 
@@ -31,9 +29,6 @@ class InstanceType:
     accelerators: int = 0
     accelerator: str | None = None
     storage_gib: float = DEFAULT_STORAGE_GIB
-
-    def shape(self) -> InstanceShape:
-        return InstanceShape(self.name, self.vcpus, self.memory_mb, self.accelerators)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import pytest
 
 from emulator.testing import EmulatorProcess, eventually
 
-from .helpers import ROOMY, add_component, component_endpoint, deploy, ic_model, wait_component, wait_in_service
+from .helpers import (ROOMY, add_component, component_endpoint, deploy, ic_model, wait_component, wait_in_service,
+                      wait_status)
 
 # Ray reads these when it is imported: every Ray process of these tests, this one's first, stays on loopback.
 LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -110,6 +111,11 @@ def test_component_copies_spread_and_answer(server, cluster, driver, xgboost_arc
         answer = runtime.invoke_endpoint(EndpointName=name, InferenceComponentName=f"{name}-c", Body=b"1,2,3",
                                          ContentType="text/csv")
         assert answer["Body"].read()
+    # On its node each copy runs under the limits the process runtime sets: its CPU set and a memory cgroup.
+    for copy in running:
+        assert copy["MemoryEnforcement"].startswith("cgroup") and copy["MemoryLimitMb"] == 8192
+        serving = [psutil.Process(copy["Pid"]), *psutil.Process(copy["Pid"]).children(recursive=True)]
+        assert all(sorted(p.cpu_affinity()) == copy["HostCpus"] for p in serving)
     # smemu ps and the metrics say where each copy runs.
     table = subprocess.run([sys.executable, "-m", "emulator", "ps", "--url", server.url], capture_output=True,
                            text=True, check=True).stdout
@@ -122,6 +128,19 @@ def test_component_copies_spread_and_answer(server, cluster, driver, xgboost_arc
     eventually(lambda: all("smemu-serving: ready on port" in open(c["LogPath"]).read() for c in running), 10)
     sagemaker.delete_endpoint(EndpointName=name)
     eventually(lambda: not [a for a in smemu_actors() if a.startswith(f"smemu:{name}:")], 30)
+
+
+def test_a_variant_no_node_has_room_for_fails_with_sagemaker_s_capacity_message(server, driver, xgboost_archive,
+                                                                              unique):
+    sagemaker = server.client("sagemaker")
+    name = unique()
+    deploy(sagemaker, name, xgboost_archive, variant_extra={"InstanceType": "ml.m5.4xlarge"}, wait=False)
+    failed = wait_status(sagemaker, name, ("Failed",), timeout=60)
+    assert failed["FailureReason"].startswith("Unable to provision requested ML compute capacity due to "
+                                              "InsufficientInstanceCapacity error.")
+    assert "ml.m5.4xlarge" in failed["FailureReason"] and "16 CPUs, 64 GiB memory" in failed["FailureReason"]
+    assert not [g for g in smemu_groups() if g["name"].startswith(f"smemu:{name}:")]
+    sagemaker.delete_endpoint(EndpointName=name)
 
 
 def test_component_copy_waits_for_capacity_then_starts(server, cluster, driver, xgboost_archive, unique):

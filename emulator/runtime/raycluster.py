@@ -38,9 +38,10 @@ NAMESPACE = "smemu"
 # Ray on a host with several interfaces reaches for the non-loopback one unless told (see ../shared notes in
 # docs/scale-out.md); usage statistics would phone home.
 LOOPBACK_ENVIRONMENT = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
-CAPACITY_TEXT = ("Unable to provision requested ML compute capacity for production variant {variant}: no node of "
-                 "the Ray cluster has room for an instance of {bundle} (waited {seconds:g} s). Add nodes or choose "
-                 "a smaller instance type.")
+# SageMaker's FailureReason when EC2 has no instance to give (as endpoints report it), then what smemu saw.
+CAPACITY_TEXT = ("Unable to provision requested ML compute capacity due to InsufficientInstanceCapacity error. (smemu's "
+                 "Ray runtime: no node of the cluster had room for {instance} of production variant {variant}, "
+                 "{bundle}, within {seconds:g} s. Add nodes, or choose a smaller instance type.)")
 LOG_FOLLOW_SECONDS = 1.0
 ACTOR_START_SECONDS = 60.0  # an actor's own start (a worker process on its node), beyond the copy's health check
 
@@ -176,7 +177,9 @@ class RayRuntime:
             if self.groups.get(key) is group and not group.copies:
                 del self.groups[key]
                 _remove(group.handle)
-            text = CAPACITY_TEXT.format(variant=spec.variant, bundle=_describe(bundle), seconds=self.capacity_wait)
+            instance = f"an {spec.instance.name} instance" if spec.instance else "an instance"
+            text = CAPACITY_TEXT.format(instance=instance, variant=spec.variant, bundle=_describe(bundle),
+                                        seconds=self.capacity_wait)
             raise (NoCapacity if spec.component else CopyStartError)(text) from None
         group.node = _bundle_node(placement_group_table(group.handle)) or group.node
         return group

@@ -92,6 +92,11 @@ def test_instances_spread_over_nodes_and_answer(server, cluster, driver, xgboost
     for _ in range(4):
         answer = runtime.invoke_endpoint(EndpointName=name, Body=b"1,2,3", ContentType="text/csv")
         assert answer["Body"].read()
+    # A copy that crashes on its node (smemu's kill-copy fault) is replaced like any other.
+    server.faults.add("kill-copy", name, copy_id=running[0]["CopyId"])
+    eventually(lambda: len([c for c in copies(server, name) if c["State"] == "serving"]) == 2 and
+               running[0]["CopyId"] not in {c["CopyId"] for c in copies(server, name)}, 30)
+    assert httpx.get(f"{server.url}/_smemu/status").json()["Isolation"]["Sandbox"]["Enabled"]
     sagemaker.delete_endpoint(EndpointName=name)
     eventually(lambda: not [a for a in smemu_actors() if a.startswith(f"smemu:{name}:")], 30)
     eventually(lambda: not [g for g in smemu_groups() if g["name"].startswith(f"smemu:{name}:")], 30)
@@ -244,10 +249,11 @@ def test_a_restarted_smemu_adopts_its_actors_and_removes_orphans(cluster, driver
         assert answer["Body"].read()
         eventually(lambda: "smemu:gone:orphan" not in smemu_actors(), 30)
         eventually(lambda: "smemu:gone:i-orphan" not in {g["name"] for g in smemu_groups()}, 30)
-        sagemaker.delete_endpoint(EndpointName=name)
-        eventually(lambda: not [a for a in smemu_actors() if a.startswith(f"smemu:{name}:")], 30)
     finally:
         second.stop()
+    # Stopped normally, smemu stops its copies: no actor or placement group of the endpoint is left.
+    eventually(lambda: not [a for a in smemu_actors() if a.startswith(f"smemu:{name}:")], 30)
+    eventually(lambda: not [g for g in smemu_groups() if g["name"].startswith(f"smemu:{name}:")], 30)
 
 
 def test_nothing_is_left_running(server, cluster, driver):

@@ -100,7 +100,7 @@ def smemu_app(runtime_name: str, store: Store, registry: FleetRegistry, reconcil
                         variant["Capacity"] = {"Cores": instance_type.vcpus, "MemoryMb": instance_type.memory_mb}
                     copies = variant.get("Copies") or [c for i in variant.get("Instances", []) for c in i["Copies"]]
                     for copy in copies:
-                        if copy.get("Pid"):
+                        if copy.get("Pid") and (not copy.get("Node") or copy["Host"].startswith("127.")):  # here
                             copy["ResidentMb"] = round(resident_mb(copy["Pid"]), 1)
             entry = {"EndpointName": name, "EndpointStatus": doc["EndpointStatus"], "Placement": view,
                      "InferenceComponents": [

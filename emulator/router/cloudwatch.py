@@ -213,13 +213,13 @@ class SageMakerMetrics:
 
     def _usage(self, copy, live: set) -> tuple[float, int] | None:
         """(CPU percent of its serving process, summed over cores; resident bytes of its process tree)."""
-        if copy.state != "serving" or not copy.pid:
+        if copy.state != "serving" or not copy.local_pid:
             return None
         live.add(copy.copy_id)
         try:
             process = self.processes.get(copy.copy_id)
             if process is None:
-                process = self.processes[copy.copy_id] = psutil.Process(copy.pid)
+                process = self.processes[copy.copy_id] = psutil.Process(copy.local_pid)
                 process.cpu_percent()  # the first call only starts the measurement
                 return None
             rss = process.memory_info().rss + sum(c.memory_info().rss for c in process.children(recursive=True))

@@ -145,9 +145,9 @@ class Metrics:
         cpu_lines, memory_lines = [], []
         for fleet in fleets:
             for copy in fleet.all_copies():
-                if copy.state != "serving" or not copy.pid:
+                if copy.state != "serving" or not copy.local_pid:
                     continue
-                cpu, rss = _usage(copy.pid)
+                cpu, rss = _usage(copy.local_pid)
                 key = (fleet.endpoint, copy.variant, copy.component or "")
                 extra = 'copy="%s"' % copy.copy_id
                 if copy.node:  # the Ray runtime: where it runs

@@ -46,6 +46,11 @@ class Copy:
     group_name: str | None = None
 
     @property
+    def local_pid(self) -> int | None:
+        """Its pid where it is a process of this machine (a Ray copy on another machine's node is not)."""
+        return self.pid if self.node is None or self.host.startswith("127.") else None
+
+    @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 

@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .fleet import Copy
+from .health import CopyStartError
 from .process import ProcessRuntime
 from .spec import CopyLimits, CopySpec
 
@@ -63,6 +64,11 @@ class CopyHost:
         self.exited = asyncio.Event()
 
     async def start(self, spec: CopySpec, limits: CopyLimits | None, copy_id: str, package: bytes | None) -> dict:
+        if spec.network_isolation and not self.node_ip.startswith("127."):
+            # The copy is reached through a proxy on its node's loopback, which another machine cannot reach.
+            raise CopyStartError(
+                f"EnableNetworkIsolation on the Ray runtime needs the copy's node on smemu's own machine; node "
+                f"{self.node_ip} is another. Deploy it without network isolation, or use --runtime process.")
         model_dir = None
         if package is not None:
             models = self.base / "models"

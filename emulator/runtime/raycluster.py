@@ -94,6 +94,7 @@ class RayRuntime:
         self.reasons: dict[str, str] = {}
         self.packages: dict[str, object] = {}  # model directory → its archive in the object store
         self.followers: dict[str, asyncio.Task] = {}
+        self.sandboxes: dict[str, dict] = {}  # node → its copies' sandbox, as the process runtime there says
         self.leftovers: dict[str, tuple[object, dict]] = self._collect_leftovers()
 
     # -- images ----------------------------------------------------------------------------------
@@ -211,6 +212,7 @@ class RayRuntime:
         copy = Copy(copy_id, spec.endpoint, spec.variant, info["Host"], info["Port"], str(log_path), info["Pid"],
                     handle=actor, component=spec.component, version=spec.version, hostname=spec.container_name)
         copy.node, copy.actor, copy.group_name = info["Node"], info["Actor"], info["Group"]
+        self.sandboxes[info["Node"]] = info.get("Sandbox") or {}
         if limits is not None:
             copy.instance_id, copy.cores, copy.devices = limits.instance_id, limits.cores, limits.devices
             copy.cpus, copy.memory_limit_mb = info["Cpus"], limits.memory_limit_mb
@@ -351,9 +353,17 @@ class RayRuntime:
         nodes = [{"NodeId": n["NodeID"], "Address": n.get("NodeManagerAddress"), "Alive": n.get("Alive"),
                   "Resources": {k: v for k, v in n.get("Resources", {}).items() if not k.startswith("node:")}}
                  for n in self.ray.nodes()]
-        return {"Sandbox": {"Enabled": False, "Reason": "each copy runs in the process runtime's sandbox on its "
-                                                        "node, where that node allows it"},
-                "Ray": {"Nodes": nodes, "PlacementGroups": sorted(self.groups)}}
+        return {"Sandbox": self._sandbox(), "Ray": {"Nodes": nodes, "PlacementGroups": sorted(self.groups)}}
+
+    def _sandbox(self) -> dict:
+        """The nodes' sandboxes, as their copies reported them: off where any node could not make one."""
+        for node, sandbox in self.sandboxes.items():
+            if not sandbox.get("Enabled", False):
+                return {"Enabled": False, "Reason": f"on node {node[:12]}: {sandbox.get('Reason', 'unknown')}"}
+        if not self.sandboxes:
+            return {"Enabled": True, "Walls": "the process runtime's sandbox, on each node that can make it "
+                                              "(known once a copy runs there)"}
+        return next(iter(self.sandboxes.values()))
 
     def close(self):
         for task in self.followers.values():

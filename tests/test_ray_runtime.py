@@ -226,6 +226,11 @@ def test_a_restarted_smemu_adopts_its_actors_and_removes_orphans(cluster, driver
     try:
         deploy(first.client("sagemaker"), name, xgboost_archive, instance_count=1)
         (before,) = copies(first, name)
+        component_endpoint(first.client("sagemaker"), f"{name}-ic", instance_type="ml.m5.large", count=1)
+        ic_model(first.client("sagemaker"), f"{name}-m", f"file://{xgboost_archive}")
+        add_component(first.client("sagemaker"), f"{name}-c", f"{name}-ic", f"{name}-m", cores=1, memory=512)
+        wait_component(first.client("sagemaker"), f"{name}-c")
+        (component_before,) = copies(first, f"{name}-ic")
     finally:
         first.stop(signal.SIGKILL)
     # An actor and an instance of this smemu that no endpoint owns any more (as a crash mid-delete leaves them).
@@ -244,6 +249,13 @@ def test_a_restarted_smemu_adopts_its_actors_and_removes_orphans(cluster, driver
         (after,) = copies(second, name)
         assert (after["Actor"], after["Node"], after["Port"], after["Pid"]) == \
             (before["Actor"], before["Node"], before["Port"], before["Pid"])
+        (component_after,) = eventually(lambda: [c for c in copies(second, f"{name}-ic") if c["State"] == "serving"], 30)
+        assert (component_after["Actor"], component_after["Pid"]) == (component_before["Actor"], component_before["Pid"])
+        # Adopted under the CPU set this run placed it with.
+        tree = [psutil.Process(component_after["Pid"]), *psutil.Process(component_after["Pid"]).children(True)]
+        assert all(sorted(p.cpu_affinity()) == component_after["HostCpus"] for p in tree)
+        adopted_log = open(after["LogPath"]).read()
+        assert "adopted Ray actor" in adopted_log and "smemu-serving: ready" not in adopted_log  # followed from now
         answer = second.client("sagemaker-runtime").invoke_endpoint(EndpointName=name, Body=b"1,2,3",
                                                                     ContentType="text/csv")
         assert answer["Body"].read()
@@ -252,8 +264,9 @@ def test_a_restarted_smemu_adopts_its_actors_and_removes_orphans(cluster, driver
     finally:
         second.stop()
     # Stopped normally, smemu stops its copies: no actor or placement group of the endpoint is left.
-    eventually(lambda: not [a for a in smemu_actors() if a.startswith(f"smemu:{name}:")], 30)
-    eventually(lambda: not [g for g in smemu_groups() if g["name"].startswith(f"smemu:{name}:")], 30)
+    for endpoint in (name, f"{name}-ic"):
+        eventually(lambda: not [a for a in smemu_actors() if a.startswith(f"smemu:{endpoint}:")], 30)
+        eventually(lambda: not [g for g in smemu_groups() if g["name"].startswith(f"smemu:{endpoint}:")], 30)
 
 
 def test_nothing_is_left_running(server, cluster, driver):
@@ -267,9 +280,9 @@ def serving_processes() -> list:
 
 
 def assert_loopback_only():
-    """Every socket of every Ray process, and of smemu's servers, is on 127.0.0.0/8."""
-    ray_pids = {p.pid for p in psutil.process_iter(["cmdline"])
-                if any(part in " ".join(p.info["cmdline"] or []) for part in ("ray", "emulator"))}
+    """Every socket of this test's processes (the cluster's Ray processes, smemu, its actors and copies, and this
+    driver) is on 127.0.0.0/8."""
+    ray_pids = {os.getpid(), *(p.pid for p in psutil.Process().children(recursive=True))}
     checked = 0
     for connection in psutil.net_connections(kind="inet"):
         if connection.pid not in ray_pids:

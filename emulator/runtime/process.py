@@ -110,7 +110,7 @@ class ProcessRuntime:
         if self.sandbox.available:
             copy.mount = lambda source, name: self.sandbox.mount_target_model(process.pid, source, name)
         if limits is not None:
-            self._enforce(copy, process.pid, limits)
+            self.enforce(copy, process.pid, limits)
         if spec.network_isolation:
             copy.proxy = await start_namespace_proxy(process, port)
         return await bring_into_service(self, copy, spec, process.poll)
@@ -125,7 +125,8 @@ class ProcessRuntime:
             model_link.mkdir()
         return base_dir
 
-    def _enforce(self, copy: Copy, pid: int, limits: CopyLimits):
+    def enforce(self, copy: Copy, pid: int, limits: CopyLimits):
+        """Put the copy's processes and threads under its CPU set and memory cap (again, on adoption)."""
         copy.instance_id, copy.cores, copy.devices = limits.instance_id, limits.cores, limits.devices
         copy.runs_on = "cuda" if limits.devices and self.gpus else "cpu"
         copy.cpus, copy.memory_limit_mb = limits.cpus, limits.memory_limit_mb

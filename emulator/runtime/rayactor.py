@@ -81,6 +81,12 @@ class CopyHost:
         asyncio.get_running_loop().create_task(self._watch())
         return self.info()
 
+    def adopt(self, limits: CopyLimits | None) -> dict:
+        """A restarted smemu takes the copy over under the limits it placed it with now."""
+        if limits is not None and self.copy is not None:
+            self.runtime.enforce(self.copy, self.copy.pid, replace(limits, cpus=self._cpus(limits)))
+        return self.info()
+
     def _cpus(self, limits: CopyLimits) -> list[int]:
         """smemu's CPU set where this node has those cores (nodes on one host share them), else the node's own."""
         mine = sorted(os.sched_getaffinity(0))
@@ -99,7 +105,7 @@ class CopyHost:
         if copy is not None:
             view.update(Host=copy.host, Port=copy.port, Pid=copy.pid, Cpus=copy.cpus,
                         MemoryMechanism=copy.memory_mechanism, LogPath=copy.log_path, RunsOn=copy.runs_on,
-                        Sandbox=self.runtime.describe()["Sandbox"])
+                        LogSize=_size(copy.log_path), Sandbox=self.runtime.describe()["Sandbox"])
         return view
 
     async def wait_exit(self) -> str:
@@ -126,3 +132,10 @@ class CopyHost:
                 return handle.read(limit)
         except OSError:
             return b""
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

@@ -113,7 +113,7 @@ class RayRuntime:
         fingerprint = _fingerprint(spec)
         adopted = self._adoptable(spec, fingerprint)
         if adopted is not None:
-            return self._adopt(*adopted, spec, limits, copy_id, log_path)
+            return await self._adopt(*adopted, spec, limits, copy_id, log_path)
         bundle = _bundle(spec, limits)
         group = await self._group(spec, limits, copy_id, bundle)
         package = None
@@ -208,7 +208,8 @@ class RayRuntime:
 
         return PlacementGroupSchedulingStrategy(group.handle, placement_group_bundle_index=0)
 
-    def _copy(self, actor, info: dict, spec: CopySpec, limits: CopyLimits | None, copy_id: str, log_path) -> Copy:
+    def _copy(self, actor, info: dict, spec: CopySpec, limits: CopyLimits | None, copy_id: str, log_path,
+              log_from: int = 0) -> Copy:
         copy = Copy(copy_id, spec.endpoint, spec.variant, info["Host"], info["Port"], str(log_path), info["Pid"],
                     handle=actor, component=spec.component, version=spec.version, hostname=spec.container_name)
         copy.node, copy.actor, copy.group_name = info["Node"], info["Actor"], info["Group"]
@@ -217,13 +218,13 @@ class RayRuntime:
             copy.instance_id, copy.cores, copy.devices = limits.instance_id, limits.cores, limits.devices
             copy.cpus, copy.memory_limit_mb = info["Cpus"], limits.memory_limit_mb
             copy.memory_mechanism = info["MemoryMechanism"]
-        self.followers[copy_id] = asyncio.get_running_loop().create_task(self._follow_log(actor, log_path))
+        self.followers[copy_id] = asyncio.get_running_loop().create_task(self._follow_log(actor, log_path, log_from))
         copy.state = "serving"  # its node's health check passed (the actor's start returned)
         return copy
 
-    async def _follow_log(self, actor, log_path):
-        """The copy's log is written on its node: bring it to smemu's log file, where CloudWatch Logs reads it."""
-        offset = 0
+    async def _follow_log(self, actor, log_path, offset: int = 0):
+        """The copy's log is written on its node: bring it to smemu's log file, where CloudWatch Logs reads it
+        (an adopted copy's from the adoption on, as the Docker runtime follows an adopted container's)."""
         try:
             while True:
                 chunk = await actor.read_log.remote(offset)
@@ -260,8 +261,13 @@ class RayRuntime:
                 return self.leftovers.pop(name)
         return None
 
-    def _adopt(self, actor, info: dict, spec, limits, copy_id: str, log_path) -> Copy:
+    async def _adopt(self, actor, info: dict, spec, limits, copy_id: str, log_path) -> Copy:
         from ray.util import get_placement_group
+
+        try:
+            info = await actor.adopt.remote(limits)  # under this run's CPU set and memory cap
+        except self.ray.exceptions.RayError as exc:
+            raise CopyStartError(f"Could not adopt Ray actor {info['Actor']}: {_first_line(exc)}") from None
 
         name = info["Group"]
         group = self.groups.get(name)
@@ -271,7 +277,7 @@ class RayRuntime:
         self.member[copy_id] = group
         append_log(log_path, f"--- smemu: adopted Ray actor {info['Actor']} (node {info['Node'][:12]}, "
                              f"{info['Host']}:{info['Port']}) after a restart")
-        return self._copy(actor, info, spec, limits, copy_id, log_path)
+        return self._copy(actor, info, spec, limits, copy_id, log_path, log_from=info.get("LogSize", 0))
 
     def finish_adoption(self):
         """Recovery is over: actors nobody adopted, and placement groups without copies, go."""

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+from .awscredentials import local_credentials
 from .config import Settings, configured_port
 
 class CommandError(Exception):
@@ -59,7 +60,6 @@ def call(method: str, url: str, body: dict | None = None, params: dict | None = 
     are any (a server started with --auth sigv4 wants every request signed)."""
     import json
 
-    import boto3
     import httpx
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
@@ -70,7 +70,7 @@ def call(method: str, url: str, body: dict | None = None, params: dict | None = 
         url = f"{url}?{urlencode(params)}"
     data = json.dumps(body).encode() if body is not None else b""
     headers = {"content-type": "application/json"} if body is not None else {}
-    credentials = boto3.Session().get_credentials()
+    credentials = local_credentials()
     if credentials is not None:
         request = AWSRequest(method=method, url=url, data=data, headers=headers)
         SigV4Auth(credentials.get_frozen_credentials(), "smemu", "us-east-1").add_auth(request)

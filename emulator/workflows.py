@@ -12,9 +12,9 @@ import time
 import uuid
 from pathlib import Path
 
-import boto3
 from botocore.exceptions import ClientError
 
+from . import awscredentials
 from .config import DEFAULT_ROLE
 from .packaging import package
 from .runtime.health import summary
@@ -33,9 +33,10 @@ def client(service: str, url: str):
     """A boto3 client for smemu: signed with this environment's AWS credentials when there are any (a server
     with --auth sigv4 checks them), else with dummy ones."""
     kw = dict(endpoint_url=url, region_name="us-east-1")
-    if boto3.Session().get_credentials() is None:
+    session = awscredentials.session()  # never the instance metadata service: smemu is local
+    if session.get_credentials() is None:
         kw.update(aws_access_key_id="smemu", aws_secret_access_key="smemu")
-    return boto3.client(service, **kw)
+    return session.client(service, **kw)
 
 
 def clients(url: str):

@@ -9,6 +9,10 @@ import pytest
 
 from emulator.testing import EmulatorProcess
 
+# Whatever boto3 in these tests (and the processes they start: servers, docs' code, examples) finds no
+# credentials for, it must not ask the EC2 metadata service at 169.254.169.254: nothing leaves loopback.
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
 from . import models
 from .helpers import CHROMIUM, ROOMY, S3_ENV, SCREENSHOTS, Shots
 

@@ -1,6 +1,7 @@
 """Helpers shared by the test modules (test modules import this, never each other)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -262,3 +263,32 @@ FAILING_PREDICT = xgboost_predict('raise RuntimeError("this model version is bro
 SLOW_PREDICT = slow_predict(10)
 
 
+
+
+# -- credentials ----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def metadata_standin():
+    """A stand-in EC2 metadata service on loopback, for AWS_EC2_METADATA_SERVICE_ENDPOINT: yields (its URL, the
+    paths asked of it). boto3 asks it when it finds no credentials elsewhere; smemu must not."""
+    import http.server
+    import threading
+
+    asked = []
+
+    class Metadata(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self):
+            asked.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        do_GET = do_PUT
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", asked
+    finally:
+        server.shutdown()

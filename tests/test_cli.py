@@ -10,7 +10,7 @@ import time
 from emulator.config import DEFAULT_ROLE
 
 from . import models
-from .helpers import ROOT, wait_in_service
+from .helpers import ROOT, metadata_standin, wait_in_service
 
 
 def smemu(*args, timeout=180):
@@ -111,35 +111,16 @@ def test_every_command_reports_an_unreachable_server_in_one_line(tmp_path):
 
 def test_commands_never_ask_an_instance_metadata_service_for_credentials(emulator, tmp_path):
     """With no AWS credentials in the environment, boto3's chain would end at the EC2 metadata service
-    (169.254.169.254); smemu's commands stop before it. A stand-in metadata service on loopback counts asks."""
-    import http.server
+    (169.254.169.254); smemu's commands stop before it."""
     import os
-    import threading
 
-    asked = []
-
-    class Metadata(http.server.BaseHTTPRequestHandler):
-        def do_PUT(self):
-            asked.append(self.path)
-            self.send_response(404)
-            self.end_headers()
-
-        do_GET = do_PUT
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_EC2_METADATA_SERVICE_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
-               AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
-    try:
+    with metadata_standin() as (url, asked):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(AWS_EC2_METADATA_SERVICE_ENDPOINT=url, AWS_CONFIG_FILE=str(tmp_path / "none"),
+                   AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
         for args in (["ps"], ["invoke", "no-such-endpoint", "--body", "1"]):
             subprocess.run([sys.executable, "-m", "emulator", *args, "--url", emulator.url], env=env,
                            capture_output=True, timeout=60)
-    finally:
-        server.shutdown()
     assert asked == []
 
 

@@ -10,7 +10,9 @@ import pytest
 from emulator.testing import EmulatorProcess
 
 from . import models
-from .helpers import S3_ENV, SLOW_PREDICT, XGBOOST_IMAGE, delete_endpoint, serving_processes, wait_in_service, wait_status
+from .helpers import (S3_ENV, SLOW_PREDICT, XGBOOST_IMAGE, delete_endpoint, metadata_standin, serving_processes,
+                      wait_in_service, wait_status)
+
 
 def create(sagemaker, name, container, variant_extra=None):
     sagemaker.create_model(ModelName=name, PrimaryContainer={"Image": XGBOOST_IMAGE, **container})
@@ -214,16 +216,20 @@ def test_a_model_whose_local_data_changes_or_disappears_says_so(tmp_path, xgboos
 
 
 def test_s3_model_data_without_credentials_is_read_signed(tmp_path, s3_server, s3, xgboost_archive):
-    """A local S3 server refuses unsigned requests: with no credentials configured, smemu signs with dummy ones."""
+    """A local S3 server refuses unsigned requests: with no credentials configured, smemu signs with dummy ones,
+    and never asks the EC2 metadata service for real ones (a stand-in on loopback counts asks)."""
     s3.upload_file(str(xgboost_archive), "models", "nocreds/model.tar.gz")
-    env = {"AWS_ENDPOINT_URL_S3": s3_server, "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None,
-           "AWS_SESSION_TOKEN": None, "AWS_PROFILE": None, "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-           "AWS_CONFIG_FILE": str(tmp_path / "none")}
-    server = EmulatorProcess(tmp_path / "state", env).start()
-    try:
-        sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
-        create(sagemaker, "s3-nocreds", {"ModelDataUrl": "s3://models/nocreds/model.tar.gz"})
-        wait_in_service(sagemaker, "s3-nocreds")
-        assert predict(runtime, "s3-nocreds") == b"0.25\n"
-    finally:
-        server.stop()
+    with metadata_standin() as (metadata, asked):
+        env = {"AWS_ENDPOINT_URL_S3": s3_server, "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None,
+               "AWS_SESSION_TOKEN": None, "AWS_PROFILE": None, "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+               "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": None,
+               "AWS_EC2_METADATA_SERVICE_ENDPOINT": metadata}
+        server = EmulatorProcess(tmp_path / "state", env).start()
+        try:
+            sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
+            create(sagemaker, "s3-nocreds", {"ModelDataUrl": "s3://models/nocreds/model.tar.gz"})
+            wait_in_service(sagemaker, "s3-nocreds")
+            assert predict(runtime, "s3-nocreds") == b"0.25\n"
+        finally:
+            server.stop()
+    assert asked == []

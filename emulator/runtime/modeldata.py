@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from .. import awscredentials
+
 CHUNK = 256 * 1024
 
 
@@ -118,9 +120,7 @@ def own_s3_in_use() -> bool:
 def s3_client(region: str):
     """boto3's S3 client as the user configured it (AWS_ENDPOINT_URL_S3 points it at a local server), else
     the S3 on smemu's own port."""
-    import boto3
-
-    session = boto3.Session()
+    session = awscredentials.session()  # never a metadata service's credentials (169.254.169.254): smemu is local
     credentials, endpoint = {}, {}
     own = own_s3_in_use()
     if own:

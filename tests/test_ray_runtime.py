@@ -116,6 +116,7 @@ def test_component_copies_spread_and_answer(server, cluster, driver, xgboost_arc
         answer = runtime.invoke_endpoint(EndpointName=name, InferenceComponentName=f"{name}-c", Body=b"1,2,3",
                                          ContentType="text/csv")
         assert answer["Body"].read()
+    assert len(serving_processes()) >= 2  # the copies' serving processes, under their nodes' raylets
     # On its node each copy runs under the limits the process runtime sets: its CPU set and a memory cgroup.
     for copy in running:
         assert copy["MemoryEnforcement"].startswith("cgroup") and copy["MemoryLimitMb"] == 8192
@@ -276,7 +277,15 @@ def test_nothing_is_left_running(server, cluster, driver):
 
 
 def serving_processes() -> list:
-    return [p for p in psutil.process_iter(["cmdline"]) if "emulator.serving" in " ".join(p.info["cmdline"] or [])]
+    """Serving processes under a Ray node (the rest of the suite's emulators run copies of their own)."""
+    def on_ray(process):
+        try:
+            return any("raylet" in " ".join(parent.cmdline()) for parent in process.parents())
+        except psutil.Error:
+            return False
+
+    return [p for p in psutil.process_iter(["cmdline"])
+            if "emulator.serving" in " ".join(p.info["cmdline"] or []) and on_ray(p)]
 
 
 def assert_loopback_only():

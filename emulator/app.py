@@ -56,6 +56,7 @@ from .runtime.base import Runtime
 from .runtime.docker import MISSING_SDK, DockerRuntime, docker_client, docker_sdk_installed
 from .runtime.faults import Faults
 from .runtime.fleet import FleetRegistry
+from .runtime.health import CopyStartError
 from .runtime.modeldata import ModelDataStore, own_s3_in_use, use_own_s3, write_object
 from .runtime.process import ProcessRuntime
 from .scheduler.catalog import Catalog
@@ -72,8 +73,11 @@ def make_runtime(settings: Settings) -> Runtime:
             raise SystemExit("smemu: --runtime ray needs Ray: pip install -e '.[ray]'.")
         from .runtime.raycluster import RayRuntime
 
-        return RayRuntime(settings.ray_address, settings.state_dir, settings.stop_grace, settings.ray_capacity_wait,
-                          settings.ray_package_limit_mb)
+        try:
+            return RayRuntime(settings.ray_address, settings.state_dir, settings.stop_grace,
+                              settings.ray_capacity_wait, settings.ray_package_limit_mb)
+        except CopyStartError as exc:
+            raise SystemExit(f"smemu: {exc}") from None
     if settings.runtime == "docker" and not docker_sdk_installed():
         raise SystemExit(f"smemu: --runtime docker, but {MISSING_SDK}.")
     if settings.runtime in ("docker", "auto"):

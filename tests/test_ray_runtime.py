@@ -301,3 +301,16 @@ def assert_loopback_only():
                 checked += 1
                 assert address.ip.removeprefix("::ffff:").startswith("127."), (connection, address)
     assert checked > 20
+
+
+def test_serve_refuses_a_missing_or_silent_cluster_address(tmp_path):
+    from emulator.testing import free_port
+
+    base = [sys.executable, "-m", "emulator", "serve", "--runtime", "ray", "--state-dir", str(tmp_path / "s"),
+            "--port", str(free_port())]
+    env = {k: v for k, v in os.environ.items() if k != "SMEMU_RAY_ADDRESS"}
+    missing = subprocess.run(base, capture_output=True, text=True, timeout=60, env=env)
+    assert missing.returncode == 2 and "--runtime ray needs the cluster's address" in missing.stderr
+    silent = f"127.0.0.1:{free_port()}"  # nothing listens there
+    refused = subprocess.run(base + ["--ray-address", silent], capture_output=True, text=True, timeout=60, env=env)
+    assert refused.returncode == 1 and f"No Ray cluster answers at {silent}" in refused.stderr

@@ -86,6 +86,7 @@ class RayRuntime:
         self.package_limit_mb = package_limit_mb
         self.owner = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
         if not ray.is_initialized():
+            _check_reachable(address)  # ray.init retries an address where nothing answers for minutes
             ray.init(address=address, namespace=NAMESPACE, _node_ip_address=_own_address(address),
                      log_to_driver=False, configure_logging=False)
         self.host_class = ray.remote(CopyHost)
@@ -420,6 +421,19 @@ def _fingerprint(spec: CopySpec) -> str:
 
 def _first_line(exc: BaseException) -> str:
     return next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:300]
+
+
+def _check_reachable(address: str, seconds: float = 5.0):
+    """A clear refusal when nothing listens at the cluster's address."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=seconds).close()
+    except (OSError, ValueError) as exc:
+        raise CopyStartError(
+            f"No Ray cluster answers at {address} ({exc}). Start one ('ray start --head --port PORT', see "
+            "docs/scale-out.md) and give its HOST:PORT to --ray-address.") from None
 
 
 def _own_address(address: str) -> str | None:

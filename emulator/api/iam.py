@@ -52,21 +52,44 @@ def iam_service(scope) -> str | None:
 
 class IamApi:
     def __init__(self, account_id: str, root_keys: dict[str, str], store: IamStore):
-        os.environ["MOTO_ACCOUNT_ID"] = account_id
-        os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # AWS's managed policies, as moto ships them
-        from moto.iam.models import iam_backends
-        from moto.moto_server.werkzeug_app import create_backend_app
-        from moto.sts.models import sts_backends
-
-        self.apps = {"iam": create_backend_app("iam"), "sts": create_backend_app("sts")}
-        self.iam, self.sts = iam_backends[account_id]["aws"], sts_backends[account_id]["aws"]
         self.account = account_id
         self.store = store
         self.lock = threading.Lock()  # moto's backends are not thread-safe; the disk copy follows each change
-        self.store.restore(self.iam, self.sts)
-        self.principals = Principals(self.iam, self.sts, root_keys, account_id, self.lock)
+        self._backends = None
+        self._loading = threading.Lock()
+        self.principals = Principals(self, root_keys, account_id, self.lock)
         self.pool = ThreadPoolExecutor(2, thread_name_prefix="iam")
         self.guard = None  # set by the app (api/guard.py)
+
+    def _loaded(self) -> tuple:
+        """moto's IAM and STS, with the state on disk, once something first needs them: importing moto's IAM
+        (and AWS's managed policies) takes about 0.4 s, which a server that never sees IAM should not pay."""
+        if self._backends is None:
+            with self._loading:
+                if self._backends is None:
+                    os.environ["MOTO_ACCOUNT_ID"] = self.account
+                    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # AWS's managed policies, as moto ships
+                    from moto.iam.models import iam_backends
+                    from moto.moto_server.werkzeug_app import create_backend_app
+                    from moto.sts.models import sts_backends
+
+                    iam, sts = iam_backends[self.account]["aws"], sts_backends[self.account]["aws"]
+                    self.store.restore(iam, sts)
+                    apps = {"iam": create_backend_app("iam"), "sts": create_backend_app("sts")}
+                    self._backends = (iam, sts, apps)
+        return self._backends
+
+    @property
+    def iam(self):
+        return self._loaded()[0]
+
+    @property
+    def sts(self):
+        return self._loaded()[1]
+
+    @property
+    def apps(self) -> dict:
+        return self._loaded()[2]
 
     async def __call__(self, scope, receive, send, service: str):
         body = await read_body(receive, MAX_BODY) or b""

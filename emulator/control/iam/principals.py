@@ -71,10 +71,19 @@ def _untyped(policies) -> list[tuple[str, dict]]:
 
 
 class Principals:
-    def __init__(self, iam, sts, root_keys: dict[str, str], account_id: str, lock: threading.Lock):
-        self.iam, self.sts, self.root_keys, self.account_id, self.lock = iam, sts, root_keys, account_id, lock
+    def __init__(self, backends, root_keys: dict[str, str], account_id: str, lock: threading.Lock):
+        """``backends``: what holds moto's IAM and STS backends (``.iam``, ``.sts``), loaded when first read."""
+        self.backends, self.root_keys, self.account_id, self.lock = backends, root_keys, account_id, lock
         self._cache: dict[str, Principal] = {}  # access key → principal, until IAM changes (``changed``)
         self._generation = 0
+
+    @property
+    def iam(self):
+        return self.backends.iam
+
+    @property
+    def sts(self):
+        return self.backends.sts
 
     def changed(self) -> None:
         """IAM's or STS's state changed: principals are read afresh."""

@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from emulator.runtime.docker import docker_client, owner_label
+from emulator.runtime.base import owner_label
+from emulator.runtime.docker import docker_client
 from emulator.runtime.images import SMEMU_IMAGES as DEFAULT_IMAGES
 
 from emulator.testing import EmulatorProcess, eventually

@@ -214,10 +214,9 @@ def test_a_lost_node_s_copies_come_back_elsewhere(server, cluster, driver, xgboo
 
 
 def test_a_restarted_smemu_adopts_its_actors_and_removes_orphans(cluster, driver, xgboost_archive, tmp_path, unique):
-    import hashlib
-
     from ray.util.placement_group import placement_group
 
+    from emulator.runtime.base import owner_label
     from emulator.runtime.rayactor import CopyHost
 
     state = tmp_path / "state"
@@ -235,7 +234,7 @@ def test_a_restarted_smemu_adopts_its_actors_and_removes_orphans(cluster, driver
     finally:
         first.stop(signal.SIGKILL)
     # An actor and an instance of this smemu that no endpoint owns any more (as a crash mid-delete leaves them).
-    owner = hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:12]
+    owner = owner_label(state)
     orphan_group = placement_group([{"CPU": 0.01}], name="smemu:gone:i-orphan", lifetime="detached")
     ray.get(orphan_group.ready(), timeout=10)
     identity = {"Owner": owner, "Endpoint": "gone", "Variant": "AllTraffic", "Component": "", "Container": "primary",

@@ -14,7 +14,7 @@ from ..control.resources import ENDPOINT, RECOMMENDATION_JOB
 from ..control.store import Store
 from ..router.metrics import Metrics
 from ..runtime.faults import KINDS
-from ..runtime.fleet import FleetRegistry
+from ..runtime.fleet import FleetRegistry, runs_here
 from ..runtime.limits import resident_mb
 
 RECENT_ACTIVITIES = 10  # scaling activities in /_smemu/status (smemu ps)
@@ -100,7 +100,7 @@ def smemu_app(runtime_name: str, store: Store, registry: FleetRegistry, reconcil
                         variant["Capacity"] = {"Cores": instance_type.vcpus, "MemoryMb": instance_type.memory_mb}
                     copies = variant.get("Copies") or [c for i in variant.get("Instances", []) for c in i["Copies"]]
                     for copy in copies:
-                        if copy.get("Pid") and (not copy.get("Node") or copy["Host"].startswith("127.")):  # here
+                        if copy.get("Pid") and runs_here(copy.get("Node"), copy["Host"]):
                             copy["ResidentMb"] = round(resident_mb(copy["Pid"]), 1)
             entry = {"EndpointName": name, "EndpointStatus": doc["EndpointStatus"], "Placement": view,
                      "InferenceComponents": [

@@ -20,7 +20,7 @@ from ..clock import Clock
 from ..config import Settings
 from ..runtime.fleet import Copy, Fleet, FleetRegistry, VariantFleet
 from ..runtime.health import CopyStartError
-from ..runtime.spec import CopySpec, InstanceShape
+from ..runtime.spec import CopySpec
 from ..scheduler.catalog import DEFAULT_STORAGE_GIB, Catalog
 from .components import ComponentReconciler
 from .copies import CopyManager, describe_failure
@@ -376,7 +376,7 @@ class EndpointLifecycle:
                 startup_timeout=self.settings.deadline_seconds(requested, self.settings.startup_timeout),
                 startup_timeout_requested=requested or self.settings.startup_timeout,
                 network_isolation=bool(model.get("EnableNetworkIsolation")), container_name=hostname,
-                instance=InstanceShape.of(instance_type),
+                instance=instance_type,
             ))
         return templates
 

@@ -6,6 +6,8 @@ talks to them only through ``Runtime``.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from pathlib import Path
 from typing import Callable, Protocol
@@ -59,6 +61,19 @@ def prepare_start(runtime: Runtime, spec: CopySpec, copy_id: str | None) -> tupl
     path = copy_log_path(spec.log_dir, spec.endpoint, spec.variant, spec.component, copy_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     return copy_id, path
+
+
+def owner_label(state_dir: Path) -> str:
+    """What marks the copies (containers, Ray actors) of the emulator using this state directory."""
+    return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+
+
+def spec_fingerprint(spec: CopySpec, image: str | None) -> str:
+    """What a copy runs; only a running copy (a container, a Ray actor) with the same fingerprint may be adopted
+    for a copy after a restart."""
+    material = [image, str(spec.model_dir), sorted((spec.environment or {}).items()), spec.network_isolation,
+                spec.component, spec.version]
+    return hashlib.sha256(json.dumps(material, default=str).encode()).hexdigest()[:16]
 
 
 def append_log(path: str | Path, line: str):

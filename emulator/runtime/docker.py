@@ -10,8 +10,6 @@ reached through a proxy that enters its network namespace.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import subprocess
 import sys
@@ -19,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from .base import prepare_start
+from .base import owner_label, prepare_start, spec_fingerprint
 from .fleet import Copy
 from .health import CopyStartError, bring_into_service
 from .images import SMEMU_IMAGES, framework_of
@@ -28,11 +26,6 @@ from .spec import CopyLimits, CopySpec, free_port
 
 log = logging.getLogger("smemu.docker")
 LABEL = "smemu.emulator"
-
-
-def owner_label(state_dir: Path) -> str:
-    """The label value that marks the containers of the emulator using this state directory."""
-    return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
 
 
 MISSING_SDK = ("the Docker runtime needs the Docker SDK for Python, which is not installed: "
@@ -240,13 +233,6 @@ class DockerRuntime:
 
     def close(self):
         self.client.close()
-
-
-def spec_fingerprint(spec: CopySpec, image: str) -> str:
-    """What a container runs; only a container with the same fingerprint may be adopted for a copy."""
-    material = [image, str(spec.model_dir), sorted((spec.environment or {}).items()), spec.network_isolation,
-                spec.component, spec.version]
-    return hashlib.sha256(json.dumps(material, default=str).encode()).hexdigest()[:16]
 
 
 def _limit_options(limits: CopyLimits) -> dict:

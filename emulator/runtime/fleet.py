@@ -12,6 +12,11 @@ import asyncio
 from dataclasses import dataclass, field
 
 
+def runs_here(node: str | None, host: str) -> bool:
+    """Whether a copy is a process of this machine: any local one, or a Ray copy on a node at a loopback address."""
+    return node is None or host.startswith("127.")
+
+
 @dataclass
 class Copy:
     copy_id: str
@@ -48,7 +53,7 @@ class Copy:
     @property
     def local_pid(self) -> int | None:
         """Its pid where it is a process of this machine (a Ray copy on another machine's node is not)."""
-        return self.pid if self.node is None or self.host.startswith("127.") else None
+        return self.pid if runs_here(self.node, self.host) else None
 
     @property
     def base_url(self) -> str:

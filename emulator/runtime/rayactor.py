@@ -95,6 +95,7 @@ class CopyHost:
         return mine[: max(1, min(len(mine), len(limits.cpus)))]
 
     async def _watch(self):
+        # Polled, not a pidfd: exit_reason also runs the memory watchdog where the node has no cgroup.
         while self.runtime.exit_reason(self.copy) is None and self.copy.state != "stopped":
             await asyncio.sleep(EXIT_POLL_SECONDS)
         self.exited.set()

@@ -16,9 +16,7 @@ the rest removed. ``docs/scale-out.md`` tells how to run it on several machines.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
-import json
 import logging
 import os
 import tarfile
@@ -26,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .base import append_log, prepare_start
+from .base import append_log, owner_label, prepare_start, spec_fingerprint
 from .fleet import Copy
 from .health import CopyStartError, NoCapacity
 from .images import framework_of
@@ -84,7 +82,7 @@ class RayRuntime:
         self.stop_grace = stop_grace
         self.capacity_wait = capacity_wait
         self.package_limit_mb = package_limit_mb
-        self.owner = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+        self.owner = owner_label(state_dir)
         if not ray.is_initialized():
             _check_reachable(address)  # ray.init retries an address where nothing answers for minutes
             ray.init(address=address, namespace=NAMESPACE, _node_ip_address=_own_address(address),
@@ -111,7 +109,7 @@ class RayRuntime:
         if spec.multi_model_prefix is not None:
             raise CopyStartError("Multi-model endpoints are not supported by the Ray runtime: their models are "
                                  "loaded from smemu's own host. Use --runtime process or docker for them.")
-        fingerprint = _fingerprint(spec)
+        fingerprint = spec_fingerprint(spec, spec.image)
         adopted = self._adoptable(spec, fingerprint)
         if adopted is not None:
             return await self._adopt(*adopted, spec, limits, copy_id, log_path)
@@ -269,7 +267,6 @@ class RayRuntime:
             info = await actor.adopt.remote(limits)  # under this run's CPU set and memory cap
         except self.ray.exceptions.RayError as exc:
             raise CopyStartError(f"Could not adopt Ray actor {info['Actor']}: {_first_line(exc)}") from None
-
         name = info["Group"]
         group = self.groups.get(name)
         if group is None:
@@ -306,6 +303,7 @@ class RayRuntime:
         follower = self.followers.pop(copy.copy_id, None)
         if follower is not None:
             follower.cancel()
+        self.reasons.pop(copy.copy_id, None)
         self._forget(copy.copy_id)
 
     def _forget(self, copy_id: str):
@@ -332,8 +330,9 @@ class RayRuntime:
             except self.ray.exceptions.RayError as exc:
                 reason = f"was lost with its Ray actor or node ({_first_line(exc)})"
                 self._drop_lost_group(copy.copy_id)
-            self.reasons[copy.copy_id] = reason
-            callback()
+            if copy.state != "stopped":  # smemu stopped it itself: nothing to report, nothing to keep
+                self.reasons[copy.copy_id] = reason
+                callback()
 
         asyncio.get_running_loop().create_task(watch())
 
@@ -411,12 +410,6 @@ def _describe(bundle: dict) -> str:
 
 def _bundle_node(entry: dict) -> str | None:
     return (entry.get("bundles_to_node_id") or {}).get(0)
-
-
-def _fingerprint(spec: CopySpec) -> str:
-    material = [spec.image, str(spec.model_dir), sorted((spec.environment or {}).items()), spec.network_isolation,
-                spec.component, spec.version, spec.container_name]
-    return hashlib.sha256(json.dumps(material, default=str).encode()).hexdigest()[:16]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -5,22 +5,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class InstanceShape:
-    """The emulated instance type a copy runs on, for runtimes that reserve it whole (Ray's bundles)."""
-
-    name: str
-    vcpus: float
-    memory_mb: int
-    accelerators: int = 0
-
-    @classmethod
-    def of(cls, instance_type) -> "InstanceShape | None":
-        """The shape of a catalog instance type (anything with name, vcpus, memory_mb, accelerators)."""
-        if instance_type is None:
-            return None
-        return cls(instance_type.name, instance_type.vcpus, instance_type.memory_mb, instance_type.accelerators)
+from ..scheduler.catalog import InstanceType
 
 
 @dataclass
@@ -39,7 +24,7 @@ class CopySpec:
     network_isolation: bool = False
     multi_model_prefix: str | None = None  # a multi-model endpoint's ModelDataUrl: where TargetModels are
     memory_budget_mb: float = 0.0  # what a multi-model copy may hold
-    instance: InstanceShape | None = None  # the variant's instance type
+    instance: InstanceType | None = None  # the variant's instance type (Ray reserves it whole)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from ...config import Settings
 from ...runtime.fleet import ComponentFleet, Copy, FleetRegistry
 from ...runtime.health import CopyStartError, NoCapacity
 from ...runtime.limits import HostCpuAllocator
-from ...runtime.spec import CopyLimits, CopySpec, InstanceShape
+from ...runtime.spec import CopyLimits, CopySpec
 from ...scheduler.catalog import Catalog
 from ...scheduler.placement import BINPACK, NOT_ENOUGH_HARDWARE, SPREAD, Demand, Instance, NeverFits, VariantPool
 from ..copies import CopyManager, describe_failure
@@ -356,7 +356,7 @@ class ComponentReconciler:
             startup_timeout=self.settings.deadline_seconds(requested, self.settings.startup_timeout),
             startup_timeout_requested=requested or self.settings.startup_timeout,
             component=doc["InferenceComponentName"], version=version, network_isolation=host.network_isolation,
-            instance=InstanceShape.of(pool.type),
+            instance=pool.type,
         )
 
     async def _remove(self, pool: VariantPool, comp: ComponentFleet, copies: list[Copy]):

@@ -263,6 +263,17 @@ FAILING_PREDICT = xgboost_predict('raise RuntimeError("this model version is bro
 SLOW_PREDICT = slow_predict(10)
 
 
+def slow_start(seconds: float) -> str:
+    """XGBoost inference code whose model_fn takes ``seconds`` to load the model."""
+    return f'''
+import os, time, xgboost as xgb
+
+def model_fn(model_dir):
+    time.sleep({seconds})
+    booster = xgb.Booster()
+    booster.load_model(os.path.join(model_dir, "xgboost-model"))
+    return booster
+'''
 
 
 # -- credentials ----------------------------------------------------------------------------------

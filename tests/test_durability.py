@@ -11,18 +11,7 @@ import pytest
 from emulator.testing import EmulatorProcess, eventually
 
 from . import models
-from .helpers import ROOT, XGBOOST_IMAGE, deploy, serving_processes, wait_in_service
-
-SLOW_START = '''
-import os, time, xgboost as xgb
-
-def model_fn(model_dir):
-    time.sleep(3)
-    booster = xgb.Booster()
-    booster.load_model(os.path.join(model_dir, "xgboost-model"))
-    return booster
-'''
-
+from .helpers import ROOT, XGBOOST_IMAGE, deploy, serving_processes, slow_start, wait_in_service
 
 @pytest.fixture
 def state_dir(tmp_path):
@@ -36,7 +25,7 @@ def test_kill_9_and_restart_keeps_everything_and_serves_again(state_dir, xgboost
     sagemaker.add_tags(ResourceArn=sagemaker.describe_model(ModelName="durable")["ModelArn"],
                        Tags=[{"Key": "keep", "Value": "me"}])
     sagemaker.create_model(ModelName="orphan-model", PrimaryContainer={"Image": XGBOOST_IMAGE})
-    slow = models.write_code(models.xgboost_model_dir(artifacts / "slow-start"), SLOW_START)
+    slow = models.write_code(models.xgboost_model_dir(artifacts / "slow-start"), slow_start(3))
     deploy(sagemaker, "half-created", slow, environment={"SAGEMAKER_PROGRAM": "inference.py"}, wait=False)
     old_pids = {p.pid for p in serving_processes(state_dir)}
     assert old_pids

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from emulator.testing import eventually
 
 from . import models
-from .helpers import XGBOOST_IMAGE, delete_endpoint, deploy, wait_in_service
+from .helpers import XGBOOST_IMAGE, delete_endpoint, deploy, slow_start, wait_in_service
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012"
 CSV = b"0,0,1\n1,0,0"
@@ -49,17 +49,6 @@ def test_create_wait_describe_and_delete(sagemaker, runtime, xgboost_archive, un
     assert sagemaker.describe_model(ModelName=name)["ModelName"] == name
 
 
-SLOW_START = """
-import os, time, xgboost as xgb
-
-def model_fn(model_dir):
-    time.sleep(2)
-    booster = xgb.Booster()
-    booster.load_model(os.path.join(model_dir, "xgboost-model"))
-    return booster
-"""
-
-
 def test_create_errors_change_nothing(sagemaker, artifacts, unique):
     name = unique("e")
     missing = unique("nocfg")
@@ -68,7 +57,7 @@ def test_create_errors_change_nothing(sagemaker, artifacts, unique):
     assert sagemaker.list_endpoints(NameContains=name)["Endpoints"] == []
     # A copy that takes two seconds to load its model: the endpoint is still Creating for the checks below
     # (a forked copy is otherwise in service within a tenth of a second).
-    slow = models.write_code(models.xgboost_model_dir(artifacts / f"{name}-slow"), SLOW_START)
+    slow = models.write_code(models.xgboost_model_dir(artifacts / f"{name}-slow"), slow_start(2))
     deploy(sagemaker, name, slow, environment={"SAGEMAKER_PROGRAM": "inference.py"}, wait=False)
     error = error_of(sagemaker.create_endpoint, EndpointName=name, EndpointConfigName=name)
     assert error["Message"] == f'Cannot create already existing endpoint "{ARN}:endpoint/{name.lower()}".'

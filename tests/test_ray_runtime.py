@@ -48,6 +48,17 @@ def server(cluster, tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def no_endpoint_outlives_its_test(request):
+    """A test that fails half-way leaves nothing behind for the next (they share the cluster's capacity)."""
+    yield
+    if "server" in request.fixturenames:
+        sagemaker = request.getfixturevalue("server").client("sagemaker")
+        for endpoint in sagemaker.list_endpoints()["Endpoints"]:
+            if endpoint["EndpointStatus"] != "Deleting":
+                sagemaker.delete_endpoint(EndpointName=endpoint["EndpointName"])
+
+
 def copies(server, endpoint):
     return httpx.get(f"{server.url}/_smemu/endpoints/{endpoint}/copies").json().get("Copies", [])
 

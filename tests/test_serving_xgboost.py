@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -218,6 +219,37 @@ def test_s5_script_mode_needs_model_fn(tmp_path):
         ping = process.ping()
         assert ping.status_code == 500 and "Please provide a model_fn implementation" in ping.text
         assert process.invoke(ROWS, {"Content-Type": "text/csv"}).status_code == 500
+    finally:
+        process.stop()
+
+
+AFFINITY = '''
+import json, os, xgboost as xgb
+
+def model_fn(model_dir):
+    model_fn.affinity = sorted(os.sched_getaffinity(0))  # as the process loads its model, before anything else sets it
+    booster = xgb.Booster()
+    booster.load_model(os.path.join(model_dir, "xgboost-model"))
+    return booster
+
+def transform_fn(model, data, content_type, accept):
+    threads = [sorted(os.sched_getaffinity(int(t))) for t in os.listdir("/proc/self/task")]
+    return json.dumps({"at_load": model_fn.affinity, "threads": threads,
+                       "told": os.environ.get("SMEMU_CPUS")}), "application/json"
+'''
+
+
+def test_the_process_is_born_on_the_cpu_set_it_is_given(tmp_path):
+    """The runtime also sets a copy's CPU set from outside once it is up; from inside, the copy is on it at once
+    (before its sandbox launcher forks or any thread starts), whatever the runtime's timing."""
+    last = max(os.sched_getaffinity(0))
+    model_dir = models.xgboost_model_dir(tmp_path / "model")
+    models.write_code(model_dir, AFFINITY)
+    process = serve(model_dir, {"SAGEMAKER_PROGRAM": "inference.py", "SMEMU_CPUS": str(last)})
+    try:
+        answer = process.invoke(b"1,2,3", {"Content-Type": "text/csv"}).json()
+        assert answer["at_load"] == [last] and all(cpus == [last] for cpus in answer["threads"])
+        assert answer["told"] is None  # smemu's variable is not the model's to read
     finally:
         process.stop()
 

@@ -29,6 +29,9 @@ from .sandbox import Sandbox
 from .spec import CopyLimits, CopySpec, free_port
 from .templates import CopyTemplates, poolable
 
+ENFORCE_PASSES = 5  # listings of a copy's processes and threads before its limits count as set
+
+
 class ProcessRuntime:
     name = "process"
 
@@ -84,6 +87,7 @@ class ProcessRuntime:
             # Numeric libraries size their thread pools to the cores they may use.
             for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
                 env.setdefault(variable, str(len(limits.cpus)))
+            env["SMEMU_CPUS"] = ",".join(map(str, limits.cpus))  # the copy moves there itself before it forks
             if limits.devices and self.gpus:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in limits.devices)
         framework = framework_of(spec.image)
@@ -133,13 +137,22 @@ class ProcessRuntime:
         # The cgroup first, then every thread of every process (a sandboxed copy is a launcher and the copy
         # it forked; either may have started threads by now): what they start later inherits both.
         copy.memory_mechanism = self.memory.apply(copy.copy_id, pid, limits.memory_limit_mb)
-        for process in process_tree(pid):
-            self.memory.add(copy.copy_id, process)
-            for thread in _threads(process):
-                try:
-                    os.sched_setaffinity(thread, limits.cpus)
-                except OSError:
-                    pass
+        # Listed again until nothing new appears: a process forked, or a thread started, between the
+        # listing and the setting inherited the old values and is only seen by the next listing.
+        done: set[int] = set()
+        for _ in range(ENFORCE_PASSES):
+            tasks = {process: _threads(process) for process in process_tree(pid)}
+            if done.issuperset(set(tasks).union(*tasks.values())):
+                break
+            for process, threads in tasks.items():
+                if process not in done:
+                    self.memory.add(copy.copy_id, process)
+                for thread in set(threads) - done:
+                    try:
+                        os.sched_setaffinity(thread, limits.cpus)
+                    except OSError:
+                        pass
+                done.update(threads)
         append_log(copy.log_path, f"--- smemu: host CPUs {limits.cpus}, memory limit {limits.memory_limit_mb} MB "
                                    f"({copy.memory_mechanism}) on instance {limits.instance_id}")
 

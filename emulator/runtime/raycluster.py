@@ -413,6 +413,11 @@ def _bundle_node(entry: dict) -> str | None:
 
 
 def _first_line(exc: BaseException) -> str:
+    """What went wrong, in one line: an actor's own exception where Ray carries one (a RayTaskError's first
+    line only names the call)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException) and cause is not exc:
+        return f"{type(cause).__name__}: {_first_line(cause)}"[:300]
     return next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:300]
 
 

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from .lifetime import die_with_parent
+from .lifetime import die_with_parent, take_cpu_set
 from .sandbox import enter_from_environment
 
 
@@ -55,5 +55,6 @@ def main(argv=None):
 if __name__ == "__main__":
     os.environ.pop("SMEMU_STATE_DIR", None)  # tells tools whose process this is; nothing for the model to read
     die_with_parent()
+    take_cpu_set()
     enter_from_environment()  # the sandbox's walls, before any import starts a thread
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""A serving process lives no longer than the process that started it."""
+"""A serving process lives no longer than the process that started it, and is born on its CPU set."""
 from __future__ import annotations
 
 import ctypes
@@ -21,3 +21,16 @@ def die_with_parent():
     expected = os.environ.get("SMEMU_PARENT_PID")
     if expected and os.getppid() != int(expected):
         os._exit(1)
+
+
+def take_cpu_set():
+    """Move onto the CPU set the runtime chose (``SMEMU_CPUS``), before any thread or child exists.
+
+    The runtime also sets it from outside once the process is up, but a sandboxed copy forks its launcher's
+    child at start-up: set from inside first, whatever forks or starts a thread later inherits it."""
+    text = os.environ.pop("SMEMU_CPUS", "")
+    if text:
+        try:
+            os.sched_setaffinity(0, [int(cpu) for cpu in text.split(",")])
+        except (OSError, ValueError):
+            pass  # the runtime's own setting after the start still applies

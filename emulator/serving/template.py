@@ -29,6 +29,7 @@ import socket
 import sys
 import traceback
 
+from .lifetime import take_cpu_set
 from .sandbox import enter, fork_as_pid_one
 
 PR_SET_PDEATHSIG = 1
@@ -131,6 +132,7 @@ def _become_copy(channel: socket.socket, request: dict, log_fd: int, alive_r: in
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        take_cpu_set()  # one thread now: what it starts later inherits the CPU set
         if request.get("sandbox"):
             enter(request["sandbox"], pid_one=True)
         _fresh_state()

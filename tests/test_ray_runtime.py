@@ -63,6 +63,10 @@ def copies(server, endpoint):
     return httpx.get(f"{server.url}/_smemu/endpoints/{endpoint}/copies").json().get("Copies", [])
 
 
+def archives(server) -> int:
+    return httpx.get(f"{server.url}/_smemu/status").json()["Isolation"]["Ray"]["ModelArchives"]
+
+
 def node_ids(cluster):
     return {"big": cluster.big.node_id, "small": cluster.small.node_id}
 
@@ -143,8 +147,10 @@ def test_component_copies_spread_and_answer(server, cluster, driver, xgboost_arc
         assert f'node="{copy["Node"]}",address="{copy["Host"]}:{copy["Port"]}"' in metrics
     # Each copy's log is written on its node and read back into smemu's, where CloudWatch Logs finds it.
     eventually(lambda: all("smemu-serving: ready on port" in open(c["LogPath"]).read() for c in running), 10)
+    assert archives(server) == 1  # one model: one archive in the object store for both copies
     sagemaker.delete_endpoint(EndpointName=name)
     eventually(lambda: not [a for a in smemu_actors() if a.startswith(f"smemu:{name}:")], 30)
+    eventually(lambda: archives(server) == 0, 10)  # the archive left with the model's last copy
 
 
 def test_a_variant_no_node_has_room_for_fails_with_sagemaker_s_capacity_message(server, driver, xgboost_archive,
@@ -283,6 +289,7 @@ def test_a_restarted_smemu_adopts_its_actors_and_removes_orphans(cluster, driver
 def test_nothing_is_left_running(server, cluster, driver):
     """Every endpoint above was deleted: no smemu actor, placement group or serving process remains."""
     eventually(lambda: not smemu_actors() and not smemu_groups(), 30)
+    assert archives(server) == 0
     eventually(lambda: not serving_processes(), 30)
 
 

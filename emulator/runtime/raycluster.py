@@ -92,6 +92,7 @@ class RayRuntime:
         self.member: dict[str, Group] = {}  # copy id → the group it was started in
         self.reasons: dict[str, str] = {}
         self.packages: dict[str, object] = {}  # model directory → its archive in the object store
+        self.package_of: dict[str, str] = {}  # copy id → the model directory whose archive it was started from
         self.followers: dict[str, asyncio.Task] = {}
         self.sandboxes: dict[str, dict] = {}  # node → its copies' sandbox, as the process runtime there says
         self.leftovers: dict[str, tuple[object, dict]] = self._collect_leftovers()
@@ -121,6 +122,7 @@ class RayRuntime:
             if package is None:
                 data = await asyncio.to_thread(package_model, spec.model_dir, self.package_limit_mb)
                 package = self.packages[str(spec.model_dir)] = self.ray.put(data)
+            self.package_of[copy_id] = str(spec.model_dir)
         name = f"smemu:{spec.endpoint}:{copy_id}"
         options = dict(name=name, namespace=NAMESPACE, lifetime="detached", max_restarts=0,
                        scheduling_strategy=self._in(group))
@@ -307,7 +309,10 @@ class RayRuntime:
         self._forget(copy.copy_id)
 
     def _forget(self, copy_id: str):
-        """The copy is gone: its instance's placement group goes with its last copy."""
+        """The copy is gone: its instance's placement group, and its model's archive, go with their last copy."""
+        model_dir = self.package_of.pop(copy_id, None)
+        if model_dir is not None and model_dir not in self.package_of.values():
+            self.packages.pop(model_dir, None)  # the last reference: Ray frees the object
         group = self.member.pop(copy_id, None)
         if group is None:
             return
@@ -359,7 +364,8 @@ class RayRuntime:
         nodes = [{"NodeId": n["NodeID"], "Address": n.get("NodeManagerAddress"), "Alive": n.get("Alive"),
                   "Resources": {k: v for k, v in n.get("Resources", {}).items() if not k.startswith("node:")}}
                  for n in self.ray.nodes()]
-        return {"Sandbox": self._sandbox(), "Ray": {"Nodes": nodes, "PlacementGroups": sorted(self.groups)}}
+        return {"Sandbox": self._sandbox(), "Ray": {"Nodes": nodes, "PlacementGroups": sorted(self.groups),
+                                                    "ModelArchives": len(self.packages)}}
 
     def _sandbox(self) -> dict:
         """The nodes' sandboxes, as their copies reported them: off where any node could not make one."""

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
+from emulator.testing import EmulatorProcess
+
 from . import models
-from .helpers import PYTORCH_IMAGE, delete_endpoint, deploy
+from .helpers import PYTORCH_IMAGE, ROOMY, delete_endpoint, deploy, xgboost_predict
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +150,27 @@ def test_inference_component_header_is_refused_on_model_endpoints(runtime, xgb_e
     assert "Inference Component Name header is not allowed" in info.value.response["Error"]["Message"]
 
 
+
+
+# The first copy to be asked drops the connection without a byte (its process ends); the other answers.
+DIES_ONCE = xgboost_predict('''if not os.path.exists(os.environ["MARKER"]):
+        open(os.environ["MARKER"], "w").close()
+        os._exit(1)
+    return model.predict(data)''')
+
+
+def test_a_copy_that_drops_a_plain_request_unanswered_hands_it_to_another(tmp_path):
+    """A plain InvokeEndpoint (the short path of router/lane.py) whose copy goes away before answering is
+    answered by the endpoint's other copy, as every request is (no sandbox here: the copies share /tmp)."""
+    directory = models.write_code(models.xgboost_model_dir(tmp_path / "dies-once"), DIES_ONCE)
+    marker = tmp_path / "asked"
+    server = EmulatorProcess(tmp_path / "state", ROOMY, args=["--sandbox", "off"]).start()
+    try:
+        sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
+        deploy(sagemaker, "dies-once", directory, instance_count=2,
+               environment={"SAGEMAKER_PROGRAM": "inference.py", "MARKER": str(marker)})
+        answer = runtime.invoke_endpoint(EndpointName="dies-once", Body=b"1,2,3", ContentType="text/csv")
+        assert answer["Body"].read() and marker.exists()
+        assert "another copy takes the request" in server.log()
+    finally:
+        server.stop()

@@ -79,8 +79,30 @@ class _Rest(collections.abc.Coroutine):
 _DONE = object()
 
 
+TARGETS_KEPT = 1024  # request targets whose parse is kept (a client reuses a handful)
+_targets: dict[bytes, tuple] = {}
+
+
+def _target(url: bytes) -> tuple[bytes, bytes, str, str | None]:
+    """(raw path, query, path, endpoint) of a request target; the endpoint None unless it is InvokeEndpoint's."""
+    raw_path, _, query = url.partition(b"?")
+    text = raw_path.decode("latin-1")
+    path = unquote(text) if "%" in text else text
+    target = invocation_target(path)
+    return raw_path, query, path, target[0] if target is not None and target[1] == "invocations" else None
+
+
 class _HandOff(Exception):
     """Raised from a parser callback: this message belongs to uvicorn's protocol."""
+
+
+_default = [None, b""]  # uvicorn's default headers (a new list each second, for the date) and their bytes
+
+
+def _default_block(headers: list) -> bytes:
+    if _default[0] is not headers:
+        _default[:] = [headers, b"".join(b"%s: %s\r\n" % pair for pair in headers)]
+    return _default[1]
 
 
 def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
@@ -200,13 +222,14 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
                     return None
             if length is None or not length.isdigit() or int(length) > MAX_BODY:
                 return None  # the ASGI path reads a chunked body bounded, or refuses an oversized one
-            self.raw_path, _, self.query = self.url.partition(b"?")
-            raw_path = self.raw_path.decode("latin-1")
-            self.path = unquote(raw_path) if "%" in raw_path else raw_path
-            target = invocation_target(self.path)
-            if target is None or target[1] != "invocations":
-                return None
-            return target[0]
+            known = _targets.get(self.url)
+            if known is None:
+                known = _target(self.url)
+                if len(_targets) >= TARGETS_KEPT:
+                    _targets.clear()
+                _targets[self.url] = known
+            self.raw_path, self.query, self.path, endpoint = known
+            return endpoint
 
         async def _answer(self, scope, endpoint: str, body: bytes, keep_alive: bool, http10: bool, previous):
             try:
@@ -221,9 +244,7 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
             if transport.is_closing():
                 return
             keep_alive = keep_alive and not self.closing
-            head = [STATUS_LINE[status]]
-            for name, value in self.server_state.default_headers:
-                head += (name, b": ", value, b"\r\n")
+            head = [STATUS_LINE[status], _default_block(self.server_state.default_headers)]
             for name, value in headers:
                 head += (name, b": ", value, b"\r\n")
             head.append(b"content-length: %d\r\n" % len(out))

@@ -16,6 +16,7 @@ from ..control.errors import ServiceError
 from ..router.asynchronous import AsyncInvocations
 from ..router.errors import RuntimeApiError, validation_error
 from ..router.invoke import MAX_BODY, InvocationRouter
+from ..router.lane import PlainLane
 from ..router.messages import InvokeRequest, InvokeResult
 from ..texts import text
 from . import eventstream, fidelity
@@ -66,6 +67,8 @@ REFUSED_FIELDS = {action: {snake_case(member): (member, fidelity.table()[f"{op}I
 RESPONSE_HEADERS = {action: [(snake_case(member), header.lower().encode())
                              for member, header in _headers_of(MODEL.operation_model(op).output_shape).items()]
                     for action, op in ACTIONS.items()}
+# The members a plain InvokeEndpoint may carry (router/lane.py); any other sends it the general way.
+PLAIN_FIELDS = {"content_type", "accept", "inference_component_name"}
 STATUS = {action: MODEL.operation_model(op).http.get("responseCode", 200) for action, op in ACTIONS.items()}
 _unknown = {f for fields in REQUEST_FIELDS.values() for f in fields.values()} - set(InvokeRequest.__dataclass_fields__)
 if _unknown:  # botocore's model grew a header: InvokeRequest must name it
@@ -123,6 +126,7 @@ class RuntimeApi:
     def __init__(self, router: InvocationRouter, asynchronous: AsyncInvocations, default_region: str,
                  guard=None):
         self.router = router
+        self.lane = PlainLane(router)  # the common InvokeEndpoint on a short path (router/lane.py)
         self.asynchronous = asynchronous
         self.default_region = default_region
         # api/guard.py, under --auth sigv4 only: the hot path without it checks nothing
@@ -153,14 +157,17 @@ class RuntimeApi:
                 f"1 validation error detected: Value '{endpoint}' at 'endpointName' failed to satisfy "
                 "constraint: Member must have length less than or equal to 63"
             )
-        region = region_of({"authorization": authorization}, self.default_region) if authorization \
-            else self.default_region
+        region = self._region(authorization)
         if principal is not None and self.guard.enforce:
             self._authorize(principal, action, endpoint, region, client_ip(scope))
         for field, (member, why) in REFUSED_FIELDS[action].items():
             if members.get(field):
                 raise validation_error(fidelity.refusal_message(member, why))
         return InvokeRequest(endpoint, body, region, request_id=request_id, **members)
+
+    def _region(self, authorization: str) -> str:
+        return region_of({"authorization": authorization}, self.default_region) if authorization \
+            else self.default_region
 
     async def _whole(self, action: str, request: InvokeRequest) -> tuple[int, list, bytes]:
         if action == "async-invocations":
@@ -178,8 +185,15 @@ class RuntimeApi:
         try:
             if len(body) > MAX_BODY:
                 raise _oversize(request_id)
-            request = self._request(scope, endpoint, "invocations", members, authorization, body, request_id)
-            status, out_headers, out_body = await self._whole("invocations", request)
+            result = None
+            if self.guard is None and members.keys() <= PLAIN_FIELDS and len(endpoint) <= NAME_PATTERN_MAX:
+                result = await self.lane.invoke(endpoint, members.get("inference_component_name"),
+                                                members.get("content_type"), members.get("accept"), body,
+                                                lambda: self._region(authorization), request_id)
+            if result is None:  # not a plain request here: the general path
+                request = self._request(scope, endpoint, "invocations", members, authorization, body, request_id)
+                result = await self.router.invoke(request)
+            status, out_headers, out_body = STATUS["invocations"], _encode_headers("invocations", result), result.body
         except RuntimeApiError as exc:
             status, out_headers, out_body = _error_answer(exc)
         except Exception:

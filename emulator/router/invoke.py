@@ -16,7 +16,7 @@ from ..runtime.fleet import Copy, Fleet, FleetRegistry
 from ..texts import text
 from .errors import RuntimeApiError, model_error, validation_error
 from .forward import ContainerTimeout, ContainerUnreachable, Forwarder, StreamBroken
-from .messages import InvokeRequest, InvokeResult, StreamSink
+from .messages import InvokeRequest, InvokeResult, StreamSink, container_headers
 from .metrics import Metrics
 from .multimodel import ModelLoader
 from .capture import CaptureSettings, DataCapture
@@ -40,24 +40,6 @@ class Unanswered(Exception):
         super().__init__(error.message)
         self.copy = copy
         self.error = error
-
-
-def container_headers(request: InvokeRequest) -> dict:
-    """What reaches the container: SageMaker forwards these and strips the rest."""
-    headers = {}
-    if request.content_type:
-        headers["content-type"] = request.content_type
-    if request.accept:
-        headers["accept"] = request.accept
-    if request.custom_attributes:
-        headers["x-amzn-sagemaker-custom-attributes"] = request.custom_attributes
-    if request.inference_id:
-        headers["x-amzn-sagemaker-inference-id"] = request.inference_id
-    if request.session_id:
-        headers["x-amzn-sagemaker-session-id"] = request.session_id
-    if request.target_model:
-        headers["x-amzn-sagemaker-target-model"] = request.target_model
-    return headers
 
 
 class InvocationRouter:
@@ -216,7 +198,7 @@ class InvocationRouter:
                 status, response_headers, body = await self.forwarder.post(copy.host, copy.port, body, forward,
                                                                            timeout or self.timeout, path)
             except (ContainerTimeout, ContainerUnreachable) as exc:
-                error = self._no_answer(exc, request, copy)
+                error = self.no_answer(exc, request, copy)
                 if isinstance(exc, ContainerUnreachable) and not exc.answered and len(chain) == 1 \
                         and path == "/invocations":
                     raise Unanswered(copy, error) from None
@@ -227,10 +209,16 @@ class InvocationRouter:
             content_type = response_headers.get("content-type")
         return response_headers, body
 
-    async def invoke(self, request: InvokeRequest, timeout: float | None = None) -> InvokeResult:
+    async def invoke(self, request: InvokeRequest, timeout: float | None = None,
+                     retry: tuple[Copy, RuntimeApiError] | None = None) -> InvokeResult:
+        """``retry``: a copy that already did not answer this request (router/lane.py), and its failure."""
         started = time.perf_counter()
         tried: list[Copy] = []
         unanswered: Unanswered | None = None
+        if retry is not None:
+            unanswered = Unanswered(*retry)
+            tried.append(unanswered.copy)
+            self._retrying(unanswered, request)
         while True:
             try:
                 chain, variant_name, path = await self._choose(request, tried)
@@ -238,7 +226,6 @@ class InvocationRouter:
                 if unanswered is not None:  # no other copy to take it: the copy's failure is the answer
                     raise unanswered.error from None
                 raise
-            copy = chain[-1]
             try:
                 result = await self._invoke_on(chain, variant_name, path, request, timeout, started)
             except Unanswered as exc:
@@ -246,9 +233,7 @@ class InvocationRouter:
                 tried.append(exc.copy)
                 if len(tried) >= MAX_ATTEMPTS:
                     raise exc.error from None
-                self.retried += 1
-                log.info("copy %s of %s did not answer (%s); another copy takes the request", copy.copy_id,
-                         request.endpoint_name, exc.error.members.get("OriginalMessage", ""))
+                self._retrying(exc, request)
                 continue
             fleet = None if request.inference_component_name else self.registry.get(request.endpoint_name)
             if fleet is not None:
@@ -257,6 +242,11 @@ class InvocationRouter:
                 if fleet.capture_config and self.capture is not None:
                     self._capture(fleet, request, result)
             return result
+
+    def _retrying(self, exc: Unanswered, request: InvokeRequest):
+        self.retried += 1
+        log.info("copy %s of %s did not answer (%s); another copy takes the request", exc.copy.copy_id,
+                 request.endpoint_name, exc.error.members.get("OriginalMessage", ""))
 
     def _mirror(self, fleet: Fleet, request: InvokeRequest):
         """ShadowProductionVariants: a copy of the request to the shadow, after the caller has its answer; the
@@ -324,9 +314,14 @@ class InvocationRouter:
                 now = time.perf_counter()
                 self.metrics.record(request.endpoint_name, variant_name, copy.component, copy.copy_id, status,
                                     (now - model_started) * 1e6, (now - started) * 1e6, copy.config_name)
-        result = InvokeResult(response_body, response_headers.get("content-type"), variant_name,
+        return self.result(copy, variant_name, response_headers, response_body, request.session_id == "NEW_SESSION")
+
+    def result(self, copy: Copy, variant_name: str, response_headers: dict, body: bytes,
+               new_session: bool) -> InvokeResult:
+        """A copy's 2xx answer as the caller gets it, with the sessions it opened or closed."""
+        result = InvokeResult(body, response_headers.get("content-type"), variant_name,
                               response_headers.get("x-amzn-sagemaker-custom-attributes"))
-        if request.session_id == "NEW_SESSION":
+        if new_session:
             result.new_session_id = self.sessions.open(copy, response_headers.get("x-amzn-sagemaker-new-session-id"))
         closed = response_headers.get("x-amzn-sagemaker-closed-session-id")
         if closed:
@@ -419,7 +414,7 @@ class InvocationRouter:
                     await sink.fail("InternalStreamFailure", f"The response stream failed in smemu: {exc}")
                 await sink.end()
         except (ContainerTimeout, ContainerUnreachable) as exc:
-            error = self._no_answer(exc, request, copy)
+            error = self.no_answer(exc, request, copy)
             if isinstance(exc, ContainerUnreachable) and not exc.answered and len(chain) == 1:
                 status = -1
                 raise Unanswered(copy, error) from None
@@ -432,7 +427,7 @@ class InvocationRouter:
                 self.metrics.record(request.endpoint_name, variant_name, copy.component, copy.copy_id, status,
                                     elapsed, elapsed, copy.config_name)
 
-    def _no_answer(self, exc: Exception, request: InvokeRequest, copy: Copy) -> RuntimeApiError:
+    def no_answer(self, exc: Exception, request: InvokeRequest, copy: Copy) -> RuntimeApiError:
         """A container that did not answer in time, or could not be reached, is a ModelError."""
         if isinstance(exc, ContainerTimeout):
             return model_error(0, "", request.endpoint_name, request.region, self.account, copy, timed_out=True)

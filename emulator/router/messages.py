@@ -34,6 +34,23 @@ class InvokeRequest:
     invocation_timeout_seconds: str | None = None
 
 
+# (request field, header): what reaches the container; SageMaker forwards these and strips the rest.
+CONTAINER_HEADERS = (("content_type", "content-type"), ("accept", "accept"),
+                     ("custom_attributes", "x-amzn-sagemaker-custom-attributes"),
+                     ("inference_id", "x-amzn-sagemaker-inference-id"), ("session_id", "x-amzn-sagemaker-session-id"),
+                     ("target_model", "x-amzn-sagemaker-target-model"))
+
+
+def container_headers(request: InvokeRequest) -> dict:
+    """The headers the container gets for ``request``."""
+    headers = {}
+    for field, header in CONTAINER_HEADERS:
+        value = getattr(request, field)
+        if value:
+            headers[header] = value
+    return headers
+
+
 @dataclass(slots=True)
 class InvokeResult:
     body: bytes = b""

@@ -44,6 +44,7 @@ def test_invocation_counters_and_latency_histograms(logged_emulator, xgboost_arc
     assert samples[f"smemu_model_latency_microseconds_sum{labels}"] > 0
     inf = '{endpoint="metered",variant="AllTraffic",component="",le="+Inf"}'
     assert samples[f"smemu_overhead_latency_microseconds_bucket{inf}"] == 4
+    assert samples[f"smemu_overhead_latency_microseconds_sum{labels}"] > 0  # smemu's own time is never nothing
     assert samples['smemu_copies{endpoint="metered",variant="AllTraffic",component="",state="current"}'] == 1
     assert samples['smemu_copies{endpoint="metered",variant="AllTraffic",component="",state="desired"}'] == 1
     assert any(name.startswith("smemu_copy_resident_memory_bytes") and value > 0 for name, value in samples.items())

@@ -27,6 +27,7 @@ class PlainLane:
         """The answer, a RuntimeApiError, or None when the request is not plain here (nothing was sent).
         ``region``: a callable giving the request's region (needed only for an error's texts)."""
         router = self.router
+        entered = time.perf_counter()  # OverheadLatency: the lane's own time, as the router counts its own
         fleet = router.registry.get(endpoint)
         if fleet is None or fleet.endpoint != endpoint or fleet.green is not None or fleet.shadow is not None \
                 or fleet.capture_config or (router.faults is not None and router.faults.active):
@@ -68,16 +69,16 @@ class PlainLane:
             return await router.invoke(request, retry=(copy, router.no_answer(failure, request, copy)))
         if failure is not None:
             error = router.no_answer(failure, request, copy)
-            self._count(endpoint, variant_name, copy, error.members.get("OriginalStatusCode", 500), started)
+            self._count(endpoint, variant_name, copy, error.members.get("OriginalStatusCode", 500), entered, started)
             raise error
         if not 200 <= status < 300:
-            self._count(endpoint, variant_name, copy, status, started)
+            self._count(endpoint, variant_name, copy, status, entered, started)
             raise model_error(status, answer.decode("utf-8", "replace"), endpoint, request.region, router.account,
                               copy)
-        self._count(endpoint, variant_name, copy, 200, started)
+        self._count(endpoint, variant_name, copy, 200, entered, started)
         return router.result(copy, variant_name, response_headers, answer, new_session=False)
 
-    def _count(self, endpoint: str, variant_name: str, copy, status: int, started: float):
-        elapsed = (time.perf_counter() - started) * 1e6
-        self.router.metrics.record(endpoint, variant_name, copy.component, copy.copy_id, status, elapsed, elapsed,
-                                   copy.config_name)
+    def _count(self, endpoint: str, variant_name: str, copy, status: int, entered: float, started: float):
+        now = time.perf_counter()
+        self.router.metrics.record(endpoint, variant_name, copy.component, copy.copy_id, status,
+                                   (now - started) * 1e6, (now - entered) * 1e6, copy.config_name)

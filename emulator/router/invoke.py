@@ -204,21 +204,19 @@ class InvocationRouter:
                     raise Unanswered(copy, error) from None
                 raise error from None
             if not 200 <= status < 300:
-                raise model_error(status, body.decode("utf-8", "replace"), request.endpoint_name, request.region,
-                                  self.account, copy)
+                raise self.refused(status, body, request, copy)
             content_type = response_headers.get("content-type")
         return response_headers, body
 
     async def invoke(self, request: InvokeRequest, timeout: float | None = None,
-                     retry: tuple[Copy, RuntimeApiError] | None = None) -> InvokeResult:
-        """``retry``: a copy that already did not answer this request (router/lane.py), and its failure."""
+                     retry: Unanswered | None = None) -> InvokeResult:
+        """``retry``: a copy that already did not answer this request (router/lane.py)."""
         started = time.perf_counter()
         tried: list[Copy] = []
-        unanswered: Unanswered | None = None
+        unanswered: Unanswered | None = retry
         if retry is not None:
-            unanswered = Unanswered(*retry)
-            tried.append(unanswered.copy)
-            self._retrying(unanswered, request)
+            tried.append(retry.copy)
+            self._retrying(retry, request)
         while True:
             try:
                 chain, variant_name, path = await self._choose(request, tried)
@@ -426,6 +424,11 @@ class InvocationRouter:
                 elapsed = (time.perf_counter() - started) * 1e6
                 self.metrics.record(request.endpoint_name, variant_name, copy.component, copy.copy_id, status,
                                     elapsed, elapsed, copy.config_name)
+
+    def refused(self, status: int, body: bytes, request: InvokeRequest, copy: Copy) -> RuntimeApiError:
+        """A container that answered with an error status is a ModelError carrying its text."""
+        return model_error(status, body.decode("utf-8", "replace"), request.endpoint_name, request.region,
+                           self.account, copy)
 
     def no_answer(self, exc: Exception, request: InvokeRequest, copy: Copy) -> RuntimeApiError:
         """A container that did not answer in time, or could not be reached, is a ModelError."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import time
 
-from .errors import model_error
 from .forward import ContainerTimeout, ContainerUnreachable
+from .invoke import Unanswered
 from .messages import InvokeRequest, InvokeResult
 from .policy import least_outstanding, pick_copy, pick_variant
 
@@ -66,15 +66,14 @@ class PlainLane:
                                     inference_component_name=component, request_id=request_id)
         if isinstance(failure, ContainerUnreachable) and not failure.answered:
             # Refused or dropped before a byte came back: another copy takes it, as the general path does.
-            return await router.invoke(request, retry=(copy, router.no_answer(failure, request, copy)))
+            return await router.invoke(request, retry=Unanswered(copy, router.no_answer(failure, request, copy)))
         if failure is not None:
             error = router.no_answer(failure, request, copy)
             self._count(endpoint, variant_name, copy, error.members.get("OriginalStatusCode", 500), entered, started)
             raise error
         if not 200 <= status < 300:
             self._count(endpoint, variant_name, copy, status, entered, started)
-            raise model_error(status, answer.decode("utf-8", "replace"), endpoint, request.region, router.account,
-                              copy)
+            raise router.refused(status, answer, request, copy)
         self._count(endpoint, variant_name, copy, 200, entered, started)
         return router.result(copy, variant_name, response_headers, answer, new_session=False)
 

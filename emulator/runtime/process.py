@@ -145,8 +145,7 @@ class ProcessRuntime:
             if done.issuperset(set(tasks).union(*tasks.values())):
                 break
             for process, threads in tasks.items():
-                if process not in done:
-                    self.memory.add(copy.copy_id, process)
+                self.memory.add(copy.copy_id, process)  # joining again is harmless
                 for thread in set(threads) - done:
                     try:
                         os.sched_setaffinity(thread, limits.cpus)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 
@@ -116,6 +117,17 @@ def test_http10_keep_alive_and_close(endpoint, wire, emulator):
     other.send(invocation(endpoint, b"1.1", b"Connection: close\r\n"))
     assert other.answer()[0] == 200 and other.closed()
     other.close()
+
+
+def test_an_invocation_in_fragments_is_answered(endpoint, wire):
+    wire.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    request = invocation(endpoint)
+    for _ in range(2):  # the second on a connection the first left idle
+        for part in (request[:5], request[5:9], request[9:40], request[40:-2], request[-2:]):
+            wire.send(part)
+            time.sleep(0.02)
+        status, _, body = wire.answer()
+        assert status == 200 and body
 
 
 def test_pipelined_invocations_are_answered_in_order(endpoint, wire):

@@ -5,7 +5,9 @@ import asyncio
 
 import pytest
 
-from emulator.router.client import ConnectionLost, ConnectionPool
+import httptools
+
+from emulator.router.client import ConnectionLost, ConnectionPool, head_of
 
 
 async def serve(handler):
@@ -97,3 +99,68 @@ def test_timeout_and_a_server_that_hangs_up():
         rude_server.close()
 
     run(main())
+
+
+def test_start_answers_from_the_connections_callback_and_names_each_failure():
+    """``start`` sends on an idle connection only, and hands on an answer, a timeout, a hang-up before any byte,
+    one after some bytes, and an answer that is not HTTP, each as itself."""
+    async def main():
+        behaviour = ["answer"]
+
+        async def handler(reader, writer):
+            while True:
+                try:
+                    body = await read_request(reader)
+                except asyncio.IncompleteReadError:
+                    break
+                how = behaviour[0]
+                if how == "answer":
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+                elif how == "silent":
+                    await asyncio.sleep(5)
+                elif how == "garbage":
+                    writer.write(b"this is not HTTP\r\n\r\n")
+                elif how == "half":
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab")
+                if how != "answer":
+                    await writer.drain()
+                    writer.close()
+                    break
+                await writer.drain()
+
+        server, port = await serve(handler)
+        pool = ConnectionPool()
+        key = ("127.0.0.1", port)
+        outcomes = []
+
+        async def started(how: str, timeout: float = 5):
+            behaviour[0] = "answer"
+            await pool.post("127.0.0.1", port, "/invocations", b"warm", {}, 5)  # one connection, idle
+            behaviour[0] = how
+            done = asyncio.Event()
+
+            def on_answer(status, headers, answer):
+                outcomes.append((how, status, answer))
+                done.set()
+
+            assert pool.start(key, head_of("POST", "127.0.0.1", port, "/invocations", 5, {}), b"hello", timeout,
+                              on_answer)
+            await asyncio.wait_for(done.wait(), 5)
+
+        fresh = ConnectionPool()
+        assert not fresh.start(key, b"", b"", 5, None)  # nothing idle: the caller takes the awaitable path
+        for how in ("answer", "silent", "drop", "half", "garbage"):
+            await started(how, 0.3 if how == "silent" else 5)
+        await started("answer")  # a failed connection is not used again
+        pool.close()
+        server.close()
+        return outcomes
+
+    outcomes = run(main())
+    by = {how: (status, answer) for how, status, answer in outcomes}
+    assert by["answer"] == (200, b"hello")
+    assert by["silent"][0] is None and isinstance(by["silent"][1], asyncio.TimeoutError)
+    assert by["drop"][0] is None and isinstance(by["drop"][1], ConnectionLost) and not by["drop"][1].answered
+    assert by["half"][0] is None and isinstance(by["half"][1], ConnectionLost) and by["half"][1].answered
+    assert by["garbage"][0] is None and isinstance(by["garbage"][1], httptools.HttpParserError)
+    assert len(outcomes) == 6 and outcomes[-1][1:] == (200, b"hello")

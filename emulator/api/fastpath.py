@@ -24,7 +24,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from ..router.invoke import MAX_BODY
-from .runtime import RuntimeApi, internal_answer, invocation_target
+from .runtime import OTHER_HEADERS, PLAIN_HEADERS, RuntimeApi, internal_answer, invocation_target
 
 log = logging.getLogger("smemu.api")
 
@@ -77,6 +77,7 @@ class _Rest(collections.abc.Coroutine):
 
 
 _DONE = object()
+_ON_LANE = object()  # RuntimeProtocol.last: the request before is on the lane's callback form (no task)
 
 
 TARGETS_KEPT = 1024  # request targets whose parse is kept (a client reuses a handful)
@@ -121,9 +122,12 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
             self.url = b""
             self.headers: list = []
             self.fast = False
+            self.members: dict | None = None  # the request's plain members, when it has no others
+            self.authorization = ""
             self.body: list = []
             self.in_flight = 0
-            self.last: asyncio.Task | None = None  # the answer written last, so answers keep their order
+            self.last = None  # the answer written last (a task, or _ON_LANE), so answers keep their order
+            self.lane_done: asyncio.Future | None = None  # set once the request on the lane's callback form is written
             self.after_answers = None  # what the connection does once the invocations before it are answered
             self.closing = False
 
@@ -159,12 +163,9 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
             if self.in_flight == 0:
                 self.transport.close()
 
-        # httptools callbacks
+        # httptools callbacks (on_message_complete resets what a message collects)
         def on_message_begin(self):
             self.idle = False
-            self.url = b""
-            self.headers = []
-            self.fast = False
 
         def on_url(self, url: bytes):
             self.url += url
@@ -194,16 +195,29 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
         def on_message_complete(self):
             self.idle = True
             self.fresh = False
+            self.url = b""
             if not self.fast:
+                self.headers = []
                 return
+            self.fast = False
             parser = self.parser
             keep_alive = parser.should_keep_alive()
             http10 = parser.get_http_version() == "1.0"
+            body = b"".join(self.body)
+            headers, self.headers = self.headers, []
+            if self.in_flight == 0 and self.members is not None and runtime_api.start(
+                    self.endpoint, self.members, self.authorization, body,
+                    lambda status, headers, out: self._write(status, headers, out, keep_alive, http10)):
+                self.in_flight = 1  # on the lane's callback form: no task (a request behind it waits on `last`)
+                self.last = _ON_LANE
+                return
             scope = {"type": "http", "method": "POST", "raw_path": self.raw_path, "query_string": self.query,
-                     "path": self.path, "headers": self.headers, "client": self.client}
+                     "path": self.path, "headers": headers, "client": self.client}
+            previous = self.last
+            if previous is _ON_LANE:
+                previous = self.lane_done = self.loop.create_future()
             self.in_flight += 1
-            task = start_eagerly(self.loop, self._answer(scope, self.endpoint, b"".join(self.body), keep_alive,
-                                                         http10, self.last))
+            task = start_eagerly(self.loop, self._answer(scope, self.endpoint, body, keep_alive, http10, previous))
             self.last = task
             if task is not None:
                 tasks = self.server_state.tasks
@@ -215,11 +229,22 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
             if self.parser.get_method() != b"POST" or self.parser.get_http_version() not in ("1.1", "1.0"):
                 return None
             length = None
+            members = {}  # a plain InvokeEndpoint's members (None when it carries another): read here in one pass
+            authorization = ""
             for key, value in self.headers:
-                if key == b"content-length":
+                field = PLAIN_HEADERS.get(key)
+                if field is not None:
+                    if members is not None:
+                        members[field] = value.decode("latin-1")
+                elif key == b"content-length":
                     length = value
+                elif key in OTHER_HEADERS:
+                    members = None
+                elif key == b"authorization":
+                    authorization = value.decode("latin-1")
                 elif key in (b"transfer-encoding", b"x-amz-target", b"expect", b"upgrade"):
                     return None
+            self.members, self.authorization = members, authorization
             if length is None or not length.isdigit() or int(length) > MAX_BODY:
                 return None  # the ASGI path reads a chunked body bounded, or refuses an oversized one
             known = _targets.get(self.url)
@@ -239,7 +264,16 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
                 status, headers, out = internal_answer()
             if previous is not None and not previous.done():  # a task: one that finished at once is None
                 await asyncio.wait([previous])  # the answer before this one goes first on the wire
+            self._write(status, headers, out, keep_alive, http10)
+
+        def _write(self, status: int, headers: list, out: bytes, keep_alive: bool, http10: bool):
+            """An answer onto the wire, in the order the requests came."""
             self.in_flight -= 1
+            if self.last is _ON_LANE:
+                self.last = None
+            if self.lane_done is not None:  # the request behind this one waits for it to be written
+                self.lane_done.set_result(None)
+                self.lane_done = None
             transport = self.transport
             if transport.is_closing():
                 return

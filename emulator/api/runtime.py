@@ -69,6 +69,9 @@ RESPONSE_HEADERS = {action: [(snake_case(member), header.lower().encode())
                     for action, op in ACTIONS.items()}
 # The members a plain InvokeEndpoint may carry (router/lane.py); any other sends it the general way.
 PLAIN_FIELDS = {"content_type", "accept", "inference_component_name"}
+# {request header: field} of InvokeEndpoint's plain members; the other member headers, which make a request not plain
+PLAIN_HEADERS = {header: field for header, field in REQUEST_FIELDS["invocations"].items() if field in PLAIN_FIELDS}
+OTHER_HEADERS = frozenset(REQUEST_FIELDS["invocations"]) - frozenset(PLAIN_HEADERS)
 STATUS = {action: MODEL.operation_model(op).http.get("responseCode", 200) for action, op in ACTIONS.items()}
 _unknown = {f for fields in REQUEST_FIELDS.values() for f in fields.values()} - set(InvokeRequest.__dataclass_fields__)
 if _unknown:  # botocore's model grew a header: InvokeRequest must name it
@@ -201,6 +204,30 @@ class RuntimeApi:
             status, out_headers, out_body = internal_answer()
         out_headers.append((b"x-amzn-requestid", request_id.encode()))
         return status, out_headers, out_body
+
+    def start(self, endpoint: str, members: dict, authorization: str, body: bytes, answer) -> bool:
+        """A plain InvokeEndpoint (``members`` only PLAIN_FIELDS, read by api/fastpath.py as it checks the headers)
+        on the lane's callback form (router/lane.py ``start``): False, with nothing done, unless the endpoint
+        takes it there and a connection to its copy is idle; else ``answer(status, headers, body)`` is called
+        once, later, with what ``invoke`` would have returned."""
+        if self.guard is not None or len(endpoint) > NAME_PATTERN_MAX or len(body) > MAX_BODY:
+            return False
+        request_id = request_ids.next()
+
+        def respond(outcome):
+            if type(outcome) is InvokeResult:
+                status, out_headers, out_body = STATUS["invocations"], _encode_headers("invocations", outcome), \
+                    outcome.body
+            elif isinstance(outcome, RuntimeApiError):
+                status, out_headers, out_body = _error_answer(outcome)
+            else:
+                log.error("internal error invoking %s", endpoint, exc_info=outcome)
+                status, out_headers, out_body = internal_answer()
+            out_headers.append((b"x-amzn-requestid", request_id.encode()))
+            answer(status, out_headers, out_body)
+
+        return self.lane.start(endpoint, members.get("inference_component_name"), members.get("content_type"),
+                               members.get("accept"), body, lambda: self._region(authorization), request_id, respond)
 
     async def __call__(self, scope, receive, send, target: tuple[str, str]):
         request_id = request_ids.next()

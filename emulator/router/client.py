@@ -26,6 +26,9 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.future: asyncio.Future | None = None
+        self.callback = None  # ConnectionPool.start's: called with the answer instead of a future
+        self.timer = self.pool = self.key = None
+        self.loop = asyncio.get_event_loop()
         self.closed = False
         self.used = False
         self._reset()
@@ -63,12 +66,27 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self):
         keep_alive = self.parser.should_keep_alive()
-        if self.future is not None and not self.future.done():
+        callback = self.callback
+        if callback is not None:
+            self.callback = None
+            self.timer.cancel()
+            self.pool.keep(self, keep_alive)
+            callback(self.status, self.headers, b"".join(self.body))
+        elif self.future is not None and not self.future.done():
             self.future.set_result((self.status, self.headers, b"".join(self.body), keep_alive))
 
     def _fail(self, exc):
-        if self.future is not None and not self.future.done():
+        callback = self.callback
+        if callback is not None:
+            self.callback = None
+            self.timer.cancel()
+            self.close()
+            callback(None, None, exc)
+        elif self.future is not None and not self.future.done():
             self.future.set_exception(exc)
+
+    def expire(self):
+        self._fail(asyncio.TimeoutError())
 
     def send(self, head: bytes, body: bytes) -> asyncio.Future:
         self._reset()
@@ -82,6 +100,14 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+def head_of(method: str, host: str, port: int, path: str, length: int, headers: dict) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {length}"]
+    for name, value in headers.items():
+        lines.append(f"{name}: {value}")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("latin-1")
 
 
 def _expire(future: asyncio.Future):
@@ -107,11 +133,7 @@ class ConnectionPool:
 
     async def request(self, method: str, host: str, port: int, path: str, body: bytes, headers: dict, timeout: float):
         """(status, [(name, value)], body). Retries once when a reused connection turns out closed."""
-        lines = [f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}"]
-        for name, value in headers.items():
-            lines.append(f"{name}: {value}")
-        lines.append("\r\n")
-        head = "\r\n".join(lines).encode("latin-1")
+        head = head_of(method, host, port, path, len(body), headers)
         key = (host, port)
         for attempt in (1, 2):
             connection = self._idle(key)
@@ -144,6 +166,30 @@ class ConnectionPool:
                 connection.close()
             return status, response_headers, response_body
         raise ConnectionLost(True)
+
+    def start(self, key: tuple[str, int], head: bytes, body: bytes, timeout: float, on_answer) -> bool:
+        """Send a request on an idle keep-alive connection, with no coroutine or task: ``on_answer(status,
+        headers, body)`` is called from the connection's own callback once the answer is whole, or
+        ``on_answer(None, None, exc)`` with a ConnectionLost, an HttpParserError or a TimeoutError. False (and
+        nothing sent) when no connection is idle: the caller takes the awaitable path, which opens one."""
+        connection = self._idle(key)
+        if connection is None:
+            return False
+        connection._reset()
+        connection.callback, connection.pool, connection.key = on_answer, self, key
+        connection.timer = connection.loop.call_later(timeout, connection.expire)
+        connection.transport.write(head + body if len(body) < 65536 else head)
+        if len(body) >= 65536:
+            connection.transport.write(body)
+        return True
+
+    def keep(self, connection: _Connection, keep_alive: bool):
+        """A connection whose answer is whole: idle again, or closed."""
+        idle = self.idle[connection.key]
+        if keep_alive and not connection.closed and len(idle) < self.max_idle:
+            idle.append(connection)
+        else:
+            connection.close()
 
     def close(self):
         for connections in self.idle.values():

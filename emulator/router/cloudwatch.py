@@ -27,6 +27,7 @@ SAGEMAKER = "AWS/SageMaker"
 ENDPOINTS = "/aws/sagemaker/Endpoints"
 COMPONENTS = "/aws/sagemaker/InferenceComponents"
 UTILIZATION_EVERY = 1.0  # real seconds between samples of copies' CPU and memory (psutil is not free)
+CHILDREN_RELISTED = 15.0  # real seconds between listings of a copy's child processes
 FLUSH_SECONDS = 5  # monitoring-clock seconds: gauges and idle zeros are written once per window
 
 
@@ -38,7 +39,7 @@ class SageMakerMetrics:
         self.put = put  # MetricStore.put
         self.seen: dict[tuple, tuple] = {}  # series key → the counters at the last sample
         self.no_capacity: dict[str, int] = {}
-        self.processes: dict[str, psutil.Process] = {}
+        self.processes: dict[str, tuple] = {}  # copy id → (its process, its children, when they were listed)
         self.utilization_at = 0.0
         # Gauges (concurrent requests) are sampled every tick and written, with idle zeros, once per window.
         self.gauges: dict[tuple, list] = {}  # (dimensions, metric) → [count, sum, min, max]
@@ -217,12 +218,25 @@ class SageMakerMetrics:
             return None
         live.add(copy.copy_id)
         try:
-            process = self.processes.get(copy.copy_id)
-            if process is None:
-                process = self.processes[copy.copy_id] = psutil.Process(copy.local_pid)
+            known = self.processes.get(copy.copy_id)
+            if known is None:
+                process = psutil.Process(copy.local_pid)
+                self.processes[copy.copy_id] = (process, [], 0.0)
                 process.cpu_percent()  # the first call only starts the measurement
                 return None
-            rss = process.memory_info().rss + sum(c.memory_info().rss for c in process.children(recursive=True))
+            process, children, listed = known
+            now = time.monotonic()
+            if now - listed > CHILDREN_RELISTED:
+                # Listing children reads every process's /proc entry: milliseconds of the event loop's time,
+                # which the invocations waiting on it measured. A copy's tree changes seldom.
+                children = process.children(recursive=True)
+                self.processes[copy.copy_id] = (process, children, now)
+            rss = process.memory_info().rss
+            for child in children:
+                try:
+                    rss += child.memory_info().rss
+                except psutil.NoSuchProcess:
+                    self.processes[copy.copy_id] = (process, [], 0.0)  # listed again on the next sample
             return process.cpu_percent(), rss
         except psutil.Error:
             return None

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import httptools
+
 from .client import ConnectionLost, ConnectionPool
 
 
@@ -92,27 +94,29 @@ class Forwarder:
         try:  # not through request(): one coroutine less on the hot path
             status, raw_headers, response_body = await self.pool.request("POST", host, port, path, body, headers,
                                                                          timeout)
-        except (asyncio.TimeoutError, ConnectionLost, OSError) as exc:
-            raise _container_error(exc) from exc
-        return status, _lowered(raw_headers), response_body
+        except (asyncio.TimeoutError, ConnectionLost, OSError, httptools.HttpParserError) as exc:
+            raise container_error(exc) from exc
+        return status, lowered(raw_headers), response_body
 
     async def request(self, method: str, host: str, port: int, path: str, body: bytes, headers: dict, timeout: float):
         try:
             status, raw_headers, response_body = await self.pool.request(method, host, port, path, body, headers, timeout)
-        except (asyncio.TimeoutError, ConnectionLost, OSError) as exc:
-            raise _container_error(exc) from exc
-        return status, _lowered(raw_headers), response_body
+        except (asyncio.TimeoutError, ConnectionLost, OSError, httptools.HttpParserError) as exc:
+            raise container_error(exc) from exc
+        return status, lowered(raw_headers), response_body
 
 
-def _container_error(exc: Exception) -> Exception:
+def container_error(exc: Exception) -> Exception:
     """The pool's failure as the router knows it: a timeout, or a copy that could not be reached."""
     if isinstance(exc, asyncio.TimeoutError):
         return ContainerTimeout()
     if isinstance(exc, ConnectionLost):
         return ContainerUnreachable(str(exc), answered=exc.answered)
+    if isinstance(exc, httptools.HttpParserError):  # bytes came back, but not an HTTP answer
+        return ContainerUnreachable(f"the container's answer is not HTTP: {exc}", answered=True)
     # connect refused or reset: the request never reached the container
     return ContainerUnreachable(str(exc) or "the container refused the connection")
 
 
-def _lowered(raw_headers) -> dict[str, str]:
+def lowered(raw_headers) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}

@@ -1,6 +1,7 @@
 """InvokeEndpoint through boto3: real predictions, relayed headers and SageMaker's error shapes."""
 from __future__ import annotations
 
+import contextlib
 import json
 
 import httpx
@@ -159,46 +160,45 @@ DIES_ONCE = xgboost_predict('''if not os.path.exists(os.environ["MARKER"]):
     return model.predict(data)''')
 
 
-# Answers until asked with the body "die": then the first copy asked ends without a byte.
+# Answers until asked with a one-column row: then the first copy asked ends without a byte.
 DIES_WHEN_TOLD = xgboost_predict('''if data.num_col() == 1 and not os.path.exists(os.environ["MARKER"]):
         open(os.environ["MARKER"], "w").close()
         os._exit(1)
     return model.predict(data)''')
 
 
-def test_a_copy_that_drops_a_plain_request_unanswered_hands_it_to_another(tmp_path):
-    """A plain InvokeEndpoint (the short path of router/lane.py) whose copy goes away before answering is
-    answered by the endpoint's other copy, as every request is (no sandbox here: the copies share /tmp)."""
-    directory = models.write_code(models.xgboost_model_dir(tmp_path / "dies-once"), DIES_ONCE)
-    marker = tmp_path / "asked"
+@contextlib.contextmanager
+def two_copies_of(tmp_path, name: str, code: str):
+    """An endpoint of two copies running ``code`` (no sandbox: the copies share /tmp and so its MARKER file):
+    (server, runtime client, marker)."""
+    directory = models.write_code(models.xgboost_model_dir(tmp_path / name), code)
+    marker = tmp_path / "marker"
     server = EmulatorProcess(tmp_path / "state", ROOMY, args=["--sandbox", "off"]).start()
     try:
-        sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
-        deploy(sagemaker, "dies-once", directory, instance_count=2,
+        deploy(server.client("sagemaker"), name, directory, instance_count=2,
                environment={"SAGEMAKER_PROGRAM": "inference.py", "MARKER": str(marker)})
+        yield server, server.client("sagemaker-runtime"), marker
+    finally:
+        server.stop()
+
+
+def test_a_copy_that_drops_a_plain_request_unanswered_hands_it_to_another(tmp_path):
+    """A plain InvokeEndpoint (the short path of router/lane.py) whose copy goes away before answering is
+    answered by the endpoint's other copy, as every request is."""
+    with two_copies_of(tmp_path, "dies-once", DIES_ONCE) as (server, runtime, marker):
         answer = runtime.invoke_endpoint(EndpointName="dies-once", Body=b"1,2,3", ContentType="text/csv")
         assert answer["Body"].read() and marker.exists()
         assert "another copy takes the request" in server.log()
-    finally:
-        server.stop()
 
 
 def test_a_plain_request_sent_on_a_kept_alive_connection_whose_copy_dies_is_answered(tmp_path):
     """Once a copy has answered, smemu sends the next plain request on the kept-alive connection from the
     connection's own callback (router/lane.py ``start``); when that copy ends without answering, the request
     is sent again, and the endpoint's other copy answers it."""
-    directory = models.write_code(models.xgboost_model_dir(tmp_path / "dies-when-told"), DIES_WHEN_TOLD)
-    marker = tmp_path / "told"
-    server = EmulatorProcess(tmp_path / "state", ROOMY, args=["--sandbox", "off"]).start()
-    try:
-        sagemaker, runtime = server.client("sagemaker"), server.client("sagemaker-runtime")
-        deploy(sagemaker, "dies-when-told", directory, instance_count=2,
-               environment={"SAGEMAKER_PROGRAM": "inference.py", "MARKER": str(marker)})
+    with two_copies_of(tmp_path, "dies-when-told", DIES_WHEN_TOLD) as (server, runtime, marker):
         for _ in range(20):  # both copies answer, and keep their connections
             runtime.invoke_endpoint(EndpointName="dies-when-told", Body=b"1,2,3", ContentType="text/csv")
         answer = runtime.invoke_endpoint(EndpointName="dies-when-told", Body=b"7", ContentType="text/csv")
         assert answer["Body"].read() and marker.exists()
         assert answer["InvokedProductionVariant"] == "AllTraffic"
         assert "closed its connection without answering; the request is sent again" in server.log()
-    finally:
-        server.stop()

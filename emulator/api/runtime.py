@@ -196,14 +196,9 @@ class RuntimeApi:
             if result is None:  # not a plain request here: the general path
                 request = self._request(scope, endpoint, "invocations", members, authorization, body, request_id)
                 result = await self.router.invoke(request)
-            status, out_headers, out_body = STATUS["invocations"], _encode_headers("invocations", result), result.body
-        except RuntimeApiError as exc:
-            status, out_headers, out_body = _error_answer(exc)
-        except Exception:
-            log.exception("internal error invoking %s", endpoint)
-            status, out_headers, out_body = internal_answer()
-        out_headers.append((b"x-amzn-requestid", request_id.encode()))
-        return status, out_headers, out_body
+        except Exception as exc:  # a RuntimeApiError, or smemu's own failure (answered 500)
+            result = exc
+        return _invocation_answer(result, endpoint, request_id)
 
     def start(self, endpoint: str, members: dict, authorization: str, body: bytes, answer) -> bool:
         """A plain InvokeEndpoint (``members`` only PLAIN_FIELDS, read by api/fastpath.py as it checks the headers)
@@ -214,20 +209,9 @@ class RuntimeApi:
             return False
         request_id = request_ids.next()
 
-        def respond(outcome):
-            if type(outcome) is InvokeResult:
-                status, out_headers, out_body = STATUS["invocations"], _encode_headers("invocations", outcome), \
-                    outcome.body
-            elif isinstance(outcome, RuntimeApiError):
-                status, out_headers, out_body = _error_answer(outcome)
-            else:
-                log.error("internal error invoking %s", endpoint, exc_info=outcome)
-                status, out_headers, out_body = internal_answer()
-            out_headers.append((b"x-amzn-requestid", request_id.encode()))
-            answer(status, out_headers, out_body)
-
         return self.lane.start(endpoint, members.get("inference_component_name"), members.get("content_type"),
-                               members.get("accept"), body, lambda: self._region(authorization), request_id, respond)
+                               members.get("accept"), body, lambda: self._region(authorization), request_id,
+                               lambda outcome: answer(*_invocation_answer(outcome, endpoint, request_id)))
 
     async def __call__(self, scope, receive, send, target: tuple[str, str]):
         request_id = request_ids.next()
@@ -275,6 +259,19 @@ class RuntimeApi:
                                  region, "AccessDeniedException", 403, source_ip)
         except ServiceError as exc:
             raise RuntimeApiError(exc.code, exc.status, exc.message) from None
+
+
+def _invocation_answer(outcome, endpoint: str, request_id: str) -> tuple[int, list, bytes]:
+    """InvokeEndpoint's (status, headers, body) for an InvokeResult, a RuntimeApiError or smemu's own failure."""
+    if type(outcome) is InvokeResult:
+        status, out_headers, out_body = STATUS["invocations"], _encode_headers("invocations", outcome), outcome.body
+    elif isinstance(outcome, RuntimeApiError):
+        status, out_headers, out_body = _error_answer(outcome)
+    else:
+        log.error("internal error invoking %s", endpoint, exc_info=outcome)
+        status, out_headers, out_body = internal_answer()
+    out_headers.append((b"x-amzn-requestid", request_id.encode()))
+    return status, out_headers, out_body
 
 
 def _error_answer(exc: RuntimeApiError) -> tuple[int, list, bytes]:

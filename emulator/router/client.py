@@ -70,7 +70,7 @@ class _Connection(asyncio.Protocol):
         if callback is not None:
             self.callback = None
             self.timer.cancel()
-            self.pool.keep(self, keep_alive)
+            self.pool.keep(self.key, self, keep_alive)
             callback(self.status, self.headers, b"".join(self.body))
         elif self.future is not None and not self.future.done():
             self.future.set_result((self.status, self.headers, b"".join(self.body), keep_alive))
@@ -91,10 +91,14 @@ class _Connection(asyncio.Protocol):
     def send(self, head: bytes, body: bytes) -> asyncio.Future:
         self._reset()
         self.future = asyncio.get_running_loop().create_future()
+        self.write(head, body)
+        return self.future
+
+    def write(self, head: bytes, body: bytes):
+        """A request onto the wire: one write, or two where the body is large (no copy of it)."""
         self.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             self.transport.write(body)
-        return self.future
 
     def close(self):
         self.closed = True
@@ -159,11 +163,7 @@ class ConnectionPool:
                 raise
             finally:
                 timer.cancel()
-            idle = self.idle[key]
-            if keep_alive and not connection.closed and len(idle) < self.max_idle:
-                idle.append(connection)
-            else:
-                connection.close()
+            self.keep(key, connection, keep_alive)
             return status, response_headers, response_body
         raise ConnectionLost(True)
 
@@ -178,14 +178,12 @@ class ConnectionPool:
         connection._reset()
         connection.callback, connection.pool, connection.key = on_answer, self, key
         connection.timer = connection.loop.call_later(timeout, connection.expire)
-        connection.transport.write(head + body if len(body) < 65536 else head)
-        if len(body) >= 65536:
-            connection.transport.write(body)
+        connection.write(head, body)
         return True
 
-    def keep(self, connection: _Connection, keep_alive: bool):
+    def keep(self, key: tuple[str, int], connection: _Connection, keep_alive: bool):
         """A connection whose answer is whole: idle again, or closed."""
-        idle = self.idle[connection.key]
+        idle = self.idle[key]
         if keep_alive and not connection.closed and len(idle) < self.max_idle:
             idle.append(connection)
         else:

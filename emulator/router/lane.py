@@ -63,9 +63,7 @@ class PlainLane:
         if routed is None:
             return None
         copy, variant_name = routed
-        headers = {"content-type": content_type} if content_type else {}
-        if accept:
-            headers["accept"] = accept
+        headers = _container_headers(content_type, accept)
         copy.outstanding += 1
         started = time.perf_counter()
         failure = status = response_headers = answer = None
@@ -93,10 +91,7 @@ class PlainLane:
         shape = (copy.host, copy.port, content_type, accept)
         head = self.heads.get(shape)
         if head is None:  # the request's head as bytes, its length to fill in: a client sends few kinds
-            headers = {"content-type": content_type} if content_type else {}
-            if accept:
-                headers["accept"] = accept
-            head = head_of("POST", copy.host, copy.port, "/invocations", 0, headers).replace(b"%", b"%%").replace(
+            head = head_of("POST", copy.host, copy.port, "/invocations", 0, _container_headers(content_type, accept)).replace(b"%", b"%%").replace(
                 b"Content-Length: 0\r\n", b"Content-Length: %d\r\n", 1)
             if len(self.heads) >= HEADS_KEPT:
                 self.heads.clear()
@@ -139,12 +134,7 @@ class PlainLane:
         """A callback-form request sent again on the awaitable form (the general one where it is no longer
         plain)."""
         result = await self.invoke(*plain)
-        if result is None:
-            endpoint, component, content_type, accept, body, region, request_id = plain
-            result = await self.router.invoke(InvokeRequest(endpoint, body, region(), content_type=content_type,
-                                                            accept=accept, inference_component_name=component,
-                                                            request_id=request_id))
-        return result
+        return result if result is not None else await self.router.invoke(_request(plain))
 
     def _finish(self, respond, coroutine):
         """The rest of a callback-form request on the awaitable path, in a task; ``respond`` gets its outcome."""
@@ -163,11 +153,8 @@ class PlainLane:
                         started) -> InvokeResult | None:
         """The copy's answer (or ``failure``) as the caller gets it: a result, or a RuntimeApiError raised."""
         router = self.router
-        endpoint, component, content_type, accept, body, region, request_id = plain
-        request = None
-        if failure is not None or not 200 <= status < 300:
-            request = InvokeRequest(endpoint, body, region(), content_type=content_type, accept=accept,
-                                    inference_component_name=component, request_id=request_id)
+        endpoint = plain[0]
+        request = _request(plain) if failure is not None or not 200 <= status < 300 else None
         if isinstance(failure, ContainerUnreachable) and not failure.answered:
             # Refused or dropped before a byte came back: another copy takes it, as the general path does.
             return await router.invoke(request, retry=Unanswered(copy, router.no_answer(failure, request, copy)))
@@ -185,3 +172,18 @@ class PlainLane:
         now = time.perf_counter()
         self.router.metrics.record(endpoint, variant_name, copy.component, copy.copy_id, status,
                                    (now - started) * 1e6, (now - entered) * 1e6, copy.config_name)
+
+
+def _container_headers(content_type: str | None, accept: str | None) -> dict:
+    """What a plain request's copy gets of it (messages.py's CONTAINER_HEADERS, of the plain members)."""
+    headers = {"content-type": content_type} if content_type else {}
+    if accept:
+        headers["accept"] = accept
+    return headers
+
+
+def _request(plain: tuple) -> InvokeRequest:
+    """The InvokeRequest of a plain request, as the general path and the errors' texts take it."""
+    endpoint, component, content_type, accept, body, region, request_id = plain
+    return InvokeRequest(endpoint, body, region(), content_type=content_type, accept=accept,
+                         inference_component_name=component, request_id=request_id)

@@ -130,6 +130,31 @@ def test_an_invocation_in_fragments_is_answered(endpoint, wire):
         assert status == 200 and body
 
 
+def test_a_head_seen_before_is_answered_as_the_parser_would(endpoint, wire, emulator):
+    """A packet with a head sent before and its whole body skips the parser; a body cut short, a request
+    pipelined behind it, or a head that says close must still be taken as they come."""
+    wire.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    request = invocation(endpoint)
+    answers = []
+    for _ in range(3):
+        wire.send(request)
+        answers.append(wire.answer())
+    assert [a[0] for a in answers] == [200] * 3 and len({a[2] for a in answers}) == 1
+    wire.send(request[:-2])  # the same head, its body not yet whole: nothing is answered until it is
+    time.sleep(0.1)
+    wire.send(request[-2:])
+    assert wire.answer()[0] == 200
+    wire.send(request + invocation("no-such-endpoint"))
+    assert [wire.answer()[0] for _ in range(2)] == [200, 400]
+    closing = invocation(endpoint, extra=b"Connection: close\r\n")
+    for _ in range(2):  # the second time from the kept head, which remembers the close
+        other = Wire(emulator.port)
+        other.send(closing)
+        status, headers, _ = other.answer()
+        assert status == 200 and headers["connection"] == "close" and other.closed()
+        other.close()
+
+
 def test_pipelined_invocations_are_answered_in_order(endpoint, wire):
     wire.send(invocation(endpoint) + invocation("no-such-endpoint") + invocation(endpoint))
     assert [wire.answer()[0] for _ in range(3)] == [200, 400, 200]

@@ -164,3 +164,45 @@ def test_start_answers_from_the_connections_callback_and_names_each_failure():
     assert by["half"][0] is None and isinstance(by["half"][1], ConnectionLost) and by["half"][1].answered
     assert by["garbage"][0] is None and isinstance(by["garbage"][1], httptools.HttpParserError)
     assert len(outcomes) == 6 and outcomes[-1][1:] == (200, b"hello")
+
+
+def test_health_pings_on_the_pool_give_the_status_or_none():
+    """The supervisor's GET /ping (Forwarder.ping): the copy's status on a kept-alive connection, None for a copy
+    that hangs past the timeout, hangs up, or is not there."""
+    from emulator.router.forward import Forwarder
+
+    async def main():
+        seen = []
+
+        async def copy(reader, writer):
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    return
+                seen.append(head.split(b"\r\n", 1)[0])
+                status = b"200 OK" if len(seen) < 3 else b"503 Service Unavailable"
+                writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n")
+
+        async def silent(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(5)
+
+        async def rude(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+
+        (copy_server, copy_port), (silent_server, silent_port), (rude_server, rude_port) = [
+            await serve(handler) for handler in (copy, silent, rude)]
+        forwarder = Forwarder()
+        assert [await forwarder.ping("127.0.0.1", copy_port, 1) for _ in range(3)] == [200, 200, 503]
+        assert seen == [b"GET /ping HTTP/1.1"] * 3
+        assert len(forwarder.pool.idle[("127.0.0.1", copy_port)]) == 1  # one connection, kept alive
+        assert await forwarder.ping("127.0.0.1", silent_port, 0.2) is None
+        assert await forwarder.ping("127.0.0.1", rude_port, 1) is None
+        for server in (copy_server, silent_server, rude_server):
+            server.close()
+        assert await forwarder.ping("127.0.0.1", rude_port, 1) is None  # nothing listens there now
+        await forwarder.close()
+
+    run(main())

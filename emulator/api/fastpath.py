@@ -93,6 +93,24 @@ def _target(url: bytes) -> tuple[bytes, bytes, str, str | None]:
     return raw_path, query, path, target[0] if target is not None and target[1] == "invocations" else None
 
 
+HEADS_KEPT = 1024  # request heads a client sent whole, with their body, in one packet: a client repeats a few
+_heads: dict[bytes, "_Head"] = {}
+
+
+class _Head:
+    """What a plain invocation's head says, all of it a function of its bytes: kept so that the next packet with
+    the same head and a whole body is answered without the parser (no callback per header)."""
+
+    __slots__ = ("endpoint", "members", "authorization", "headers", "raw_path", "query", "path", "length",
+                 "keep_alive", "http10")
+
+    def __init__(self, protocol, length: int, keep_alive: bool, http10: bool):
+        self.endpoint, self.members, self.authorization = protocol.endpoint, protocol.members, protocol.authorization
+        self.headers = tuple(protocol.headers)
+        self.raw_path, self.query, self.path = protocol.raw_path, protocol.query, protocol.path
+        self.length, self.keep_alive, self.http10 = length, keep_alive, http10
+
+
 class _HandOff(Exception):
     """Raised from a parser callback: this message belongs to uvicorn's protocol."""
 
@@ -119,6 +137,7 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
             self.idle = True  # no message is being parsed
             self.fresh = True  # the message being parsed began at the start of a packet
             self.raw = None  # that message's bytes so far, until it is known to be an invocation
+            self.packet = None  # the packet that message began at the start of, while it may be all of it
             self.url = b""
             self.headers: list = []
             self.fast = False
@@ -143,10 +162,19 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
 
         def data_received(self, data: bytes):
             if self.idle:
-                if self.in_flight == 0 and not data.startswith(b"POST "):
-                    self._hand_off(data)  # not an invocation: uvicorn's from the first byte
-                    return
+                if self.in_flight == 0:
+                    if not data.startswith(b"POST "):
+                        self._hand_off(data)  # not an invocation: uvicorn's from the first byte
+                        return
+                    end = data.find(b"\r\n\r\n") + 4
+                    head = _heads.get(data[:end]) if end > 3 else None
+                    if head is not None and len(data) - end == head.length:  # a head seen before, its body whole
+                        self._dispatch(head.endpoint, head.members, head.authorization, data[end:],
+                                       list(head.headers), head.keep_alive, head.http10, head.raw_path, head.query,
+                                       head.path)
+                        return
                 self.raw = data
+                self.packet = data
                 self.fresh = True
             elif self.raw is not None:
                 self.raw += data
@@ -204,20 +232,33 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
             keep_alive = parser.should_keep_alive()
             http10 = parser.get_http_version() == "1.0"
             body = b"".join(self.body)
+            packet, self.packet = self.packet, None
+            if packet is not None:  # the message is that whole packet: its head is kept for the next
+                end = packet.find(b"\r\n\r\n") + 4
+                if end > 3 and len(packet) - end == len(body):
+                    if len(_heads) >= HEADS_KEPT:
+                        _heads.clear()
+                    _heads[packet[:end]] = _Head(self, len(body), keep_alive, http10)
             headers, self.headers = self.headers, []
-            if self.in_flight == 0 and self.members is not None and runtime_api.start(
-                    self.endpoint, self.members, self.authorization, body,
+            self._dispatch(self.endpoint, self.members, self.authorization, body, headers, keep_alive, http10,
+                           self.raw_path, self.query, self.path)
+
+        def _dispatch(self, endpoint: str, members: dict | None, authorization: str, body: bytes, headers: list,
+                      keep_alive: bool, http10: bool, raw_path: bytes, query: bytes, path: str):
+            """A whole plain invocation: on the lane's callback form where it takes it, else in a task."""
+            if self.in_flight == 0 and members is not None and runtime_api.start(
+                    endpoint, members, authorization, body,
                     lambda status, headers, out: self._write(status, headers, out, keep_alive, http10)):
                 self.in_flight = 1  # on the lane's callback form: no task (a request behind it waits on `last`)
                 self.last = _ON_LANE
                 return
-            scope = {"type": "http", "method": "POST", "raw_path": self.raw_path, "query_string": self.query,
-                     "path": self.path, "headers": headers, "client": self.client}
+            scope = {"type": "http", "method": "POST", "raw_path": raw_path, "query_string": query,
+                     "path": path, "headers": headers, "client": self.client}
             previous = self.last
             if previous is _ON_LANE:
                 previous = self.lane_done = self.loop.create_future()
             self.in_flight += 1
-            task = start_eagerly(self.loop, self._answer(scope, self.endpoint, body, keep_alive, http10, previous))
+            task = start_eagerly(self.loop, self._answer(scope, endpoint, body, keep_alive, http10, previous))
             self.last = task
             if task is not None:
                 tasks = self.server_state.tasks

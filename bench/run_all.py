@@ -305,8 +305,8 @@ def main(argv=None) -> int:
     runs = f"median of {data['runs']}"
     gate("smemu's code per request, model endpoint (in process)", code["model_endpoint_us"], 20, "us")
     gate("smemu's code per request, inference component (in process)", code["component_us"], 20, "us")
-    figure("the protocol's request and the pool's answer, in process, heads kept", code["wire_kept_us"], "us")
-    figure("the protocol's request and the pool's answer, in process, every head parsed", code["wire_parsed_us"], "us")
+    figure("the protocol's share per request, in process, request heads kept", code["protocol_kept_us"], "us")
+    figure("the protocol's share per request, in process, every head parsed", code["protocol_parsed_us"], "us")
     gate("--iam authorization CPU, InvokeEndpoint, 10 policies", iam["invoke_us"], 20, "us")
     gate("--iam authorization CPU, CreateModel with Tags and a role (3 decisions), 10 policies",
          iam["create_tagged_us"], 20, "us")

@@ -56,7 +56,7 @@ from .runtime.base import Runtime
 from .runtime.docker import MISSING_SDK, DockerRuntime, docker_client, docker_sdk_installed
 from .runtime.faults import Faults
 from .runtime.fleet import FleetRegistry
-from .runtime.health import PING_TIMEOUT, CopyStartError
+from .runtime.health import CopyStartError
 from .runtime.modeldata import ModelDataStore, own_s3_in_use, use_own_s3, write_object
 from .runtime.process import ProcessRuntime
 from .scheduler.catalog import Catalog
@@ -132,7 +132,6 @@ class Emulator:
             operations.on_delete = self.scaler.resource_deleted
         self.log_index = LogIndex(settings.logs_dir)
         self.forwarder = Forwarder()
-        self.copies.ping_status = lambda copy: self.forwarder.ping(copy.host, copy.port, PING_TIMEOUT)
         models = ModelLoader(self.forwarder, self.copies.fetch_target_model, settings.account_id,
                              wait_for_load=settings.mme_wait_for_load)
         metrics = Metrics(logging.getLevelName(settings.access_log_level.upper()))

@@ -76,9 +76,6 @@ class CopyManager:
         self.faults = faults  # fault injection (smemu's /_smemu/faults), consulted at each phase
         self.supervised: dict[str, Supervised] = {}
         self.tasks: dict[str, asyncio.Task] = {}
-        # The health checks' GET /ping: (copy) -> the answer's status, or None when unreachable in time. app.py gives
-        # the data plane's lean pool; httpx otherwise.
-        self.ping_status: Callable[[Copy], Awaitable[int | None]] | None = None
 
     # -- background transitions -----------------------------------------------------------------
     def submit(self, key: str, coroutine: Awaitable, on_failure: Callable[[BaseException], None] | None = None):
@@ -205,8 +202,9 @@ class CopyManager:
             pinger.cancel()
 
     async def _ping_loop(self):
-        async def check(status_of, copy):
-            healthy = await status_of(copy) == 200
+        async def check(client, copy):
+            response = await ping(client, copy.base_url)
+            healthy = response is not None and response.status_code == 200
             if healthy and self.faults is not None and self.faults.first(
                     "fail-ping", copy.endpoint, copy.component, copy.variant, copy.copy_id):
                 healthy = False
@@ -215,15 +213,10 @@ class CopyManager:
                 self._died(copy, f"stopped answering /ping ({copy.ping_failures} health checks in a row)")
 
         async with httpx.AsyncClient() as client:
-            async def over_httpx(copy: Copy) -> int | None:
-                response = await ping(client, copy.base_url)
-                return None if response is None else response.status_code
-
-            status_of = self.ping_status or over_httpx
             while True:
                 await asyncio.sleep(self.settings.health_check_interval)
                 copies = [e.copy for e in self.supervised.values() if e.copy.state == "serving"]
-                await asyncio.gather(*(check(status_of, c) for c in copies), return_exceptions=True)
+                await asyncio.gather(*(check(client, c) for c in copies), return_exceptions=True)
 
     def _check(self, copy: Copy):
         if copy.state != "serving" or copy.copy_id not in self.supervised:

@@ -98,16 +98,6 @@ class Forwarder:
             raise container_error(exc) from exc
         return status, lowered(raw_headers), response_body
 
-    async def ping(self, host: str, port: int, timeout: float) -> int | None:
-        """The status of a copy's answer to ``GET /ping``, or None when it could not be reached in time: on the
-        pool's kept-alive connections (the supervisor's health checks; through httpx each cost about a
-        millisecond of the event loop)."""
-        try:
-            status, _, _ = await self.pool.request("GET", host, port, "/ping", b"", {}, timeout)
-        except (asyncio.TimeoutError, ConnectionLost, OSError, httptools.HttpParserError):
-            return None
-        return status
-
     async def request(self, method: str, host: str, port: int, path: str, body: bytes, headers: dict, timeout: float):
         try:
             status, raw_headers, response_body = await self.pool.request(method, host, port, path, body, headers, timeout)

@@ -164,4 +164,3 @@ def test_start_answers_from_the_connections_callback_and_names_each_failure():
     assert by["half"][0] is None and isinstance(by["half"][1], ConnectionLost) and by["half"][1].answered
     assert by["garbage"][0] is None and isinstance(by["garbage"][1], httptools.HttpParserError)
     assert len(outcomes) == 6 and outcomes[-1][1:] == (200, b"hello")
-

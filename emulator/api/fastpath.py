@@ -98,15 +98,16 @@ _heads: dict[bytes, "_Head"] = {}
 
 
 class _Head:
-    """What a plain invocation's head says, all of it a function of its bytes: kept so that the next packet with
-    the same head and a whole body is answered without the parser (no callback per header)."""
+    """What a plain invocation's head says, all of it a function of its bytes: what ``_dispatch`` takes, and kept
+    so that the next packet with the same head and a whole body is answered without the parser (no callback per
+    header). ``headers`` is never changed: the general path's scope gets a copy."""
 
     __slots__ = ("endpoint", "members", "authorization", "headers", "raw_path", "query", "path", "length",
                  "keep_alive", "http10")
 
     def __init__(self, protocol, length: int, keep_alive: bool, http10: bool):
         self.endpoint, self.members, self.authorization = protocol.endpoint, protocol.members, protocol.authorization
-        self.headers = tuple(protocol.headers)
+        self.headers = protocol.headers
         self.raw_path, self.query, self.path = protocol.raw_path, protocol.query, protocol.path
         self.length, self.keep_alive, self.http10 = length, keep_alive, http10
 
@@ -169,9 +170,7 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
                     end = data.find(b"\r\n\r\n") + 4
                     head = _heads.get(data[:end]) if end > 3 else None
                     if head is not None and len(data) - end == head.length:  # a head seen before, its body whole
-                        self._dispatch(head.endpoint, head.members, head.authorization, data[end:],
-                                       list(head.headers), head.keep_alive, head.http10, head.raw_path, head.query,
-                                       head.path)
+                        self._dispatch(head, data[end:])
                         return
                 self.raw = data
                 self.packet = data
@@ -232,28 +231,28 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
             keep_alive = parser.should_keep_alive()
             http10 = parser.get_http_version() == "1.0"
             body = b"".join(self.body)
+            head = _Head(self, len(body), keep_alive, http10)
+            self.headers = []
             packet, self.packet = self.packet, None
             if packet is not None:  # the message is that whole packet: its head is kept for the next
                 end = packet.find(b"\r\n\r\n") + 4
                 if end > 3 and len(packet) - end == len(body):
                     if len(_heads) >= HEADS_KEPT:
                         _heads.clear()
-                    _heads[packet[:end]] = _Head(self, len(body), keep_alive, http10)
-            headers, self.headers = self.headers, []
-            self._dispatch(self.endpoint, self.members, self.authorization, body, headers, keep_alive, http10,
-                           self.raw_path, self.query, self.path)
+                    _heads[packet[:end]] = head
+            self._dispatch(head, body)
 
-        def _dispatch(self, endpoint: str, members: dict | None, authorization: str, body: bytes, headers: list,
-                      keep_alive: bool, http10: bool, raw_path: bytes, query: bytes, path: str):
+        def _dispatch(self, head: _Head, body: bytes):
             """A whole plain invocation: on the lane's callback form where it takes it, else in a task."""
-            if self.in_flight == 0 and members is not None and runtime_api.start(
-                    endpoint, members, authorization, body,
+            keep_alive, http10, endpoint = head.keep_alive, head.http10, head.endpoint
+            if self.in_flight == 0 and head.members is not None and runtime_api.start(
+                    endpoint, head.members, head.authorization, body,
                     lambda status, headers, out: self._write(status, headers, out, keep_alive, http10)):
                 self.in_flight = 1  # on the lane's callback form: no task (a request behind it waits on `last`)
                 self.last = _ON_LANE
                 return
-            scope = {"type": "http", "method": "POST", "raw_path": raw_path, "query_string": query,
-                     "path": path, "headers": headers, "client": self.client}
+            scope = {"type": "http", "method": "POST", "raw_path": head.raw_path, "query_string": head.query,
+                     "path": head.path, "headers": list(head.headers), "client": self.client}
             previous = self.last
             if previous is _ON_LANE:
                 previous = self.lane_done = self.loop.create_future()

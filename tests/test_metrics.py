@@ -75,3 +75,23 @@ def test_component_no_capacity_failures_are_exported(logged_emulator, xgboost_ar
     assert samples[f"smemu_no_capacity_invocation_failures_total{labels}"] == 2
     assert samples['smemu_copies{endpoint="zero",variant="AllTraffic",component="zero-c",state="desired"}'] == 0
     delete_endpoint(sagemaker, "zero")
+
+
+def test_requests_recorded_soon_are_counted_at_the_next_read_or_by_the_bound():
+    """The data plane's callback form counts a request after its answer is written (record_soon): a read of the
+    counters sees it at once, and it is counted within COUNT_WITHIN_S when nothing reads."""
+    import asyncio
+
+    from emulator.router.metrics import COUNT_WITHIN_S, Metrics
+
+    async def main():
+        metrics = Metrics()
+        metrics.record_soon("e", "AllTraffic", None, "c1", 200, 700.0, 800.0, None)
+        assert metrics.totals("e")[0]["Invocations"] == 1
+        metrics.record_soon("e", "AllTraffic", None, "c1", 200, 700.0, 800.0, None)
+        assert metrics.series[("e", "AllTraffic", "")].invocations == 1
+        await asyncio.sleep(COUNT_WITHIN_S + 0.05)
+        series = metrics.series[("e", "AllTraffic", "")]
+        assert series.invocations == 2 and series.model_latency.count == 2 and series.overhead_latency.total == 200.0
+
+    asyncio.run(main())

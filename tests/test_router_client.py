@@ -7,6 +7,7 @@ import pytest
 
 import httptools
 
+from emulator.router import client
 from emulator.router.client import ConnectionLost, ConnectionPool, head_of
 
 
@@ -164,3 +165,44 @@ def test_start_answers_from_the_connections_callback_and_names_each_failure():
     assert by["half"][0] is None and isinstance(by["half"][1], ConnectionLost) and by["half"][1].answered
     assert by["garbage"][0] is None and isinstance(by["garbage"][1], httptools.HttpParserError)
     assert len(outcomes) == 6 and outcomes[-1][1:] == (200, b"hello")
+
+
+def test_an_answer_head_seen_before_is_taken_as_the_parser_would():
+    """An answer whose head came before, with its whole body in the same packet, skips the parser; one with the
+    same head whose body comes in two packets is still parsed, on both forms of the pool."""
+    async def main():
+        async def copy(reader, writer):
+            while True:
+                try:
+                    body = await read_request(reader)
+                except asyncio.IncompleteReadError:
+                    return
+                head = b"HTTP/1.1 200 OK\r\nX-Kind: same\r\nContent-Length: %d\r\n\r\n" % len(body)
+                if body.startswith(b"split"):  # the same head, its body a moment later
+                    writer.write(head + body[:2])
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+                    writer.write(body[2:])
+                else:
+                    writer.write(head + body)
+                await writer.drain()
+
+        copy_server, copy_port = await serve(copy)
+        pool = ConnectionPool()
+        answers = [await pool.post("127.0.0.1", copy_port, "/invocations", body, {}, 5)
+                   for body in (b"abcde", b"fghij", b"split", b"klmno")]
+        assert [a[2] for a in answers] == [b"abcde", b"fghij", b"split", b"klmno"]
+        assert all(a[0] == 200 and list(a[1]) == [(b"X-Kind", b"same"), (b"Content-Length", b"5")] for a in answers)
+        assert b"HTTP/1.1 200 OK\r\nX-Kind: same\r\nContent-Length: 5\r\n\r\n" in client._answer_heads
+        done = asyncio.get_running_loop().create_future()
+        assert pool.start(("127.0.0.1", copy_port), head_of("POST", "127.0.0.1", copy_port, "/invocations", 5, {}),
+                          b"pqrst", 5, lambda *answer: done.set_result(answer))
+        assert (await done)[2] == b"pqrst"
+        done = asyncio.get_running_loop().create_future()
+        assert pool.start(("127.0.0.1", copy_port), head_of("POST", "127.0.0.1", copy_port, "/invocations", 5, {}),
+                          b"split", 5, lambda *answer: done.set_result(answer))
+        assert (await done)[2] == b"split"
+        pool.close()
+        copy_server.close()
+
+    run(main())

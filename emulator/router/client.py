@@ -21,6 +21,10 @@ class ConnectionLost(Exception):
         self.answered = answered  # some of a response had arrived
 
 
+ANSWER_HEADS_KEPT = 256  # a copy's answer heads differ by their date, once a second
+_answer_heads: dict[bytes, tuple] = {}  # an answer's head -> (status, headers, body length, keep-alive)
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self):
         self.transport: asyncio.Transport | None = None
@@ -35,6 +39,7 @@ class _Connection(asyncio.Protocol):
 
     def _reset(self):
         self.answered = False
+        self.packet = None  # the packet an answer began at the start of, while it may be all of it
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
@@ -44,7 +49,15 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes):
-        self.answered = True
+        if not self.answered:  # an answer's first bytes: a head seen before with its whole body needs no parser
+            self.answered = True
+            end = data.find(b"\r\n\r\n") + 4
+            known = _answer_heads.get(data[:end]) if end > 3 else None
+            if known is not None and len(data) - end == known[2]:
+                self.status, self.headers = known[0], known[1]
+                self._complete(data[end:], known[3])
+                return
+            self.packet = data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -66,14 +79,27 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self):
         keep_alive = self.parser.should_keep_alive()
+        body = b"".join(self.body)
+        packet, self.packet = self.packet, None
+        if packet is not None:  # the answer was that whole packet: its head is kept for the next
+            end = packet.find(b"\r\n\r\n") + 4
+            head = packet[:end].lower()
+            if end > 3 and len(packet) - end == len(body) and b"\r\ncontent-length:" in head \
+                    and b"\r\ntransfer-encoding:" not in head:  # its length said by the head alone
+                if len(_answer_heads) >= ANSWER_HEADS_KEPT:
+                    _answer_heads.clear()
+                _answer_heads[packet[:end]] = (self.status, tuple(self.headers), len(body), keep_alive)
+        self._complete(body, keep_alive)
+
+    def _complete(self, body: bytes, keep_alive: bool):
         callback = self.callback
         if callback is not None:
             self.callback = None
             self.timer.cancel()
             self.pool.keep(self.key, self, keep_alive)
-            callback(self.status, self.headers, b"".join(self.body))
+            callback(self.status, self.headers, body)
         elif self.future is not None and not self.future.done():
-            self.future.set_result((self.status, self.headers, b"".join(self.body), keep_alive))
+            self.future.set_result((self.status, self.headers, body, keep_alive))
 
     def _fail(self, exc):
         callback = self.callback

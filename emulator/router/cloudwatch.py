@@ -52,6 +52,7 @@ class SageMakerMetrics:
         # What the counters gained happened since the last sample: stamped then, so a request made before
         # a period's end always counts in that period (an alarm evaluated at the end sees it).
         since, self.sampled_at = self.sampled_at or now, now
+        self.metrics.settle()
         for key, series in self.metrics.series.items():
             delta = self._delta(key, series)
             if delta[0]:

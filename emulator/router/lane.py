@@ -108,7 +108,9 @@ class PlainLane:
                 except Exception as exc:  # smemu's own failure: the caller still gets an answer (a 500)
                     outcome = exc
                 respond(outcome)
-                self._count(endpoint, variant_name, copy, 200, entered, started)
+                now = time.perf_counter()  # counted once the loop is idle again (router/metrics.py record_soon)
+                self.router.metrics.record_soon(endpoint, variant_name, copy.component, copy.copy_id, 200,
+                                                (now - started) * 1e6, (now - entered) * 1e6, copy.config_name)
             elif status is None:  # the copy's connection failed: its errors are the awaitable form's
                 failure = container_error(answer)
                 if isinstance(failure, ContainerUnreachable) and not failure.answered:

@@ -249,3 +249,69 @@ def test_start_eagerly_runs_to_the_first_wait_then_a_task_carries_on():
             raise AssertionError("the error did not reach the task")
 
     asyncio.run(main())
+
+
+def test_a_kept_head_sent_apart_from_its_body_waits_for_the_body_without_the_parser():
+    """http.client (and so boto3) writes a request's head and its body apart: a head seen before, alone in its
+    packet, is not parsed again; its body is read to the head's length, in as many packets as it comes, and a
+    request behind it in the same packet is taken as new. In process, with the parser taken away once the
+    head is kept."""
+    import asyncio
+
+    from emulator.api import fastpath
+
+    class Transport:
+        def __init__(self):
+            self.written = []
+
+        def write(self, data):
+            self.written.append(data)
+
+        def is_closing(self):
+            return False
+
+        def get_extra_info(self, name):
+            return ("127.0.0.1", 40000)
+
+    class ServerState:
+        connections, tasks, default_headers = set(), set(), [(b"server", b"uvicorn")]
+
+    class Echo:  # the runtime API's callback form, answering with the body it was given, as a copy would: later
+        def start(self, endpoint, members, authorization, body, answer):
+            asyncio.get_running_loop().call_soon(answer, 200, [(b"content-type", b"text/csv")],
+                                                 endpoint.encode() + b":" + body)
+            return True
+
+        async def invoke(self, scope, endpoint, body):  # the form a request behind another one takes
+            return 200, [(b"content-type", b"text/csv")], endpoint.encode() + b":" + body
+
+    class NoParser:
+        def feed_data(self, data):
+            raise AssertionError(f"parsed again: {data!r}")
+
+    head, body = invocation("apart")[:-len(BODY)], BODY
+
+    async def main():
+        protocol = fastpath.runtime_protocol(Echo())(None, ServerState(), None, asyncio.get_running_loop())
+        transport = Transport()
+        protocol.connection_made(transport)
+        protocol.data_received(head)  # the first time parsed, and its head kept
+        protocol.data_received(body)
+        await asyncio.sleep(0)
+        parser, protocol.parser = protocol.parser, NoParser()
+        protocol.data_received(head)
+        await asyncio.sleep(0)
+        assert len(transport.written) == 1
+        protocol.data_received(body[:2])
+        protocol.data_received(body[2:])
+        await asyncio.sleep(0)
+        protocol.data_received(head + body[:1])
+        protocol.parser = parser  # the request behind is parsed: it began inside a packet
+        protocol.data_received(body[1:] + invocation("behind"))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return transport.written
+
+    written = asyncio.run(main())
+    assert [answer.split(b"\r\n\r\n", 1)[1] for answer in written] == [b"apart:" + BODY] * 3 + [b"behind:" + BODY]
+    assert all(answer.startswith(b"HTTP/1.1 200 OK\r\n") for answer in written)

@@ -139,6 +139,9 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
             self.fresh = True  # the message being parsed began at the start of a packet
             self.raw = None  # that message's bytes so far, until it is known to be an invocation
             self.packet = None  # the packet that message began at the start of, while it may be all of it
+            self.kept: _Head | None = None  # a kept head that came without all of its body: the body so far
+            self.kept_body: list = []
+            self.missing = 0  # how much of that body is still to come
             self.url = b""
             self.headers: list = []
             self.fast = False
@@ -162,6 +165,9 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
             self.closing = True
 
         def data_received(self, data: bytes):
+            if self.kept is not None:
+                self._kept_body(data)
+                return
             if self.idle:
                 if self.in_flight == 0:
                     if not data.startswith(b"POST "):
@@ -169,14 +175,21 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
                         return
                     end = data.find(b"\r\n\r\n") + 4
                     head = _heads.get(data[:end]) if end > 3 else None
-                    if head is not None and len(data) - end == head.length:  # a head seen before, its body whole
-                        self._dispatch(head, data[end:])
+                    if head is not None:  # a head seen before: its body is all that is left to read
+                        if len(data) - end == head.length:
+                            self._dispatch(head, data[end:])
+                        else:  # less than the body (a client that writes head and body apart), or more
+                            self.kept, self.kept_body, self.missing = head, [], head.length
+                            self._kept_body(data[end:])
                         return
                 self.raw = data
                 self.packet = data
                 self.fresh = True
             elif self.raw is not None:
                 self.raw += data
+            self._parse(data)
+
+        def _parse(self, data: bytes):
             try:
                 self.parser.feed_data(data)
             except httptools.HttpParserCallbackError as exc:
@@ -184,6 +197,24 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
                     self._bad_request(f"Invalid HTTP request received: {exc.__context__}")
             except httptools.HttpParserError:
                 self._bad_request("Invalid HTTP request received.")
+
+        def _kept_body(self, data: bytes):
+            """Bytes of the body of a kept head's message, which the parser never saw: once whole, the message
+            is dispatched, and what came after it (a request pipelined behind) is parsed as one that began inside
+            a packet, as it would have been had the head not been kept."""
+            if data:
+                self.kept_body.append(data)
+                self.missing -= len(data)
+            if self.missing > 0:
+                return
+            head, self.kept = self.kept, None
+            whole = b"".join(self.kept_body)
+            self.kept_body = []
+            cut = len(whole) + self.missing
+            self._dispatch(head, whole[:cut])
+            if cut < len(whole):
+                self.fresh, self.raw, self.packet = False, None, None
+                self._parse(whole[cut:])
 
         def shutdown(self):  # uvicorn's graceful stop
             self.closing = True
@@ -234,9 +265,9 @@ def runtime_protocol(runtime_api: RuntimeApi) -> type[asyncio.Protocol]:
             head = _Head(self, len(body), keep_alive, http10)
             self.headers = []
             packet, self.packet = self.packet, None
-            if packet is not None:  # the message is that whole packet: its head is kept for the next
+            if packet is not None:  # the message began that packet, and nothing after it was in it: its head is kept
                 end = packet.find(b"\r\n\r\n") + 4
-                if end > 3 and len(packet) - end == len(body):
+                if end > 3 and len(packet) - end <= len(body):
                     if len(_heads) >= HEADS_KEPT:
                         _heads.clear()
                     _heads[packet[:end]] = head

@@ -4,9 +4,9 @@ Per endpoint, variant and component: Invocations, Invocation4XXErrors and Invoca
 (the model answered 4xx/5xx), ModelLatency (the copy's time) and OverheadLatency (the rest of the
 emulator's time) as histograms in microseconds, and NoCapacityInvocationFailures. Recording is a
 few dictionary and list operations, cheap enough for the hot path; the data plane's callback form still
-counts a request only after its answer is written (``record_soon``): on loopback the kernel wakes the client
-on smemu's core, so any work between that write and the loop's next wait is the client's to wait out, and
-a process just woken here runs its Python several times slower than a warm one (docs/benchmarks.md).
+counts a request only after its answer is written, in batches (``record_soon``), so that little is left to do
+between that write and the loop's next wait: at concurrency 1 here smemu's Python runs with cold caches, and
+counting a request took 5 us there (docs/benchmarks.md).
 """
 from __future__ import annotations
 

@@ -108,9 +108,7 @@ class PlainLane:
                 except Exception as exc:  # smemu's own failure: the caller still gets an answer (a 500)
                     outcome = exc
                 respond(outcome)
-                now = time.perf_counter()  # counted once the loop is idle again (router/metrics.py record_soon)
-                self.router.metrics.record_soon(endpoint, variant_name, copy.component, copy.copy_id, 200,
-                                                (now - started) * 1e6, (now - entered) * 1e6, copy.config_name)
+                self._count(endpoint, variant_name, copy, 200, entered, started, soon=True)
             elif status is None:  # the copy's connection failed: its errors are the awaitable form's
                 failure = container_error(answer)
                 if isinstance(failure, ContainerUnreachable) and not failure.answered:
@@ -170,10 +168,14 @@ class PlainLane:
         self._count(endpoint, variant_name, copy, 200, entered, started)
         return router.result(copy, variant_name, response_headers, answer, new_session=False)
 
-    def _count(self, endpoint: str, variant_name: str, copy, status: int, entered: float, started: float):
+    def _count(self, endpoint: str, variant_name: str, copy, status: int, entered: float, started: float,
+               soon: bool = False):
+        """The request in the metrics; ``soon``: after the answer is written, in a batch (metrics.py record_soon)."""
         now = time.perf_counter()
-        self.router.metrics.record(endpoint, variant_name, copy.component, copy.copy_id, status,
-                                   (now - started) * 1e6, (now - entered) * 1e6, copy.config_name)
+        metrics = self.router.metrics
+        (metrics.record_soon if soon else metrics.record)(endpoint, variant_name, copy.component, copy.copy_id, status,
+                                                          (now - started) * 1e6, (now - entered) * 1e6,
+                                                          copy.config_name)
 
 
 def _container_headers(content_type: str | None, accept: str | None) -> dict:
